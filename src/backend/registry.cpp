@@ -1,0 +1,26 @@
+// The only file with backend #ifdefs (DESIGN.md: one registry chooses backends).
+#include "backend/registry.h"
+
+#ifdef TANDEM_WITH_CUDA
+#include "backend/cuda/cuda_info.h"
+#endif
+
+namespace tandem {
+
+std::vector<std::string> compiled_backends() {
+  std::vector<std::string> names = {"cpu"};
+#ifdef TANDEM_WITH_CUDA
+  names.push_back("cuda");
+#endif
+  return names;
+}
+
+int cuda_device_count() {
+#ifdef TANDEM_WITH_CUDA
+  return cuda::device_count();
+#else
+  return 0;
+#endif
+}
+
+}  // namespace tandem

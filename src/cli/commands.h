@@ -1,0 +1,9 @@
+// Each subcommand of `tandem` is one function taking the arguments after its name
+// (argv[0] is the subcommand). Returns the process exit code.
+#pragma once
+
+namespace tandem::cli {
+
+int run_version(int argc, char** argv);
+
+}  // namespace tandem::cli

@@ -1,0 +1,40 @@
+// tandem: one binary, subcommands. Dispatches on argv[1]; each subcommand parses
+// its own flags (CLI11) in its own file.
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "cli/commands.h"
+
+namespace {
+
+struct Subcommand {
+  const char* name;
+  int (*run)(int, char**);
+  const char* help;
+};
+
+const Subcommand kSubcommands[] = {
+    {"version", tandem::cli::run_version, "print the version and compiled backends"},
+};
+
+void print_usage() {
+  std::printf("usage: tandem <command> [options]\n\ncommands:\n");
+  for (const auto& s : kSubcommands) std::printf("  %-14s %s\n", s.name, s.help);
+  std::printf("\n`tandem <command> --help` shows a command's options.\n");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
+    print_usage();
+    return argc < 2 ? 2 : 0;
+  }
+  if (!std::strcmp(argv[1], "--version")) return tandem::cli::run_version(argc - 1, argv + 1);
+  for (const auto& s : kSubcommands) {
+    if (std::string(argv[1]) == s.name) return s.run(argc - 1, argv + 1);
+  }
+  std::fprintf(stderr, "tandem: unknown command '%s' (see tandem --help)\n", argv[1]);
+  return 2;
+}

@@ -197,6 +197,8 @@ void Engine::build_batch() {
 }
 
 void Engine::fork_choices(Request* req, Sequence* parent) {
+  scheduler_->on_fork(parent);
+  req->forked = true;
   for (int c = 1; c < req->sampling.n; ++c) {
     auto seq = std::make_unique<Sequence>();
     seq->request = req;
@@ -213,7 +215,6 @@ void Engine::fork_choices(Request* req, Sequence* parent) {
     scheduler_->add_running(seq.get());
     req->seqs.push_back(std::move(seq));
   }
-  req->forked = true;
 }
 
 void Engine::on_token(Sequence* seq, const TokenOutput& token) {
@@ -263,6 +264,14 @@ void Engine::emit(Sequence* seq) {
     const bool early = !req->forked && (seq->finish == FinishReason::kAbort || seq->finish == FinishReason::kError);
     const int expected = req->forked ? req->sampling.n : 1;
     ev.request_done = early || req->num_finished == expected;
+    // Ended before the other choices existed: each of them still gets its one finish event.
+    for (int c = 1; early && c < req->sampling.n; ++c) {
+      RequestEvent other;
+      other.choice_index = c;
+      other.finish = seq->finish;
+      other.error = seq->error;
+      if (req->sink) req->sink(std::move(other));
+    }
   }
   if (ev.request_done) {
     ev.num_prompt_tokens = req->seqs[0]->num_prompt_tokens;

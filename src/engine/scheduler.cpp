@@ -22,8 +22,24 @@ namespace {
 bool by_order(const Sequence* a, const Sequence* b) { return a->order < b->order; }
 }  // namespace
 
+int Scheduler::seats_held(const Sequence* seq) {
+  const Request* req = seq->request;
+  return (req->sampling.n > 1 && !req->forked && seq->choice_index == 0) ? req->sampling.n - 1 : 0;
+}
+
+void Scheduler::erase_running(size_t index) {
+  num_seats_held_ -= seats_held(running_[index]);
+  running_.erase(running_.begin() + index);
+}
+
+void Scheduler::on_fork(Sequence* parent) {
+  CHECK(parent->status == SeqStatus::kRunning);
+  num_seats_held_ -= seats_held(parent);
+}
+
 void Scheduler::insert_running(Sequence* seq) {
   seq->status = SeqStatus::kRunning;  // waiting -> running
+  num_seats_held_ += seats_held(seq);
   running_.insert(std::upper_bound(running_.begin(), running_.end(), seq, by_order), seq);
 }
 
@@ -40,7 +56,7 @@ void Scheduler::remove(Sequence* seq) {
   if (seq->status == SeqStatus::kRunning) {
     auto it = std::find(running_.begin(), running_.end(), seq);
     CHECK(it != running_.end());
-    running_.erase(it);
+    erase_running(it - running_.begin());
   } else if (seq->status == SeqStatus::kWaiting) {
     auto it = std::find(waiting_.begin(), waiting_.end(), seq);
     CHECK(it != waiting_.end());
@@ -83,14 +99,14 @@ void Scheduler::schedule(SchedulerOutput* out) {
         break;
       }
       if (st == AllocStatus::kImpossible) {
-        running_.erase(running_.begin() + i);
+        erase_running(i);
         kv_->free(&seq->kv);
         seq->status = SeqStatus::kFinished;  // running -> finished (failed)
         out->failed.push_back(seq);
         break;
       }
       Sequence* victim = running_.back();  // kLater: preempt the newest
-      running_.pop_back();
+      erase_running(running_.size() - 1);
       preempt(victim);
       ++out->num_preempted;
       if (victim == seq) break;
@@ -99,11 +115,11 @@ void Scheduler::schedule(SchedulerOutput* out) {
 
   // Waiting sequences in FCFS order; a step that had to preempt admits none.
   while (out->num_preempted == 0 && !waiting_.empty() && budget > 0 &&
-         num_running() < config_.max_num_seqs) {
+         num_running() + num_seats_held_ < config_.max_num_seqs) {
     Sequence* seq = waiting_.front();
     Request* req = seq->request;
     int seats = (req->sampling.n > 1 && !req->forked) ? req->sampling.n : 1;
-    if (num_running() + seats > config_.max_num_seqs) break;
+    if (num_running() + num_seats_held_ + seats > config_.max_num_seqs) break;
     PrefixHit hit = kv_->find_prefix(&seq->kv, seq->tokens);
     int num_cached = hit.num_tokens(kv_->page_size());
     int num_new = std::min(static_cast<int>(seq->tokens.size()) - num_cached, budget);
@@ -148,7 +164,7 @@ int Scheduler::withdraw_pages(std::span<const int32_t> ids) {
     bool holds = std::any_of(seq->kv.pages.begin(), seq->kv.pages.end(),
                              [&](int32_t p) { return p >= 0 && pool.is_draining(p); });
     if (!holds) continue;
-    running_.erase(running_.begin() + i);
+    erase_running(i);
     preempt(seq);
   }
   return pool.num_draining();

@@ -49,6 +49,9 @@ class Scheduler {
 
   void add_waiting(Sequence* seq);           // a new request's first sequence
   void add_running(Sequence* seq);           // a choice forked from a running one
+  // The n-1 seats held for a request's other choices are taken by them now
+  // (call before the request is marked forked and the choices are added).
+  void on_fork(Sequence* parent);
   // Finishes or aborts: frees the pages, drops it from both lists.
   void remove(Sequence* seq);
 
@@ -63,6 +66,7 @@ class Scheduler {
   void add_pages(std::span<const int32_t> ids);
 
   int num_running() const { return static_cast<int>(running_.size()); }
+  int num_seats_held() const { return num_seats_held_; }
   int num_waiting() const { return static_cast<int>(waiting_.size()); }
   int64_t num_preemptions() const { return num_preemptions_; }
   int64_t num_prefix_query_tokens() const { return num_prefix_query_tokens_; }
@@ -75,11 +79,14 @@ class Scheduler {
   void preempt(Sequence* seq);
   void insert_running(Sequence* seq);
   void insert_waiting(Sequence* seq);
+  void erase_running(size_t index);
+  static int seats_held(const Sequence* seq);
 
   SchedulerConfig config_;
   KvCacheManager* kv_;
   std::vector<Sequence*> running_;  // sorted by order
   std::deque<Sequence*> waiting_;   // sorted by order
+  int num_seats_held_ = 0;          // seats kept for choices not yet forked (n > 1)
   int64_t num_preemptions_ = 0;
   int64_t num_prefix_query_tokens_ = 0;
   int64_t num_prefix_hit_tokens_ = 0;

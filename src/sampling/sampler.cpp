@@ -163,10 +163,17 @@ void fill_logprobs(std::span<const float> raw, int top_n, TokenOutput* out) {
 TokenOutput sample_token(const SamplingParams& params, const SamplingContext& ctx,
                          std::span<const float> logits, SamplerScratch* scratch) {
   CHECK(!logits.empty());
+  TokenOutput out;
+  const bool plain = ctx.banned_tokens.empty() && params.repetition_penalty == 1.0f &&
+                     params.presence_penalty == 0.0f && params.frequency_penalty == 0.0f;
+  if (plain && params.temperature < kGreedyEpsilon) {  // the common greedy case: no copy
+    out.token_id = argmax(logits);
+    if (params.logprobs >= 0) fill_logprobs(logits, params.logprobs, &out);
+    return out;
+  }
   scratch->logits.assign(logits.begin(), logits.end());
   std::span<float> x(scratch->logits);
   apply_penalties(params, ctx, x);
-  TokenOutput out;
   if (params.temperature < kGreedyEpsilon) {
     out.token_id = argmax(x);
   } else {

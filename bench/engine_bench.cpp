@@ -28,6 +28,11 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+double process_cpu_seconds() {
+  timespec ts;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+  return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
 // This thread's CPU time: unlike wall time, not inflated when other processes share the cores.
 double thread_cpu_seconds() {
   timespec ts;
@@ -141,7 +146,7 @@ int throughput(const std::string& dir, int threads, int prompt_len, int new_toke
   const int vocab = (*runner)->vocab_size();
   std::printf("throughput: %s on cpu (%d threads), prompt %d, %d new tokens each (greedy, ignore_eos)\n",
               dir.c_str(), threads, prompt_len, new_tokens);
-  double base = 0;
+  double base = 0, base_cpu = 0;
   for (int conc : {1, 8, 32}) {
     EngineConfig c;
     c.cache.page_size = page_size;
@@ -171,6 +176,7 @@ int throughput(const std::string& dir, int threads, int prompt_len, int new_toke
     }
     int64_t calls0 = (*runner)->num_forward_calls();
     auto t = Clock::now();
+    double cpu0 = process_cpu_seconds();
     while ((*engine)->has_work()) {
       if (Status st = (*engine)->step(); !st.ok()) {
         std::fprintf(stderr, "step: %s\n", st.to_string().c_str());
@@ -178,11 +184,18 @@ int throughput(const std::string& dir, int threads, int prompt_len, int new_toke
       }
     }
     double secs = seconds_since(t);
+    double cpu = process_cpu_seconds() - cpu0;
     double tps = out_tokens / secs;
-    if (conc == 1) base = tps;
-    std::printf("  concurrency %2d: %6lld tokens in %7.3f s = %8.1f tokens/s (%lld forward calls), x%.2f of 1\n",
-                conc, static_cast<long long>(out_tokens), secs, tps,
-                static_cast<long long>((*runner)->num_forward_calls() - calls0), tps / base);
+    double cpu_tps = out_tokens / cpu;
+    if (conc == 1) {
+      base = tps;
+      base_cpu = cpu_tps;
+    }
+    std::printf("  concurrency %2d: %5lld tokens, %3lld forward calls, wall %7.3f s = %7.1f tokens/s (x%.2f of 1); "
+                "CPU %7.3f s = %7.1f tokens per CPU-second (x%.2f of 1)\n",
+                conc, static_cast<long long>(out_tokens),
+                static_cast<long long>((*runner)->num_forward_calls() - calls0), secs, tps, tps / base, cpu, cpu_tps,
+                cpu_tps / base_cpu);
   }
   return 0;
 }

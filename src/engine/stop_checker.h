@@ -1,6 +1,8 @@
-// Stop strings over streamed text: holds back just enough text that a stop
-// string split across pieces is never emitted, and never splits a UTF-8
-// character. The stop string itself is not part of the output.
+// Stop strings over streamed text (the tokenizer's scan_stop_strings does the
+// matching): holds back only a tail that could still begin a stop string, so a
+// stop string split across pieces is never emitted, and the stop string itself
+// is not part of the output. Pieces come from the detokenizer as complete
+// UTF-8, and a held tail starts where a stop string starts, so no character is split.
 #pragma once
 
 #include <string>
@@ -12,20 +14,18 @@ class StopChecker {
  public:
   explicit StopChecker(std::vector<std::string> stops);
 
-  // Adds decoded text. Returns the text now safe to emit. If `check` (min_tokens
-  // reached) and a stop string appears, returns the text before it and sets stopped().
+  // Adds decoded text; returns the text now safe to emit. `check` is false
+  // before min_tokens: then nothing stops and nothing is held.
   std::string add(const std::string& piece, bool check);
-  // End of stream: the rest of the held text (after a last stop-string check).
+  // End of stream: the rest of the held text (after a last check).
   std::string flush(bool check);
   bool stopped() const { return stopped_; }
   const std::string& matched() const { return matched_; }
 
  private:
-  std::string take(size_t n);
-
   std::vector<std::string> stops_;
-  size_t hold_ = 0;      // longest stop string - 1 bytes stay held back
-  std::string pending_;  // decoded but not emitted
+  std::string text_;  // everything decoded so far
+  size_t sent_ = 0;   // text_[0, sent_) was returned
   bool stopped_ = false;
   std::string matched_;
 };

@@ -255,27 +255,28 @@ TEST(Engine, StopStringsAreCutAndHeldBack) {
   EXPECT_EQ(h.result("plain").text[0], full);
 }
 
-TEST(StopChecker, HoldsBackAPartialMatchAndNeverSplitsUtf8) {
-  StopChecker s({"STOP"});  // holds back 3 bytes
-  EXPECT_EQ(s.add("abcS", true), "a");
-  EXPECT_EQ(s.add("T", true), "b");
-  EXPECT_EQ(s.add("x\xc3\xa9", true), "cST");
+TEST(StopChecker, HoldsBackOnlyAPossibleStartOfAStopString) {
+  StopChecker s({"STOP", "\xc3\xa9t\xc3\xa9"});
+  EXPECT_EQ(s.add("abcS", true), "abc");  // "S" could start "STOP"
+  EXPECT_EQ(s.add("T", true), "");
+  EXPECT_EQ(s.add("x\xc3\xa9", true), "STx");  // "\xc3\xa9" could start the second one
   EXPECT_FALSE(s.stopped());
-  EXPECT_EQ(s.flush(true), "x\xc3\xa9");
-  StopChecker u({"STOP"});
-  EXPECT_EQ(u.add("z\xc3\xa9zz", true), "z");  // 2 bytes would split the \xc3\xa9
-  EXPECT_EQ(u.add("S", true), "\xc3\xa9");
-  EXPECT_EQ(u.add("TOP tail", true), "zz");
-  EXPECT_TRUE(u.stopped());
-  EXPECT_EQ(u.add("more", true), "");
+  EXPECT_EQ(s.add("t", true), "");
+  EXPECT_EQ(s.add("\xc3\xa9!", true), "");  // a multi-byte stop string matched
+  EXPECT_TRUE(s.stopped());
+  EXPECT_EQ(s.matched(), "\xc3\xa9t\xc3\xa9");
+  EXPECT_EQ(s.add("more", true), "");
   StopChecker t({"ab"});
   EXPECT_EQ(t.add("xxa", true), "xx");
   EXPECT_EQ(t.add("bzz", true), "");
   EXPECT_TRUE(t.stopped());
-  EXPECT_EQ(t.matched(), "ab");
-  StopChecker off({"ab"});  // before min_tokens: no stop, text still held back
-  EXPECT_EQ(off.add("xab", false), "xa");
-  EXPECT_FALSE(off.stopped());
+  StopChecker u({"STOP"});
+  EXPECT_EQ(u.add("aST", true), "a");
+  EXPECT_EQ(u.flush(true), "ST");  // end of stream: the held tail goes out
+  StopChecker off({"ab"});  // before min_tokens: no stop and nothing held
+  EXPECT_EQ(off.add("xab", false), "xab");
+  EXPECT_EQ(off.add("ab", true), "");
+  EXPECT_TRUE(off.stopped());
 }
 
 TEST(Engine, AbortFreesPagesAtOnce) {

@@ -146,7 +146,7 @@ int throughput(const std::string& dir, int threads, int prompt_len, int new_toke
   const int vocab = (*runner)->vocab_size();
   std::printf("throughput: %s on cpu (%d threads), prompt %d, %d new tokens each (greedy, ignore_eos)\n",
               dir.c_str(), threads, prompt_len, new_tokens);
-  double base = 0, base_cpu = 0;
+  double base = 0, base_cpu = 0, base_dec = 0, base_dec_cpu = 0;
   for (int conc : {1, 8, 32}) {
     EngineConfig c;
     c.cache.page_size = page_size;
@@ -177,10 +177,20 @@ int throughput(const std::string& dir, int threads, int prompt_len, int new_toke
     int64_t calls0 = (*runner)->num_forward_calls();
     auto t = Clock::now();
     double cpu0 = process_cpu_seconds();
+    double decode_secs = 0, decode_cpu = 0;
+    int64_t decode_tokens = 0;
     while ((*engine)->has_work()) {
+      auto ts = Clock::now();
+      double cs = process_cpu_seconds();
       if (Status st = (*engine)->step(); !st.ok()) {
         std::fprintf(stderr, "step: %s\n", st.to_string().c_str());
         return 1;
+      }
+      const SchedulerOutput& so = (*engine)->last_schedule();
+      if (!so.scheduled.empty() && so.num_tokens == static_cast<int>(so.scheduled.size())) {  // decodes only
+        decode_secs += seconds_since(ts);
+        decode_cpu += process_cpu_seconds() - cs;
+        decode_tokens += so.num_tokens;
       }
     }
     double secs = seconds_since(t);
@@ -196,6 +206,13 @@ int throughput(const std::string& dir, int threads, int prompt_len, int new_toke
                 conc, static_cast<long long>(out_tokens),
                 static_cast<long long>((*runner)->num_forward_calls() - calls0), secs, tps, tps / base, cpu, cpu_tps,
                 cpu_tps / base_cpu);
+    double dec = decode_tokens / decode_secs, dec_cpu = decode_tokens / decode_cpu;
+    if (conc == 1) {
+      base_dec = dec;
+      base_dec_cpu = dec_cpu;
+    }
+    std::printf("                  decode steps only: %7.1f tokens/s (x%.2f of 1), %7.1f tokens per CPU-second (x%.2f of 1)\n",
+                dec, dec / base_dec, dec_cpu, dec_cpu / base_dec_cpu);
   }
   return 0;
 }

@@ -116,3 +116,61 @@ TEST(RealModel, BatchedGreedyEqualsEachRequestAlone) {
 
 }  // namespace
 }  // namespace tandem
+
+namespace tandem {
+namespace {
+
+// Pages wholly outside the model's 256-token window are freed (marked -1) and
+// the tokens do not change.
+TEST(RealModel, FreeingPagesOutsideTheWindowKeepsTheTokens) {
+  auto config = ModelConfig::load(kModel);
+  ASSERT_TRUE(config.ok());
+  ASSERT_EQ(config->uniform_sliding_window(), 256);
+  BackendOptions bo;
+  bo.cpu_threads = 1;
+  auto backend = create_backend("cpu", bo);
+  ASSERT_TRUE(backend.ok());
+  ModelRunnerOptions ro;
+  ro.page_size = 16;
+  ro.num_pages = 64;
+  auto runner = LocalModelRunner::create(std::move(*backend), kModel, ro);
+  ASSERT_TRUE(runner.ok());
+  std::mt19937 rng(5);
+  std::vector<int32_t> prompt(300);
+  for (auto& x : prompt) x = 3 + static_cast<int32_t>(rng() % 31000);
+  auto run = [&](int window) {
+    EngineConfig ec;
+    ec.cache.page_size = 16;
+    ec.cache.sliding_window = window;
+    ec.scheduler.max_num_batched_tokens = 128;
+    ec.scheduler.max_model_len = 1024;
+    auto engine = Engine::create(ec, runner->get(), nullptr);
+    EXPECT_TRUE(engine.ok());
+    std::vector<int32_t> out;
+    GenerateRequest r;
+    r.request_id = "long";
+    r.prompt_token_ids = prompt;
+    r.sampling.temperature = 0.0f;
+    r.sampling.max_tokens = 24;
+    r.sampling.ignore_eos = true;
+    r.sink = [&out](RequestEvent&& ev) {
+      for (const auto& t : ev.tokens) out.push_back(t.token_id);
+    };
+    EXPECT_TRUE((*engine)->add_request(std::move(r)).ok());
+    int max_active = 0;
+    while ((*engine)->has_work()) {
+      EXPECT_TRUE((*engine)->step().ok());
+      max_active = std::max(max_active, (*engine)->kv().pool().num_active());
+    }
+    return std::make_pair(out, max_active);
+  };
+  auto [freed, freed_pages] = run(256);
+  auto [kept, kept_pages] = run(0);
+  EXPECT_EQ(freed, kept);
+  EXPECT_EQ(kept_pages, 21);       // 324 tokens
+  EXPECT_LE(freed_pages, 17 + 8);  // window (16 pages) + current + a prefill chunk (8 pages)
+  EXPECT_LT(freed_pages, kept_pages);
+}
+
+}  // namespace
+}  // namespace tandem

@@ -16,6 +16,7 @@ struct Subcommand {
 
 const Subcommand kSubcommands[] = {
     {"version", tandem::cli::run_version, "print the version and compiled backends"},
+    {"plan", tandem::cli::run_plan, "plan device memory for a set of models under one budget"},
 };
 
 void print_usage() {

@@ -47,8 +47,10 @@ int DrrPicker::pick(const std::vector<int64_t>& waiting) {
 }
 
 StepArbiter::StepArbiter(std::vector<std::string> names, std::vector<double> weights, int64_t quantum_tokens,
-                         int max_concurrent_steps)
-    : names_(std::move(names)), max_concurrent_(max_concurrent_steps), picker_(std::move(weights), quantum_tokens) {
+                         int max_concurrent_steps, int64_t step_overhead_tokens)
+    : names_(std::move(names)), max_concurrent_(max_concurrent_steps), step_overhead_(step_overhead_tokens),
+      picker_(std::move(weights), quantum_tokens) {
+  CHECK_GE(step_overhead_tokens, 0);
   CHECK_EQ(names_.size(), static_cast<size_t>(picker_.num_models()));
   CHECK_GE(max_concurrent_steps, 1);
   const size_t n = names_.size();
@@ -57,7 +59,7 @@ StepArbiter::StepArbiter(std::vector<std::string> names, std::vector<double> wei
   running_.assign(n, false);
   continuing_.assign(n, false);
   charged_.assign(n, 0);
-  last_tokens_.assign(n, 1);
+  last_cost_.assign(n, 1);
   stats_.resize(n);
 }
 
@@ -79,19 +81,20 @@ void StepArbiter::begin_step(int model, int64_t tokens) {
   CHECK_MSG(!running_[model], "engine " << names_[model] << " began a step while running one");
   if (continuing_[model]) {
     continuing_[model] = false;
-    if (!granted_[model]) waiting_[model] = tokens;  // estimate -> real cost
+    if (!granted_[model]) waiting_[model] = tokens + step_overhead_;  // estimate -> real cost
   } else {
     CHECK_MSG(waiting_[model] < 0 && !granted_[model],
               "engine " << names_[model] << " asked for a step while one is outstanding");
-    waiting_[model] = tokens;  // idle -> waiting
+    waiting_[model] = tokens + step_overhead_;  // idle -> waiting
   }
   grant_locked();
   cv_.notify_all();
   cv_.wait(lock, [&] { return granted_[model]; });
   granted_[model] = false;  // granted -> running
   running_[model] = true;
-  picker_.adjust(model, static_cast<double>(charged_[model] - tokens));
-  last_tokens_[model] = std::max<int64_t>(tokens, 1);
+  const int64_t cost = tokens + step_overhead_;
+  picker_.adjust(model, static_cast<double>(charged_[model] - cost));
+  last_cost_[model] = std::max<int64_t>(cost, 1);
   stats_[model].steps++;
   stats_[model].tokens += tokens;
   stats_[model].wait_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -105,7 +108,7 @@ void StepArbiter::end_step(int model, bool will_continue) {
     in_flight_--;
     if (will_continue) {
       continuing_[model] = true;
-      waiting_[model] = last_tokens_[model];
+      waiting_[model] = last_cost_[model];
     }
     grant_locked();
   }

@@ -1,7 +1,11 @@
 // Sharing GPU steps between engine threads (one per model) by per-model
 // weights, when several are saturated.
 //
-// Policy: weighted deficit round robin over step costs in tokens. Engines
+// Policy: weighted deficit round robin over step costs. A step's cost is its
+// tokens plus `step_overhead_tokens`, the token-equivalent of what every step
+// pays whatever its size (reading all weights once, launches): without it a
+// model running one-token decode steps would get thousands of steps per
+// prefill step of the other. Engines
 // waiting for the GPU are visited in a fixed circular order; at the start of a
 // model's turn its deficit grows by quantum x weight; it runs steps while its
 // next step's tokens fit its deficit (each step subtracts its tokens), then the
@@ -38,7 +42,7 @@ class DrrPicker {
   // max_num_batched_tokens, so a turn never ends without a step).
   DrrPicker(std::vector<double> weights, int64_t quantum_tokens);
 
-  // waiting_tokens[i] = tokens of model i's next step, or -1 if it has none.
+  // waiting_tokens[i] = cost of model i's next step, or -1 if it has none.
   // Returns the model to run (its deficit is charged), or -1 if none waits.
   int pick(const std::vector<int64_t>& waiting_tokens);
 
@@ -62,11 +66,16 @@ struct ArbiterStats {
   double wait_seconds = 0;  // total time spent blocked in begin_step
 };
 
+// NOT YET MEASURED: a decode step of a 4-bit 33B model reads ~18 GB of weights
+// (~5.5 ms on an H100), about the time of a 256-token prefill chunk; refine
+// from the bench numbers on the GPU machine.
+inline constexpr int64_t kDefaultStepOverheadTokens = 256;
+
 // Thread-safe gate in front of every engine step.
 class StepArbiter {
  public:
   StepArbiter(std::vector<std::string> names, std::vector<double> weights, int64_t quantum_tokens,
-              int max_concurrent_steps);
+              int max_concurrent_steps, int64_t step_overhead_tokens = kDefaultStepOverheadTokens);
   StepArbiter(const StepArbiter&) = delete;
   StepArbiter& operator=(const StepArbiter&) = delete;
 
@@ -85,6 +94,7 @@ class StepArbiter {
 
   std::vector<std::string> names_;
   const int max_concurrent_;
+  const int64_t step_overhead_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
   DrrPicker picker_;                  // GUARDED_BY(mu_)
@@ -92,8 +102,8 @@ class StepArbiter {
   std::vector<bool> granted_;         // GUARDED_BY(mu_)
   std::vector<bool> running_;         // GUARDED_BY(mu_)
   std::vector<bool> continuing_;      // in the round on an estimate; GUARDED_BY(mu_)
-  std::vector<int64_t> charged_;      // tokens charged at grant; GUARDED_BY(mu_)
-  std::vector<int64_t> last_tokens_;  // GUARDED_BY(mu_)
+  std::vector<int64_t> charged_;      // cost charged at grant; GUARDED_BY(mu_)
+  std::vector<int64_t> last_cost_;    // estimate for a continuing engine; GUARDED_BY(mu_)
   std::vector<ArbiterStats> stats_;   // GUARDED_BY(mu_)
   int in_flight_ = 0;                 // GUARDED_BY(mu_)
 };

@@ -132,7 +132,7 @@ std::string plan_to_table(const Plan& p) {
        << "\n";
     os << "DOES NOT FIT: " << p.reason << "\n";
     if (!p.alternatives.empty()) {
-      os << "it would fit with any one of:\n";
+      os << "what would make it fit (each on its own):\n";
       for (const std::string& alt : p.alternatives) os << "  - " << alt << "\n";
     }
   }

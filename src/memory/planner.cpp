@@ -110,9 +110,10 @@ Plan compute(const std::vector<PlanModelInput>& models, const PlanOptions& o) {
     if (!pages_fit) {
       why << "a KV page is larger than the chunk of " << format_binary(plan.chunk_bytes);
     } else if (kv_room <= 0) {
-      why << "weights, workspace and overheads alone take " << format_both(plan.fixed_bytes) << ", "
-          << format_both(plan.required_bytes - o.budget_bytes) << " more than the budget of "
-          << format_both(o.budget_bytes) << " once each model's minimum KV is added";
+      why << "weights, workspace and overheads alone take " << format_both(plan.fixed_bytes)
+          << ", over the budget of " << format_both(o.budget_bytes) << "; with one max-length sequence of KV per "
+          << "model it needs " << format_both(plan.required_bytes) << ", "
+          << format_both(plan.required_bytes - o.budget_bytes) << " more";
     } else {
       why << "needs " << format_both(plan.required_bytes) << " (weights, workspace, overheads and one "
           << "max-length sequence of KV per model), " << format_both(plan.shortfall_bytes)
@@ -243,9 +244,20 @@ void add_alternatives(const std::vector<PlanModelInput>& models, Plan* plan) {
     std::vector<PlanModelInput> one = models;
     one[i].config = *q;
     const Plan p = compute(one, o);
-    alts.push_back("model '" + models[i].name + "' as AWQ int4 g128 (weights " +
-                   format_decimal(weight_bytes(models[i].config)) + " -> " + format_decimal(weight_bytes(*q)) +
-                   "): " + (p.fits ? "fits, " + usage(p) : "still " + format_decimal(p.shortfall_bytes) + " over"));
+    std::string alt = "model '" + models[i].name + "' as AWQ int4 g128 (weights " +
+                      format_decimal(weight_bytes(models[i].config)) + " -> " + format_decimal(weight_bytes(*q)) + "): ";
+    if (p.fits) {
+      alt += "fits, " + usage(p);
+    } else {
+      alt += "still " + format_decimal(p.shortfall_bytes) + " over";
+      const int64_t pages = largest_fitting(1, longest / o.page_size, [&](int64_t n) {
+        PlanOptions t = o;
+        t.max_model_len = n * o.page_size;
+        return compute(one, t).fits;
+      });
+      if (pages >= 1) alt += "; fits with it and --max-model-len " + std::to_string(pages * o.page_size);
+    }
+    alts.push_back(alt);
   }
   if (any_unquantized && models.size() > 1) {
     const Plan p = compute(all_awq, o);

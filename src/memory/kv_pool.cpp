@@ -241,11 +241,21 @@ void KvPageSource::release_chunk(size_t index) {
 int64_t KvPageSource::service(ChunkedPageOwner& owner) {
   for (ChunkId chunk : pool_->take_delivered(model_)) {
     held_.push_back(chunk);
-    owner.add_pages(pages_of(chunk));
+    owner.add_pages(pages_of(chunk));  // offline -> free
+  }
+  int64_t released = 0;
+  // Chunks draining since an earlier step: released once their pages are all offline.
+  for (size_t i = draining_.size(); i-- > 0;) {
+    if (!owner.vacate(pages_of(draining_[i]), /*may_preempt=*/true)) continue;
+    const ChunkId chunk = draining_[i];
+    draining_.erase(draining_.begin() + static_cast<std::ptrdiff_t>(i));
+    pool_->release(model_, chunk);
+    ++released;
   }
   const ReclaimRequest req = pool_->reclaim_request(model_);
-  int64_t released = 0;
-  for (int64_t k = 0; k < req.forced && !held_.empty(); ++k) {
+  // The pool counts a forced request until the chunk comes back, draining ones included.
+  const int64_t to_start = req.forced - static_cast<int64_t>(draining_.size());
+  for (int64_t k = 0; k < to_start && !held_.empty(); ++k) {
     // Fewest pages in use first: the least recomputation; ties to the highest chunk id.
     size_t best = 0;
     int64_t best_used = -1;
@@ -256,20 +266,29 @@ int64_t KvPageSource::service(ChunkedPageOwner& owner) {
         best_used = used;
       }
     }
-    CHECK(owner.vacate(pages_of(held_[best]), /*may_preempt=*/true));  // in use -> preempted -> unused
-    release_chunk(best);
-    ++released;
+    if (start_forced(owner, best)) ++released;
   }
   int64_t idle_left = req.idle_only;
   for (size_t i = held_.size(); i-- > 0 && idle_left > 0;) {
     if (owner.num_pages_in_use(pages_of(held_[i])) != 0) continue;
-    if (!owner.vacate(pages_of(held_[i]), /*may_preempt=*/false)) continue;  // free/cached -> unused
+    if (!owner.vacate(pages_of(held_[i]), /*may_preempt=*/false)) continue;  // free/cached -> offline
     release_chunk(i);
     --idle_left;
     ++released;
   }
   if (idle_left > 0) pool_->decline_idle(model_);
   return released;
+}
+
+bool KvPageSource::start_forced(ChunkedPageOwner& owner, size_t index) {
+  const ChunkId chunk = held_[index];
+  if (owner.vacate(pages_of(chunk), /*may_preempt=*/true)) {  // in use -> preempted -> offline
+    release_chunk(index);
+    return true;
+  }
+  held_.erase(held_.begin() + static_cast<std::ptrdiff_t>(index));  // online -> draining
+  draining_.push_back(chunk);
+  return false;
 }
 
 }  // namespace tandem::memory

@@ -170,18 +170,25 @@ class KvChunkPool {
 };
 
 // Implemented by a model's page pool (kv/). All calls come from that model's
-// engine thread, between steps.
+// engine thread, between steps. kv/BlockPool maps onto it directly: dense page
+// ids [0, max_pages) are its capacity, pages of chunks not held are kOffline;
+// add_pages = BlockPool::add_pages; vacate = BlockPool::withdraw_pages (active
+// pages drain) plus preempting the sequences that hold draining pages.
 class ChunkedPageOwner {
  public:
   virtual ~ChunkedPageOwner() = default;
-  // A chunk arrived: these pages join the free list (unused -> free).
+  // A chunk arrived: these pages come online, free (offline -> free).
   virtual void add_pages(PageRange range) = 0;
   // Pages of `range` referenced by a sequence (cached-but-free pages do not count).
   virtual int64_t num_pages_in_use(PageRange range) const = 0;
-  // Takes every page of `range` out of the pool (free/cached -> unused). With
-  // `may_preempt`, first preempts every sequence holding a page there (its KV
-  // is dropped and recomputed later) and returns true; without it, returns
-  // false and changes nothing if any page is in use.
+  // Takes every page of `range` offline.
+  // Idle-only (may_preempt false): only if no page is in use (cached pages are
+  // dropped); returns true when done, false with nothing changed otherwise.
+  // Forced (may_preempt true): free and cached pages go offline now; pages in
+  // use drain and the sequences holding them are preempted (KV dropped,
+  // recomputed later), now or within the step. Returns true once the whole
+  // range is offline; false while pages still drain: the source calls again
+  // on later steps (same range, must be harmless) and releases the chunk then.
   virtual bool vacate(PageRange range, bool may_preempt) = 0;
 };
 
@@ -215,16 +222,21 @@ class KvPageSource {
   // Asks for one more chunk; on kOk its pages were added to `owner`.
   AcquireStatus grow(ChunkedPageOwner& owner);
   // Once per step, before scheduling: takes delivered chunks (adds their
-  // pages), then answers reclaim requests: forced ones vacate the held chunks
-  // with the fewest pages in use (preempting), idle-only ones only chunks with
-  // none in use. Returns the number of chunks released.
+  // pages), finishes chunks still draining, then answers reclaim requests:
+  // forced ones vacate the held chunks with the fewest pages in use
+  // (preempting), idle-only ones only chunks with none in use. Returns the
+  // number of chunks released to the pool.
   int64_t service(ChunkedPageOwner& owner);
 
+  // Chunks whose pages the owner has online (draining ones excluded).
   const std::vector<ChunkId>& held_chunks() const { return held_; }
+  const std::vector<ChunkId>& draining_chunks() const { return draining_; }
   int64_t num_pages() const { return static_cast<int64_t>(held_.size()) * pages_per_chunk_; }
 
  private:
   void release_chunk(size_t index);
+  // Starts vacating held_[index] (forced); released now or on a later step.
+  bool start_forced(ChunkedPageOwner& owner, size_t index);
 
   KvChunkPool* pool_;
   const int model_;
@@ -233,7 +245,8 @@ class KvPageSource {
   const int64_t layer_page_bytes_;
   const int64_t pages_per_chunk_;
   const int64_t layer_pages_per_chunk_;  // S: chunk_bytes / layer_page_bytes
-  std::vector<ChunkId> held_;  // chunks whose pages the owner has
+  std::vector<ChunkId> held_;      // chunks whose pages the owner has online
+  std::vector<ChunkId> draining_;  // forced vacates not finished yet (pages draining)
 };
 
 }  // namespace tandem::memory

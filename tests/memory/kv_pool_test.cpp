@@ -35,6 +35,11 @@ class FakePagePool : public ChunkedPageOwner {
     for (int64_t p = r.first_page; p < r.first_page + r.num_pages; ++p)
       if (auto it = owner_.find(p); it != owner_.end()) victims.insert(it->second);
     if (!victims.empty() && !may_preempt) return false;
+    if (!victims.empty() && async_) {
+      // Like kv/BlockPool: pages drain; the scheduler preempts their holders in its step.
+      to_preempt_.insert(victims.begin(), victims.end());
+      return false;
+    }
     for (int seq : victims) {
       finish(seq);  // preempted: all its pages free, recomputed later
       ++num_preempted_;
@@ -60,6 +65,16 @@ class FakePagePool : public ChunkedPageOwner {
     }
     pages_.erase(seq);
   }
+  // Preemption happens in the engine's step, after vacate returned false.
+  void set_async(bool async) { async_ = async; }
+  void run_step() {
+    for (int seq : to_preempt_) {
+      if (!alive(seq)) continue;
+      finish(seq);
+      ++num_preempted_;
+    }
+    to_preempt_.clear();
+  }
   int64_t num_free() const { return static_cast<int64_t>(free_.size()); }
   int64_t num_used() const { return static_cast<int64_t>(owner_.size()); }
   int num_preempted() const { return num_preempted_; }
@@ -70,6 +85,8 @@ class FakePagePool : public ChunkedPageOwner {
   std::map<int64_t, int> owner_;  // page -> sequence
   std::map<int, std::vector<int64_t>> pages_;
   int num_preempted_ = 0;
+  bool async_ = false;
+  std::set<int> to_preempt_;
 };
 
 TEST(KvPool, PageBytesOfTheSeedModels) {
@@ -184,6 +201,32 @@ TEST(KvPool, LendAndReclaimWithExactCounts) {
   // Bytes: every chunk is held by exactly one model and the counts add up.
   EXPECT_EQ(pool.stats(0).held + pool.stats(1).held + pool.num_free(), 10);
   EXPECT_EQ(ds.num_pages() * kDeepSeek.page_bytes() + mi.num_pages() * kMistral.page_bytes(), 10 * chunk);
+}
+
+TEST(KvPool, ForcedReclaimWaitsForDrainingPages) {
+  const int64_t chunk = choose_chunk_bytes({kDeepSeek, kMistral});
+  KvChunkPool pool(2, chunk, {{"coder", 1}, {"general", 1}});
+  KvPageSource ds(&pool, 0, kDeepSeek), mi(&pool, 1, kMistral);
+  FakePagePool ds_pages, mi_pages;
+  ds_pages.set_async(true);
+  ASSERT_EQ(ds.grow(ds_pages), AcquireStatus::kOk);
+  ASSERT_EQ(ds.grow(ds_pages), AcquireStatus::kOk);
+  ASSERT_TRUE(ds_pages.allocate(7, 32));  // both chunks fully in use by one sequence
+  EXPECT_EQ(mi.grow(mi_pages), AcquireStatus::kLater);
+  EXPECT_EQ(ds.service(ds_pages), 0);  // chunk 1 starts draining: nothing released yet
+  EXPECT_EQ(ds.draining_chunks(), std::vector<ChunkId>{1});
+  EXPECT_EQ(ds.num_pages(), 16);
+  EXPECT_EQ(pool.holder(1), 0);
+  EXPECT_EQ(ds.service(ds_pages), 0);  // still draining; no second chunk is started
+  EXPECT_EQ(ds.draining_chunks().size(), 1u);
+  ds_pages.run_step();  // the scheduler preempts sequence 7
+  EXPECT_EQ(ds_pages.num_preempted(), 1);
+  EXPECT_EQ(ds.service(ds_pages), 1);
+  EXPECT_TRUE(ds.draining_chunks().empty());
+  EXPECT_EQ(pool.holder(1), 1);
+  EXPECT_EQ(mi.service(mi_pages), 0);
+  EXPECT_EQ(mi.num_pages(), 31);
+  EXPECT_EQ(ds_pages.num_free(), 16);
 }
 
 TEST(KvPool, VoluntaryReleaseServesAWaitingClaimFirst) {

@@ -51,6 +51,7 @@ nlohmann::json plan_to_json(const Plan& p) {
                       {"path", m.path},
                       {"weights", m.quant},
                       {"weight_bytes", m.weight_bytes},
+                      {"weight_alloc_bytes", m.weight_alloc_bytes},
                       {"kv_bytes_per_token", m.kv_bytes_per_token},
                       {"page_bytes", m.page_bytes},
                       {"pages_per_chunk", m.pages_per_chunk},

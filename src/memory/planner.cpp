@@ -70,7 +70,8 @@ Plan compute(const std::vector<PlanModelInput>& models, const PlanOptions& o) {
     m.name = in.name;
     m.path = in.path;
     m.quant = describe_weights(in.config);
-    m.weight_bytes = round_up(weight_bytes(in.config), granule);
+    m.weight_bytes = weight_bytes(in.config);
+    m.weight_alloc_bytes = round_up(m.weight_bytes, granule);
     m.kv_bytes_per_token = in.config.kv_bytes_per_token(o.kv_dtype);
     m.page_bytes = m.kv_bytes_per_token * o.page_size;
     // An explicit length above a model's limit is refused in validate(); alternatives may probe past it.
@@ -83,7 +84,7 @@ Plan compute(const std::vector<PlanModelInput>& models, const PlanOptions& o) {
     m.activation = activation_breakdown(in.config, o, m.max_model_len);
     m.activation_bytes = round_up(m.activation.total(), granule);
     m.overhead_bytes = o.overheads.per_model_bytes();
-    plan.fixed_bytes += m.weight_bytes + m.activation_bytes + m.overhead_bytes;
+    plan.fixed_bytes += m.weight_alloc_bytes + m.activation_bytes + m.overhead_bytes;
     geometries.push_back({in.config.num_layers, o.page_size, in.config.num_kv_heads, in.config.head_dim,
                           static_cast<int64_t>(dtype_size(o.kv_dtype))});
     plan.models.push_back(m);

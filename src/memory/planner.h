@@ -64,7 +64,8 @@ struct ActivationBreakdown {
 
 struct ModelPlan {
   std::string name, path, quant;
-  int64_t weight_bytes = 0;        // exact tensor bytes (rounded to the allocation granularity on GPU)
+  int64_t weight_bytes = 0;        // exact: sum of the checkpoint's tensor bytes
+  int64_t weight_alloc_bytes = 0;  // weight_bytes rounded up to the allocation granularity (GPU: 2 MiB)
   int64_t kv_bytes_per_token = 0;
   int64_t page_bytes = 0;          // page_size x kv_bytes_per_token
   int64_t pages_per_chunk = 0;

@@ -81,8 +81,9 @@ TEST(Planner, DeepSeekMistralIn96GB) {
   ASSERT_EQ(p.models.size(), 2u);
   EXPECT_EQ(p.models[0].pages_per_chunk, 16);
   EXPECT_EQ(p.models[1].pages_per_chunk, 31);
-  EXPECT_EQ(p.models[0].weight_bytes, round2mib(18'008'653'824));
-  EXPECT_EQ(p.models[1].weight_bytes, round2mib(4'150'796'288));
+  EXPECT_EQ(p.models[0].weight_bytes, 18'008'653'824);
+  EXPECT_EQ(p.models[1].weight_bytes, 4'150'796'288);
+  EXPECT_EQ(p.models[0].weight_alloc_bytes, round2mib(18'008'653'824));
   EXPECT_EQ(p.models[0].kv_bytes_per_token, 253952);
   EXPECT_EQ(p.models[1].kv_bytes_per_token, 131072);
   // Fixed bytes by hand: context + per model (weights + workspace, each rounded to 2 MiB, + overheads).
@@ -116,7 +117,8 @@ TEST(Planner, QwenPairIn80GiB) {
   EXPECT_EQ(p.chunk_bytes, 56 * kMiB);  // lcm(4 MiB, 896 KiB, 2 MiB) = 28 MiB, doubled to pass 32 MiB
   EXPECT_EQ(p.models[0].pages_per_chunk, 14);
   EXPECT_EQ(p.models[1].pages_per_chunk, 64);
-  EXPECT_EQ(p.models[1].weight_bytes, round2mib(15'231'233'024));
+  EXPECT_EQ(p.models[1].weight_bytes, 15'231'233'024);
+  EXPECT_EQ(p.models[1].weight_alloc_bytes, round2mib(15'231'233'024));
   EXPECT_EQ(p.models[0].min_kv_tokens, 32768);  // use_sliding_window false: full attention
   EXPECT_LE(p.total_bytes, p.budget_bytes);
 }
@@ -145,7 +147,7 @@ TEST(Planner, CpuHasNoDeviceOverheads) {
   ASSERT_TRUE(p.fits);
   EXPECT_EQ(p.process_overhead_bytes, 0);
   EXPECT_EQ(p.models[0].overhead_bytes, 0);
-  EXPECT_EQ(p.models[0].weight_bytes, 4'150'796'288);  // no 2 MiB rounding on the host
+  EXPECT_EQ(p.models[0].weight_alloc_bytes, 4'150'796'288);  // no 2 MiB rounding on the host
 }
 
 // The integer after `flag ` in the first alternative that mentions it.

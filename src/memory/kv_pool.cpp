@@ -81,6 +81,13 @@ int KvChunkPool::pick_victim(int claimant, bool forced) const {
 }
 
 AcquireStatus KvChunkPool::acquire(int model, ChunkId* chunk) {
+  int victim = -1;
+  const AcquireStatus s = acquire_locked(model, chunk, &victim);
+  if (victim >= 0) wake(victim);
+  return s;
+}
+
+AcquireStatus KvChunkPool::acquire_locked(int model, ChunkId* chunk, int* woken) {
   std::lock_guard<std::mutex> lock(mu_);
   CHECK(model >= 0 && model < num_models());
   ModelState& me = models_[model];
@@ -102,6 +109,7 @@ AcquireStatus KvChunkPool::acquire(int model, ChunkId* chunk) {
     models_[victim].forced_pending++;
     me.waiting++;
     claims_.push_back({model, victim, true});
+    *woken = victim;
     return AcquireStatus::kLater;
   }
   if (me.waiting > 0) return AcquireStatus::kLater;
@@ -111,6 +119,7 @@ AcquireStatus KvChunkPool::acquire(int model, ChunkId* chunk) {
       models_[victim].idle_pending++;
       me.idle_claim_open = true;
       claims_.push_back({model, victim, false});
+      *woken = victim;
     }
   }
   return AcquireStatus::kExhausted;
@@ -124,6 +133,11 @@ std::vector<ChunkId> KvChunkPool::take_delivered(int model) {
 }
 
 void KvChunkPool::release(int model, ChunkId chunk) {
+  const int claimant = release_locked(model, chunk);
+  if (claimant >= 0) wake(claimant);
+}
+
+int KvChunkPool::release_locked(int model, ChunkId chunk) {
   std::lock_guard<std::mutex> lock(mu_);
   CHECK(chunk >= 0 && chunk < num_chunks_);
   CHECK_MSG(holder_[chunk] == model, "chunk " << chunk << " released by " << models_[model].name
@@ -137,7 +151,7 @@ void KvChunkPool::release(int model, ChunkId chunk) {
   if (it == claims_.end()) it = claims_.begin();
   if (it == claims_.end()) {
     free_.push_back(chunk);
-    return;
+    return -1;
   }
   const Claim claim = *it;
   claims_.erase(it);
@@ -152,6 +166,21 @@ void KvChunkPool::release(int model, ChunkId chunk) {
   }
   give(claim.claimant, chunk);  // free -> held by the claimant, delivered on its next step
   claimant.delivered.push_back(chunk);
+  return claim.claimant;
+}
+
+void KvChunkPool::set_wakeup(int model, std::function<void()> wakeup) {
+  std::lock_guard<std::mutex> lock(mu_);
+  models_[model].wakeup = std::move(wakeup);
+}
+
+void KvChunkPool::wake(int model) {
+  std::function<void()> f;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    f = models_[model].wakeup;
+  }
+  if (f) f();
 }
 
 ReclaimRequest KvChunkPool::reclaim_request(int model) const {

@@ -44,6 +44,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -131,6 +132,10 @@ class KvChunkPool {
   // the oldest claimant (preferring one that claimed from this model), else free.
   void release(int model, ChunkId chunk);
   ReclaimRequest reclaim_request(int model) const;
+  // Called (outside the pool's lock, on the claimant's thread) whenever a
+  // request is posted to `model` or a chunk is delivered to it, so an engine
+  // blocked waiting for work wakes up and calls KvPageSource::service.
+  void set_wakeup(int model, std::function<void()> wakeup);
   // An idle-only request that `model` cannot honour now (every chunk it holds
   // has pages in use) is dropped, so the claimant may ask again later.
   void decline_idle(int model);
@@ -155,10 +160,14 @@ class KvChunkPool {
     int64_t waiting = 0;         // forced claims not yet delivered
     bool idle_claim_open = false;
     std::vector<ChunkId> delivered;
+    std::function<void()> wakeup;
   };
 
   int pick_victim(int claimant, bool forced) const;  // REQUIRES(mu_)
   void give(int model, ChunkId chunk);                // REQUIRES(mu_)
+  void wake(int model);                               // EXCLUDES(mu_)
+  AcquireStatus acquire_locked(int model, ChunkId* chunk, int* woken);  // takes mu_
+  int release_locked(int model, ChunkId chunk);       // takes mu_; the claimant served or -1
 
   const int64_t num_chunks_;
   const int64_t chunk_bytes_;

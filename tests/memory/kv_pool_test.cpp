@@ -231,11 +231,17 @@ TEST(KvPool, ForcedReclaimWaitsForDrainingPages) {
 
 TEST(KvPool, VoluntaryReleaseServesAWaitingClaimFirst) {
   KvChunkPool pool(4, 62 * kMiB, {{"a", 2}, {"b", 2}});
+  int wakes[2] = {0, 0};
+  pool.set_wakeup(0, [&] { ++wakes[0]; });
+  pool.set_wakeup(1, [&] { ++wakes[1]; });
   ChunkId c = -1;
   for (int i = 0; i < 4; ++i) ASSERT_EQ(pool.acquire(0, &c), AcquireStatus::kOk);
   EXPECT_EQ(pool.acquire(1, &c), AcquireStatus::kLater);
   EXPECT_EQ(pool.reclaim_request(0).forced, 1);
+  EXPECT_EQ(wakes[0], 1);  // an idle engine must wake to give the chunk back
+  EXPECT_EQ(wakes[1], 0);
   pool.release(0, 0);  // any release settles the claim
+  EXPECT_EQ(wakes[1], 1);  // the claimant wakes to take it
   EXPECT_EQ(pool.reclaim_request(0).forced, 0);
   EXPECT_EQ(pool.holder(0), 1);
   EXPECT_EQ(pool.num_free(), 0);

@@ -85,4 +85,9 @@ expect_bad "does not exist" --gpu-budget 96GB --model coder=/nonexistent/dir
 expect_bad "max_position_embeddings 16384" --gpu-budget 96GB --model coder=$ds --max-model-len 32768
 expect_bad "given twice" --gpu-budget 96GB --model a=$ds --model a=$mi
 expect_bad "which no --model gives" --gpu-budget 96GB --model a=$ds --weight b=2
+expect_bad "W must be a positive number" --gpu-budget 96GB --model a=$ds --weight a=-1
+# Without the CUDA backend the overhead probe says so (with it, it measures: GPU machine only).
+if ! "$tandem" --version | grep -q "cuda"; then
+  expect_bad "without the CUDA backend" --measure-overheads
+fi
 echo "plan_json: all ok"

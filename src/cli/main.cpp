@@ -16,6 +16,7 @@ struct Subcommand {
 
 const Subcommand kSubcommands[] = {
     {"version", tandem::cli::run_version, "print the version and compiled backends"},
+    {"bench", tandem::cli::run_bench, "serving benchmark against an OpenAI-compatible server"},
 };
 
 void print_usage() {

@@ -1,5 +1,8 @@
 #include "bench/http.h"
 
+#include <cstdint>
+#include <cstdio>
+#include <limits>
 #include <optional>
 
 #include <boost/asio/connect.hpp>
@@ -129,7 +132,9 @@ class StreamSession : public std::enable_shared_from_this<StreamSession> {
   void on_write(beast::error_code ec) {
     if (ec) return fail_io(ec, "write");
     parser_.emplace();
-    parser_->body_limit(boost::none);
+    // Not boost::none: Boost 1.74 compares the Content-Length against an empty
+    // optional and fails every sized body.
+    parser_->body_limit(std::numeric_limits<std::uint64_t>::max());
     http::async_read_header(stream_, buffer_, *parser_, [self = shared_from_this()](beast::error_code ec, size_t) {
       self->on_header(ec);
     });
@@ -221,7 +226,9 @@ class StreamSession : public std::enable_shared_from_this<StreamSession> {
 
   void fail_io(const beast::error_code& ec, const std::string& what) {
     if (is_timeout(ec)) {
-      return fail(ErrorKind::kTimeout, "timed out after " + std::to_string(spec_.timeout_s) + " s (" + what +
+      char secs[32];
+      std::snprintf(secs, sizeof secs, "%g", spec_.timeout_s);
+      return fail(ErrorKind::kTimeout, std::string("timed out after ") + secs + " s (" + what +
                                            ", " + std::to_string(result_.num_content_chunks) + " content chunks)");
     }
     fail(ErrorKind::kTransport, what + ": " + ec.message());

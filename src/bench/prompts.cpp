@@ -137,12 +137,26 @@ StatusOr<std::string> build_prompt_impl(TokenCounter& counter, const std::string
     if (seen.count(next)) break;
     n = next;
   }
-  // Not reachable exactly with whole words: the longest at or under the target,
-  // else the shortest over it.
+  // Not reached: some word after the longest prefix under the target is several
+  // tokens. Redraw that next word a few times; else keep the longest prefix at or
+  // under the target (or the shortest over it).
   int best_n = -1;
   for (auto [k, c] : seen)
     if (c <= target && (best_n < 0 || c > seen[best_n])) best_n = k;
-  if (best_n < 0) best_n = seen.begin()->first;
+  if (best_n >= 0) {
+    ensure(best_n + 1);
+    for (int attempt = 0; attempt < 16; ++attempt) {
+      words[best_n] = pick(rng);
+      std::string text = join_words(words, best_n + 1);
+      ASSIGN_OR_RETURN(int c, counter.count(model, text));
+      if (c == target) {
+        *actual = c;
+        return text;
+      }
+    }
+  } else {
+    best_n = seen.begin()->first;
+  }
   *actual = seen[best_n];
   return join_words(words, best_n);
 }

@@ -18,10 +18,15 @@ StatusOr<std::vector<PlannedRequest>> plan(const BenchOptions& options, const Se
     return unimplemented("--tokenizer " + options.tokenizer +
                          ": local tokenizers are not in this build yet; leave it out to count tokens with the "
                          "server's POST /tokenize, or use --dataset");
-  ServerTokenCounter counter(address, options.api_key, std::min(options.timeout_s, 60.0));
+  ServerAddress tokenize_address = address;
+  if (!options.tokenize_url.empty()) {
+    ASSIGN_OR_RETURN(tokenize_address, parse_base_url(options.tokenize_url));
+  }
+  ServerTokenCounter counter(tokenize_address, options.api_key, std::min(options.timeout_s, 60.0));
   if (options.progress)
     std::fprintf(io.status, "bench: building %d prompts of ~%d tokens with %s/tokenize\n", options.num_prompts,
-                 options.input_len, options.base_url.c_str());
+                 options.input_len,
+                 (options.tokenize_url.empty() ? options.base_url : options.tokenize_url).c_str());
   return plan_synthetic(options, counter);
 }
 

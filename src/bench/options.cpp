@@ -117,6 +117,8 @@ Status BenchOptions::validate() const {
     if (output_len <= 0) return invalid_argument("--output-len must be positive");
     if (range_ratio < 0 || range_ratio >= 1) return invalid_argument("--range-ratio must be in [0, 1)");
   }
+  if (!tokenize_url.empty() && tokenize_url.rfind("http://", 0) != 0)
+    return invalid_argument("--tokenize-url " + tokenize_url + ": must start with http://");
   if (!(timeout_s > 0)) return invalid_argument("--timeout must be positive");
   if (threads <= 0 || threads > 256) return invalid_argument("--threads must be in [1, 256]");
   return ok_status();
@@ -147,6 +149,7 @@ nlohmann::json BenchOptions::to_json() const {
       {"dataset", dataset},
       {"endpoint", endpoint_name(endpoint)},
       {"tokenizer", tokenizer},
+      {"tokenize_url", tokenize_url},
       {"seed", seed},
       {"api_key_set", !api_key.empty()},  // never the key itself
       {"slo", slo_json},

@@ -52,6 +52,7 @@ struct BenchOptions {
   std::string dataset;                              // JSONL file; empty: synthetic prompts
   Endpoint endpoint = Endpoint::kCompletions;
   std::string tokenizer;                            // local tokenizer path; empty: server /tokenize
+  std::string tokenize_url;                         // server whose /tokenize counts tokens; empty: base_url
   uint64_t seed = 0;
   std::string api_key;                              // sent as "Authorization: Bearer K"
   Slo slo;

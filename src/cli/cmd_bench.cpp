@@ -36,6 +36,8 @@ int run_bench(int argc, char** argv) {
       ->check(CLI::IsMember({"completions", "chat"}))
       ->capture_default_str();
   app.add_option("--tokenizer", o.tokenizer, "local tokenizer for synthetic prompts (default: server /tokenize)");
+  app.add_option("--tokenize-url", o.tokenize_url,
+                 "server whose POST /tokenize counts prompt tokens (default: --base-url)");
   app.add_option("--seed", o.seed, "seed of prompts, lengths, model mix and arrivals")->capture_default_str();
   app.add_option("--api-key", o.api_key, "sent as Authorization: Bearer")->envname("OPENAI_API_KEY");
   app.add_option("--slo", slo, "goodput objectives, e.g. ttft=200ms,tpot=50ms,e2e=5s");
@@ -49,7 +51,7 @@ int run_bench(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    return app.exit(e) == 0 ? 0 : 2;  // --help is 0; any flag CLI11 rejects is 2
   }
 
   auto fail = [](const Status& s) {

@@ -144,6 +144,15 @@ TEST(BenchClient, RefusedConnectionsAreCounted) {
   auto s = run_bench(o, quiet_io());
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.status().message().find("/tokenize"), std::string::npos) << s.status().message();
+
+  // --tokenize-url counts tokens on another server (one serving the same model).
+  FakeOpenAiServer tokenizer_server({1, 1});
+  o.tokenize_url = tokenizer_server.base_url();
+  s = run_bench(o, quiet_io());
+  ASSERT_TRUE(s.ok()) << s.status().message();
+  EXPECT_EQ((*s)[0].errors.counts.at("connect"), 4);
+  EXPECT_GE(tokenizer_server.num_tokenize_calls(), 4);
+  EXPECT_TRUE(tokenizer_server.requests().empty());
 }
 
 TEST(BenchClient, MaxConcurrencyIsHonoured) {

@@ -16,6 +16,8 @@ struct Subcommand {
 
 const Subcommand kSubcommands[] = {
     {"version", tandem::cli::run_version, "print the version and compiled backends"},
+    {"tokenize", tandem::cli::run_tokenize, "stdin text -> token ids"},
+    {"detokenize", tandem::cli::run_detokenize, "stdin token ids -> text"},
     {"bench", tandem::cli::run_bench, "serving benchmark against an OpenAI-compatible server"},
 };
 

@@ -14,10 +14,10 @@ namespace {
 StatusOr<std::vector<PlannedRequest>> plan(const BenchOptions& options, const ServerAddress& address,
                                            const BenchOutput& io) {
   if (!options.dataset.empty()) return plan_dataset(options);
-  if (!options.tokenizer.empty())
-    return unimplemented("--tokenizer " + options.tokenizer +
-                         ": local tokenizers are not in this build yet; leave it out to count tokens with the "
-                         "server's POST /tokenize, or use --dataset");
+  if (!options.tokenizers.empty()) {
+    ASSIGN_OR_RETURN(auto local, LocalTokenCounter::load(options.tokenizers, options.models));
+    return plan_synthetic(options, *local);
+  }
   ServerAddress tokenize_address = address;
   if (!options.tokenize_url.empty()) {
     ASSIGN_OR_RETURN(tokenize_address, parse_base_url(options.tokenize_url));
@@ -81,12 +81,6 @@ StatusOr<std::vector<RunReport>> run_bench(const BenchOptions& options, const Be
     std::ofstream probe(path, std::ios::app);
     if (!probe) return invalid_argument(path + ": cannot open for writing");
   }
-  ASSIGN_OR_RETURN(std::vector<PlannedRequest> requests, plan(options, address, io));
-  int off_target = 0;
-  for (const auto& r : requests) off_target += r.off_target;
-  if (off_target > 0)
-    std::fprintf(io.status, "bench: note: %d synthetic prompts could not reach their exact token length\n",
-                 off_target);
   ASSIGN_OR_RETURN(StreamTarget target, resolve_target(address, options.api_key));
 
   RunConfig config;
@@ -99,7 +93,18 @@ StatusOr<std::vector<RunReport>> run_bench(const BenchOptions& options, const Be
   std::vector<double> rates = options.sweep_rates.empty() ? std::vector<double>{options.request_rate}
                                                           : options.sweep_rates;
   std::vector<RunReport> reports;
-  for (double rate : rates) {
+  for (size_t k = 0; k < rates.size(); ++k) {
+    const double rate = rates[k];
+    // Fresh synthetic prompts for every rate of a sweep, so a prefix cache
+    // cannot serve one run from the prompts of the one before.
+    BenchOptions run_options = options;
+    run_options.seed = options.seed + k;
+    ASSIGN_OR_RETURN(std::vector<PlannedRequest> requests, plan(run_options, address, io));
+    int off_target = 0;
+    for (const auto& r : requests) off_target += r.off_target;
+    if (off_target > 0)
+      std::fprintf(io.status, "bench: note: %d synthetic prompts could not reach their exact token length\n",
+                   off_target);
     auto arrivals = arrival_times(options.num_prompts, rate, options.burstiness, options.seed);
     std::string label = rates.size() > 1 ? "rate " + rate_to_string(rate) + ": " : "";
     ProgressFn progress;

@@ -117,6 +117,9 @@ Status BenchOptions::validate() const {
     if (output_len <= 0) return invalid_argument("--output-len must be positive");
     if (range_ratio < 0 || range_ratio >= 1) return invalid_argument("--range-ratio must be in [0, 1)");
   }
+  if (tokenizers.size() > 1 && tokenizers.size() != models.size())
+    return invalid_argument("--tokenizer given " + std::to_string(tokenizers.size()) + " times for " +
+                            std::to_string(models.size()) + " models (give one, or one per --model)");
   if (!tokenize_url.empty() && tokenize_url.rfind("http://", 0) != 0)
     return invalid_argument("--tokenize-url " + tokenize_url + ": must start with http://");
   if (!(timeout_s > 0)) return invalid_argument("--timeout must be positive");
@@ -148,7 +151,7 @@ nlohmann::json BenchOptions::to_json() const {
       {"range_ratio", range_ratio},
       {"dataset", dataset},
       {"endpoint", endpoint_name(endpoint)},
-      {"tokenizer", tokenizer},
+      {"tokenizers", tokenizers},
       {"tokenize_url", tokenize_url},
       {"seed", seed},
       {"api_key_set", !api_key.empty()},  // never the key itself

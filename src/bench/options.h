@@ -51,7 +51,8 @@ struct BenchOptions {
   double range_ratio = 0.0;                         // lengths uniform in [L(1-r), L(1+r)]
   std::string dataset;                              // JSONL file; empty: synthetic prompts
   Endpoint endpoint = Endpoint::kCompletions;
-  std::string tokenizer;                            // local tokenizer path; empty: server /tokenize
+  std::vector<std::string> tokenizers;              // local tokenizer paths: one for all models or one per
+                                                    // model; empty: server /tokenize
   std::string tokenize_url;                         // server whose /tokenize counts tokens; empty: base_url
   uint64_t seed = 0;
   std::string api_key;                              // sent as "Authorization: Bearer K"

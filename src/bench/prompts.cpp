@@ -73,6 +73,28 @@ StatusOr<int> ServerTokenCounter::count(const std::string& model, const std::str
   return invalid_argument(where + ": response has no \"tokens\" array");
 }
 
+StatusOr<std::unique_ptr<LocalTokenCounter>> LocalTokenCounter::load(const std::vector<std::string>& paths,
+                                                                      const std::vector<std::string>& models) {
+  auto counter = std::make_unique<LocalTokenCounter>();
+  counter->models_ = models;
+  for (const auto& path : paths) {
+    auto t = Tokenizer::load(path);
+    if (!t.ok()) return invalid_argument("--tokenizer " + path + ": " + t.status().message());
+    counter->tokenizers_.push_back(std::move(t).value());
+  }
+  return counter;
+}
+
+StatusOr<int> LocalTokenCounter::count(const std::string& model, const std::string& text) {
+  size_t i = 0;
+  if (tokenizers_.size() > 1) {
+    auto it = std::find(models_.begin(), models_.end(), model);
+    if (it == models_.end()) return not_found("no --tokenizer for model " + model);
+    i = static_cast<size_t>(it - models_.begin());
+  }
+  return static_cast<int>(tokenizers_[i]->encode(text, /*add_special_tokens=*/true).size());
+}
+
 std::vector<int> assign_models(int num_prompts, const std::vector<double>& weights, std::mt19937_64& rng) {
   const size_t m = weights.size();
   double total = std::accumulate(weights.begin(), weights.end(), 0.0);

@@ -13,6 +13,7 @@
 #include "bench/http.h"
 #include "bench/options.h"
 #include "common/status.h"
+#include "tokenizer/tokenizer.h"
 
 namespace tandem::bench {
 
@@ -44,6 +45,20 @@ class ServerTokenCounter : public TokenCounter {
   std::string api_key_;
   double timeout_s_;
   bool llama_cpp_shape_ = false;
+};
+
+// Counts with local tokenizers (src/tokenizer), with special tokens as the
+// server adds them by default: one tokenizer for every model, or one per model.
+class LocalTokenCounter : public TokenCounter {
+ public:
+  // PATHS: tokenizer folders or tokenizer.json files; MODELS: the --model names.
+  static StatusOr<std::unique_ptr<LocalTokenCounter>> load(const std::vector<std::string>& paths,
+                                                           const std::vector<std::string>& models);
+  StatusOr<int> count(const std::string& model, const std::string& text) override;
+
+ private:
+  std::vector<std::string> models_;
+  std::vector<std::unique_ptr<Tokenizer>> tokenizers_;  // one, or one per model
 };
 
 // Exactly num_prompts model indices with counts proportional to `weights`

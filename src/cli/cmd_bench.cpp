@@ -35,7 +35,9 @@ int run_bench(int argc, char** argv) {
   app.add_option("--endpoint", endpoint, "completions or chat")
       ->check(CLI::IsMember({"completions", "chat"}))
       ->capture_default_str();
-  app.add_option("--tokenizer", o.tokenizer, "local tokenizer for synthetic prompts (default: server /tokenize)");
+  app.add_option("--tokenizer", o.tokenizers,
+                 "local tokenizer (folder or tokenizer.json) for synthetic prompts; once, or once per --model "
+                 "(default: the server's /tokenize)");
   app.add_option("--tokenize-url", o.tokenize_url,
                  "server whose POST /tokenize counts prompt tokens (default: --base-url)");
   app.add_option("--seed", o.seed, "seed of prompts, lengths, model mix and arrivals")->capture_default_str();

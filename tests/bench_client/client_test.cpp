@@ -13,6 +13,7 @@
 #include "bench/prompts.h"
 #include "bench/runner.h"
 #include "fake_openai_server.h"
+#include "tokenizer/tokenizer.h"
 
 namespace tandem::bench {
 namespace {
@@ -153,6 +154,25 @@ TEST(BenchClient, RefusedConnectionsAreCounted) {
   EXPECT_EQ((*s)[0].errors.counts.at("connect"), 4);
   EXPECT_GE(tokenizer_server.num_tokenize_calls(), 4);
   EXPECT_TRUE(tokenizer_server.requests().empty());
+}
+
+TEST(BenchClient, LocalTokenizerNeedsNoTokenizeEndpoint) {
+  std::string path = std::string(TANDEM_SOURCE_DIR) + "/.cache/data/tokenizers/qwen2_5";
+  if (!std::ifstream(path + "/tokenizer.json")) GTEST_SKIP() << "no tokenizer data (scripts/fetch_data.sh)";
+  FakeOpenAiServer server({/*ttft_ms=*/5, /*itl_ms=*/1});
+  BenchOptions o = base_options(server);
+  o.num_prompts = 3;
+  o.input_len = 40;
+  o.tokenizers = {path};
+  auto reports = run_bench(o, quiet_io());
+  ASSERT_TRUE(reports.ok()) << reports.status().message();
+  EXPECT_EQ((*reports)[0].overall.completed, 3);
+  EXPECT_EQ((*reports)[0].num_prompts_off_target, 0);
+  EXPECT_EQ(server.num_tokenize_calls(), 0);
+  auto tok = Tokenizer::load(path);
+  ASSERT_TRUE(tok.ok());
+  for (const auto& b : server.requests())
+    EXPECT_EQ((*tok)->encode(b["prompt"].get<std::string>(), true).size(), 40u);
 }
 
 TEST(BenchClient, MaxConcurrencyIsHonoured) {

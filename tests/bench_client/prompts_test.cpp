@@ -152,3 +152,36 @@ TEST(Prompts, DatasetLinesAndErrors) {
 
 }  // namespace
 }  // namespace tandem::bench
+
+namespace tandem::bench {
+namespace {
+
+std::string tokenizer_path(const std::string& name) {
+  return std::string(TANDEM_SOURCE_DIR) + "/.cache/data/tokenizers/" + name;
+}
+
+TEST(Prompts, ExactLengthWithRealTokenizers) {
+  std::vector<std::string> names = {"llama3", "qwen2_5", "mistral"};
+  std::vector<std::string> paths;
+  for (const auto& n : names) paths.push_back(tokenizer_path(n));
+  if (!std::ifstream(paths[0] + "/tokenizer.json")) GTEST_SKIP() << "no tokenizer data (scripts/fetch_data.sh)";
+  auto counter = LocalTokenCounter::load(paths, names);
+  ASSERT_TRUE(counter.ok()) << counter.status().message();
+  std::mt19937_64 rng(7);
+  for (const auto& model : names) {
+    for (int target : {5, 64, 1000}) {
+      int actual = 0;
+      auto text = build_prompt(**counter, model, target, rng, &actual);
+      ASSERT_TRUE(text.ok()) << text.status().message();
+      EXPECT_EQ(actual, target) << model;
+      EXPECT_EQ(*(*counter)->count(model, *text), target) << model;
+    }
+  }
+  EXPECT_FALSE((*counter)->count("other", "x").ok());
+  auto missing = LocalTokenCounter::load({"/nonexistent-tokenizer"}, {"m"});
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.status().message().find("--tokenizer /nonexistent-tokenizer"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace tandem::bench

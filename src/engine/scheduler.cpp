@@ -156,18 +156,23 @@ void Scheduler::on_forward_done(const SchedulerOutput& out) {
 }
 
 int Scheduler::withdraw_pages(std::span<const int32_t> ids) {
-  BlockPool& pool = kv_->pool();
-  if (pool.withdraw_pages(ids) == 0) return 0;
+  if (kv_->pool().withdraw_pages(ids) == 0) return 0;
+  preempt_holders_of(ids);
+  return kv_->pool().num_draining();
+}
+
+void Scheduler::preempt_holders_of(std::span<const int32_t> pages) {
+  std::vector<bool> wanted(kv_->pool().capacity(), false);
+  for (int32_t p : pages) wanted[p] = true;
   // Newest first, so the oldest keep running where possible.
   for (size_t i = running_.size(); i-- > 0;) {
     Sequence* seq = running_[i];
     bool holds = std::any_of(seq->kv.pages.begin(), seq->kv.pages.end(),
-                             [&](int32_t p) { return p >= 0 && pool.is_draining(p); });
+                             [&](int32_t p) { return p >= 0 && wanted[p]; });
     if (!holds) continue;
     erase_running(i);
     preempt(seq);
   }
-  return pool.num_draining();
 }
 
 void Scheduler::add_pages(std::span<const int32_t> ids) { kv_->pool().add_pages(ids); }

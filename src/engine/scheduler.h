@@ -64,6 +64,9 @@ class Scheduler {
   // Returns the number of pages still draining (0 once all are offline).
   int withdraw_pages(std::span<const int32_t> ids);
   void add_pages(std::span<const int32_t> ids);
+  // Preempts every running sequence holding one of `pages` (newest first);
+  // memory::BlockPoolChunkOwner's preempt_holders callback.
+  void preempt_holders_of(std::span<const int32_t> pages);
 
   int num_running() const { return static_cast<int>(running_.size()); }
   int num_seats_held() const { return num_seats_held_; }

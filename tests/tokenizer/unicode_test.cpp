@@ -74,3 +74,36 @@ TEST(Unicode, EncodeReplacesInvalidUtf8) {
 
 }  // namespace
 }  // namespace tandem::testing
+
+#include "tokenizer/regex.h"
+
+namespace tandem::testing {
+namespace {
+
+// Split patterns are Oniguruma's: \s includes U+0085 there (not in plain PCRE2).
+TEST(Regex, WhitespaceClassMatchesOniguruma) {
+  std::vector<std::pair<size_t, size_t>> m;
+  auto re = hf::Regex::compile(R"(\s+)", false);
+  ASSERT_TRUE(re.ok());
+  (*re)->find_all("a\xC2\x85\xC2\xA0 b", m);
+  ASSERT_EQ(m.size(), 1u);
+  EXPECT_EQ(m[0], std::make_pair(size_t{1}, size_t{6}));
+  m.clear();
+  auto neg = hf::Regex::compile(R"(x(?!\S)|[^\s\p{L}]+)", false);
+  ASSERT_TRUE(neg.ok());
+  (*neg)->find_all("x\xC2\x85" "1x2", m);  // x before NEL counts; NEL is not in [^\s...]
+  ASSERT_EQ(m.size(), 3u);
+  EXPECT_EQ(m[0], std::make_pair(size_t{0}, size_t{1}));
+  EXPECT_EQ(m[1], std::make_pair(size_t{3}, size_t{4}));
+  auto bad = hf::Regex::compile("(", false);
+  EXPECT_FALSE(bad.ok());
+  auto lit = hf::Regex::compile("a.b", true);
+  ASSERT_TRUE(lit.ok());
+  m.clear();
+  (*lit)->find_all("axb a.b", m);
+  ASSERT_EQ(m.size(), 1u);
+  EXPECT_EQ(m[0].first, 4u);
+}
+
+}  // namespace
+}  // namespace tandem::testing

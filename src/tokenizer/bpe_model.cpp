@@ -93,6 +93,17 @@ StatusOr<std::unique_ptr<BpeModel>> BpeModel::load(const json& model, bool byte_
       if (it != m->vocab_.end()) m->byte_ids_[b] = it->second;
     }
   }
+  if (!byte_level) {
+    m->char_ids_.assign(0x10000, -1);
+    for (const auto& [tok, id] : m->vocab_) {
+      const size_t n = unicode::utf8_char_len(tok);
+      if (n == 0 || n != tok.size()) continue;
+      size_t pos = 0;
+      const uint32_t cp = unicode::next_code_point(tok, pos);
+      if (cp < 0x10000) m->char_ids_[cp] = id;
+      else m->char_ids_astral_[cp] = id;
+    }
+  }
   if (model.contains("unk_token") && model["unk_token"].is_string()) {
     const std::string unk = model["unk_token"].get<std::string>();
     auto it = m->file_vocab_.empty() ? m->vocab_.find(unk) : m->file_vocab_.find(unk);
@@ -191,11 +202,21 @@ void BpeModel::merge_word(std::string_view word, std::vector<int32_t>& out) cons
     bool pending_unk = false;  // HF fuses consecutive unknowns only
     for (size_t i = 0; i < word.size();) {
       size_t n = unicode::utf8_char_len(word.substr(i));
-      if (!n) n = 1;
-      auto it = vocab_.find(word.substr(i, n));
-      if (it != vocab_.end()) {
+      int32_t id = -1;
+      if (n) {
+        size_t pos = i;
+        const uint32_t cp = unicode::next_code_point(word, pos);
+        if (cp < 0x10000) {
+          id = char_ids_[cp];
+        } else if (auto it = char_ids_astral_.find(cp); it != char_ids_astral_.end()) {
+          id = it->second;
+        }
+      } else {
+        n = 1;  // not reached for valid UTF-8 input
+      }
+      if (id >= 0) {
         pending_unk = false;
-        add(it->second);
+        add(id);
       } else {
         bool done = false;
         if (byte_fallback_) {

@@ -77,6 +77,10 @@ class BpeModel {
   StringIdMap vocab_;                // internal form (raw bytes when byte_level_) -> id
   StringIdMap file_vocab_;           // as in the file (only when byte_level_)
   int32_t byte_ids_[256];            // byte_level_: id of each single byte; byte_fallback_: <0xNN>
+  // !byte_level_: id of each one-character token, by code point (-1 = none);
+  // BMP in a flat table, the rest in a map.
+  std::vector<int32_t> char_ids_;
+  std::unordered_map<uint32_t, int32_t> char_ids_astral_;
   MergeTable merges_;
 
   // Word -> ids cache shared by all callers (encode is const and thread-safe).

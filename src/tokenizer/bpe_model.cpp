@@ -19,6 +19,7 @@ constexpr size_t kCacheMaxWordBytes = 64;
 constexpr size_t kCacheMaxEntries = 1 << 17;
 // Words up to this many symbols use a simple rescan instead of a heap.
 constexpr size_t kSmallWord = 24;
+constexpr std::string_view kMetaspace = "\xE2\x96\x81";  // U+2581
 
 struct Symbol {
   int32_t id;
@@ -94,6 +95,16 @@ StatusOr<std::unique_ptr<BpeModel>> BpeModel::load(const json& model, bool byte_
     }
   }
   if (!byte_level) {
+    m->split_before_metaspace_ = true;
+    for (const auto& [tok, id] : m->vocab_) {
+      for (size_t p = tok.find(kMetaspace, 1); p != std::string::npos; p = tok.find(kMetaspace, p + 1)) {
+        if (p < 3 || tok.compare(p - 3, 3, kMetaspace) != 0) {
+          m->split_before_metaspace_ = false;
+          break;
+        }
+      }
+      if (!m->split_before_metaspace_) break;
+    }
     m->char_ids_.assign(0x10000, -1);
     for (const auto& [tok, id] : m->vocab_) {
       const size_t n = unicode::utf8_char_len(tok);
@@ -155,6 +166,25 @@ std::optional<int32_t> BpeModel::id_of(std::string_view token) const {
 }
 
 void BpeModel::encode_word(std::string_view word, std::vector<int32_t>& out) const {
+  if (!split_before_metaspace_) {
+    encode_piece(word, out);
+    return;
+  }
+  // Pieces start where a run of U+2581 starts.
+  size_t begin = 0;
+  size_t p = word.find(kMetaspace, 1);
+  while (p != std::string_view::npos) {
+    const bool after_metaspace = p >= 3 && word.compare(p - 3, 3, kMetaspace) == 0;
+    if (!after_metaspace) {
+      encode_piece(word.substr(begin, p - begin), out);
+      begin = p;
+    }
+    p = word.find(kMetaspace, p + 3);
+  }
+  encode_piece(word.substr(begin), out);
+}
+
+void BpeModel::encode_piece(std::string_view word, std::vector<int32_t>& out) const {
   if (word.empty()) return;
   if (ignore_merges_ || word.size() == 1) {
     auto it = vocab_.find(word);

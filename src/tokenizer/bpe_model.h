@@ -66,12 +66,17 @@ class BpeModel {
   std::optional<int32_t> id_of(std::string_view token) const;
 
  private:
+  void encode_piece(std::string_view word, std::vector<int32_t>& out) const;
   void merge_word(std::string_view word, std::vector<int32_t>& out) const;
 
   bool byte_level_ = false;
   bool byte_fallback_ = false;
   bool fuse_unk_ = false;
   bool ignore_merges_ = false;
+  // No token has U+2581 after another character, so no merge can join across
+  // the start of a run of U+2581: SentencePiece-style words (often a whole
+  // sentence, there being no pre-tokenizer) are split there and cached per piece.
+  bool split_before_metaspace_ = false;
   int32_t unk_id_ = -1;
   std::vector<std::string> tokens_;  // id -> token as in the file
   StringIdMap vocab_;                // internal form (raw bytes when byte_level_) -> id

@@ -6,6 +6,7 @@
 #include <queue>
 
 #include <nlohmann/json.hpp>
+#include <xxhash.h>
 
 #include "tokenizer/hf_components.h"
 #include "tokenizer/unicode.h"
@@ -16,7 +17,6 @@ namespace {
 using json = nlohmann::json;
 
 constexpr size_t kCacheMaxWordBytes = 64;
-constexpr size_t kCacheMaxEntries = 1 << 17;
 // Words up to this many symbols use a simple rescan instead of a heap.
 constexpr size_t kSmallWord = 24;
 constexpr std::string_view kMetaspace = "\xE2\x96\x81";  // U+2581
@@ -186,6 +186,10 @@ void BpeModel::encode_word(std::string_view word, std::vector<int32_t>& out) con
 
 void BpeModel::encode_piece(std::string_view word, std::vector<int32_t>& out) const {
   if (word.empty()) return;
+  if (word.size() == 1 && byte_level_ && byte_ids_[static_cast<uint8_t>(word[0])] >= 0) {
+    out.push_back(byte_ids_[static_cast<uint8_t>(word[0])]);
+    return;
+  }
   if (ignore_merges_ || word.size() == 1) {
     auto it = vocab_.find(word);
     if (it != vocab_.end()) {
@@ -197,19 +201,23 @@ void BpeModel::encode_piece(std::string_view word, std::vector<int32_t>& out) co
     merge_word(word, out);
     return;
   }
+  const uint64_t h = XXH3_64bits(word.data(), word.size());
+  const size_t index = h & (kCacheSlots - 1);
+  CacheSlot& slot = cache_[index];
+  std::mutex& mu = cache_mu_[index % kCacheStripes];  // a slot always maps to the same stripe
   {
-    std::lock_guard<std::mutex> lock(cache_mu_);
-    auto it = cache_.find(word);
-    if (it != cache_.end()) {
-      out.insert(out.end(), it->second.begin(), it->second.end());
+    std::lock_guard<std::mutex> lock(mu);
+    if (slot.hash == h && slot.word == word) {
+      out.insert(out.end(), slot.ids.begin(), slot.ids.end());
       return;
     }
   }
   const size_t mark = out.size();
   merge_word(word, out);
-  std::lock_guard<std::mutex> lock(cache_mu_);
-  if (cache_.size() >= kCacheMaxEntries) cache_.clear();
-  cache_.emplace(std::string(word), std::vector<int32_t>(out.begin() + mark, out.end()));
+  std::lock_guard<std::mutex> lock(mu);
+  slot.hash = h;
+  slot.word.assign(word);
+  slot.ids.assign(out.begin() + mark, out.end());
 }
 
 void BpeModel::merge_word(std::string_view word, std::vector<int32_t>& out) const {

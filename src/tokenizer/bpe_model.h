@@ -88,10 +88,17 @@ class BpeModel {
   std::unordered_map<uint32_t, int32_t> char_ids_astral_;
   MergeTable merges_;
 
-  // Word -> ids cache shared by all callers (encode is const and thread-safe).
-  mutable std::mutex cache_mu_;
-  mutable std::unordered_map<std::string, std::vector<int32_t>, StringHash, std::equal_to<>>
-      cache_;  // GUARDED_BY(cache_mu_)
+  // Word -> ids cache shared by all callers (encode is const and thread-safe):
+  // direct-mapped (a colliding word replaces the old one), lock-striped.
+  struct CacheSlot {
+    uint64_t hash = 0;
+    std::string word;
+    std::vector<int32_t> ids;
+  };
+  static constexpr size_t kCacheSlots = 1 << 16;
+  static constexpr size_t kCacheStripes = 16;
+  mutable std::unique_ptr<CacheSlot[]> cache_{new CacheSlot[kCacheSlots]};  // GUARDED_BY(cache_mu_[stripe])
+  mutable std::mutex cache_mu_[kCacheStripes];
 };
 
 }  // namespace tandem::hf

@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Tandem vs HF `tokenizers` encode throughput, same texts, same machine, one run.
 # On the GPU machine, from the repository root, carrying build/bench (the
-# benchmark binary and its bench/lib/libsentencepiece.so.0) and
-# .cache/data/tokenizers:
-#   bash scripts/gpu/run_tokenizer_bench.sh [build/bench/tandem_tokenizer_bench]
+# benchmark binary and its lib/libsentencepiece.so.0) and a real copy of the
+# tokenizer folders (see docs/tokenizer.md):
+#   bash scripts/gpu/run_tokenizer_bench.sh [BENCH_BINARY] [TOKENIZERS_DIR]
 set -euo pipefail
 bin=${1:-build/bench/tandem_tokenizer_bench}
-t=.cache/data/tokenizers
+t=${2:-.cache/data/tokenizers}
 names=(qwen2_5 llama3 mistral deepseek_v3 llama2-spm)
 dirs=(); for n in "${names[@]}"; do dirs+=("$t/$n"); done
 texts=(bench/data/prose.txt bench/data/code.txt)

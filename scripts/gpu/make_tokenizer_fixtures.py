@@ -411,8 +411,8 @@ def main():
         path = os.path.join(args.out, f"{name}.jsonl.gz")
         header = {"tokenizer": name, "seed": args.seed, "per_category": args.per_category,
                   "versions": vers, "special_source": source, "notes": notes}
-        # mtime=0 keeps the file byte-identical across runs.
-        with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=9, mtime=0) as gz:
+        # No name and mtime=0 keep the file byte-identical across runs and paths.
+        with open(path, "wb") as raw, gzip.GzipFile(filename="", fileobj=raw, mode="wb", compresslevel=9, mtime=0) as gz:
             gz.write((json.dumps(header, ensure_ascii=False) + "\n").encode("utf-8"))
             for row in rows:
                 gz.write((json.dumps(row, ensure_ascii=False) + "\n").encode("utf-8", "surrogatepass"))

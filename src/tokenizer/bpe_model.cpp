@@ -44,7 +44,9 @@ void MergeTable::build(const std::vector<Entry>& entries) {
 }
 
 StatusOr<std::unique_ptr<BpeModel>> BpeModel::load(const json& model, bool byte_level) {
-  const std::string type = model.value("type", "");
+  // Older files omit "type"; tokenizers then recognises BPE by its merges.
+  std::string type = model.value("type", "");
+  if (type.empty() && model.contains("merges")) type = "BPE";
   if (type != "BPE") return unimplemented("unsupported model type '" + type + "'");
   if (!model.contains("vocab") || !model["vocab"].is_object())
     return invalid_argument("model.vocab missing or not an object");

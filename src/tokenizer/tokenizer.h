@@ -66,8 +66,9 @@ class IncrementalDetokenizer {
   // Appends one generated id; returns newly completed text (possibly empty).
   std::string push(int32_t id);
   // End of stream: whatever is pending (an incomplete character becomes U+FFFD).
+  // Decodes all ids once.
   std::string finish();
-  // All text returned so far by push() (not including finish()).
+  // All text returned so far by push() and finish().
   const std::string& text() const { return text_; }
 
  private:

@@ -46,6 +46,7 @@ TEST_P(Streaming, PiecesAreCompleteAndAddUpToDecode) {
       }
       EXPECT_EQ(all, detok.text());
       all += detok.finish();
+      EXPECT_EQ(all, detok.text());
       EXPECT_EQ(all, tok->decode(ids, skip)) << GetParam() << " skip=" << skip << " text " << text;
     }
   }

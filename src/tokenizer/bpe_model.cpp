@@ -68,21 +68,18 @@ StatusOr<std::unique_ptr<BpeModel>> BpeModel::load(const json& model, bool byte_
   for (auto it = vocab.begin(); it != vocab.end(); ++it) max_id = std::max(max_id, it.value().get<int32_t>());
   m->tokens_.assign(max_id + 1, std::string());
   m->vocab_.reserve(vocab.size());
-  if (byte_level) m->file_vocab_.reserve(vocab.size());
   std::string raw;
   for (auto it = vocab.begin(); it != vocab.end(); ++it) {
     const int32_t id = it.value().get<int32_t>();
     if (id < 0) return invalid_argument("model.vocab: negative id for '" + it.key() + "'");
     m->tokens_[id] = it.key();
-    if (byte_level) {
-      m->file_vocab_.emplace(it.key(), id);
-      raw.clear();
-      // Tokens that are not byte-level text keep their UTF-8 (never produced by BPE on bytes).
-      if (!byte_level_map().to_bytes(it.key(), raw)) raw = it.key();
-      m->vocab_.emplace(raw, id);
-    } else {
+    if (!byte_level) {
       m->vocab_.emplace(it.key(), id);
+      continue;
     }
+    raw.clear();
+    if (byte_level_map().to_bytes(it.key(), raw)) m->vocab_.emplace(raw, id);
+    else m->unmapped_.emplace(it.key(), id);
   }
   std::fill(std::begin(m->byte_ids_), std::end(m->byte_ids_), -1);
   for (int b = 0; b < 256; ++b) {
@@ -119,10 +116,9 @@ StatusOr<std::unique_ptr<BpeModel>> BpeModel::load(const json& model, bool byte_
   }
   if (model.contains("unk_token") && model["unk_token"].is_string()) {
     const std::string unk = model["unk_token"].get<std::string>();
-    auto it = m->file_vocab_.empty() ? m->vocab_.find(unk) : m->file_vocab_.find(unk);
-    if (it == (m->file_vocab_.empty() ? m->vocab_.end() : m->file_vocab_.end()))
-      return invalid_argument("model.unk_token '" + unk + "' is not in the vocabulary");
-    m->unk_id_ = it->second;
+    const auto id = m->id_of(unk);
+    if (!id) return invalid_argument("model.unk_token '" + unk + "' is not in the vocabulary");
+    m->unk_id_ = *id;
   }
 
   // Merges: "a b" strings (older files) or ["a", "b"] pairs.
@@ -144,12 +140,28 @@ StatusOr<std::unique_ptr<BpeModel>> BpeModel::load(const json& model, bool byte_
     } else {
       return invalid_argument("model.merges[" + std::to_string(rank) + "] is malformed");
     }
-    auto id_of = [&](const std::string& t) -> int32_t {
-      const auto& map = byte_level ? m->file_vocab_ : m->vocab_;
-      auto it = map.find(t);
-      return it == map.end() ? -1 : it->second;
-    };
-    const int32_t a = id_of(left), b = id_of(right), c = id_of(left + right);
+    // Ids of left, right and their concatenation, in the internal form.
+    int32_t a = -1, b = -1, c = -1;
+    if (byte_level) {
+      std::string rl, rr;
+      if (byte_level_map().to_bytes(left, rl) && byte_level_map().to_bytes(right, rr)) {
+        auto find = [&](const std::string& t) {
+          auto it = m->vocab_.find(t);
+          return it == m->vocab_.end() ? -1 : it->second;
+        };
+        a = find(rl);
+        b = find(rr);
+        c = find(rl + rr);
+      }
+    } else {
+      auto find = [&](const std::string& t) {
+        auto it = m->vocab_.find(t);
+        return it == m->vocab_.end() ? -1 : it->second;
+      };
+      a = find(left);
+      b = find(right);
+      c = find(left + right);
+    }
     if (a < 0 || b < 0 || c < 0)
       return invalid_argument("model.merges[" + std::to_string(rank) + "] '" + left + " " + right +
                               "' uses a token missing from the vocabulary");
@@ -161,9 +173,19 @@ StatusOr<std::unique_ptr<BpeModel>> BpeModel::load(const json& model, bool byte_
 }
 
 std::optional<int32_t> BpeModel::id_of(std::string_view token) const {
-  const auto& map = byte_level_ ? file_vocab_ : vocab_;
-  auto it = map.find(token);
-  if (it == map.end()) return std::nullopt;
+  if (byte_level_) {
+    std::string raw;
+    if (byte_level_map().to_bytes(token, raw)) {
+      auto it = vocab_.find(raw);
+      if (it != vocab_.end()) return it->second;
+      return std::nullopt;
+    }
+    auto it = unmapped_.find(token);
+    if (it != unmapped_.end()) return it->second;
+    return std::nullopt;
+  }
+  auto it = vocab_.find(token);
+  if (it == vocab_.end()) return std::nullopt;
   return it->second;
 }
 

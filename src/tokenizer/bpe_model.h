@@ -80,7 +80,9 @@ class BpeModel {
   int32_t unk_id_ = -1;
   std::vector<std::string> tokens_;  // id -> token as in the file
   StringIdMap vocab_;                // internal form (raw bytes when byte_level_) -> id
-  StringIdMap file_vocab_;           // as in the file (only when byte_level_)
+  // byte_level_: tokens that are not byte-level text (e.g. DeepSeek's
+  // "<｜begin▁of▁sentence｜>"), as in the file; BPE never produces them.
+  StringIdMap unmapped_;
   int32_t byte_ids_[256];            // byte_level_: id of each single byte; byte_fallback_: <0xNN>
   // !byte_level_: id of each one-character token, by code point (-1 = none);
   // BMP in a flat table, the rest in a map.

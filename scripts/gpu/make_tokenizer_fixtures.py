@@ -17,14 +17,16 @@ Output, per tokenizer NAME: OUT/NAME.jsonl.gz. Line 1 is a header
 is one case:
     {"cat", "text", "ids", "ids_special", "decode", "decode_skip"}
  - ids:          tokenizers' Tokenizer.encode(text, add_special_tokens=False).ids
- - ids_special:  transformers' AutoTokenizer(text)["input_ids"] (special tokens
-                 added as transformers adds them; header special_source says
-                 "transformers"), or tokenizers' encode(add_special_tokens=True)
-                 when transformers is unavailable or disagrees on the plain ids
-                 (special_source "tokenizers"; the reason is in notes)
+ - ids_special:  transformers' tokenizer(text)["input_ids"] (special tokens
+                 added as transformers adds them), from AutoTokenizer, else the
+                 generic PreTrainedTokenizerFast, whichever first agrees with
+                 `tokenizers` on the plain ids of every text (header
+                 special_source says which); tokenizers' own
+                 encode(add_special_tokens=True) when neither does (the reasons
+                 are in the header's notes)
  - decode:       tokenizers' decode(ids_special, skip_special_tokens=False)
  - decode_skip:  tokenizers' decode(ids_special, skip_special_tokens=True)
- - ids_transformers: only where transformers' plain ids differ from `ids`
+ - ids_special_tokenizers: only where it differs from ids_special
 For the SentencePiece folder (no tokenizer.json) the oracle is the
 `sentencepiece` package with the semantics documented in
 src/tokenizer/spm_tokenizer.h (special piece strings split out first, each
@@ -293,43 +295,62 @@ def versions():
     return v
 
 
+def load_transformers(folder, notes):
+    """transformers tokenizers for `folder`: AutoTokenizer (the class named in
+    tokenizer_config.json) and the generic PreTrainedTokenizerFast (v5:
+    TokenizersBackend, which takes tokenizer.json as it is and applies
+    add_bos_token / add_eos_token). Model-specific classes may rebuild the
+    pipeline from vocab and merges; for a real model folder (with config.json)
+    transformers picks the class by model type instead."""
+    out = []
+    try:
+        import transformers
+        from transformers import AutoTokenizer
+    except Exception as e:  # noqa: BLE001
+        notes.append(f"transformers not importable: {type(e).__name__}: {e}")
+        return out
+    for label, loader in (("AutoTokenizer", lambda: AutoTokenizer.from_pretrained(folder, local_files_only=True)),
+                          ("PreTrainedTokenizerFast",
+                           lambda: transformers.PreTrainedTokenizerFast.from_pretrained(folder, local_files_only=True))):
+        try:
+            out.append((label, loader()))
+        except Exception as e:  # noqa: BLE001
+            notes.append(f"transformers {label} could not load the folder: {type(e).__name__}: {e}")
+    return out
+
+
 def hf_fixture(folder, texts):
     from tokenizers import Tokenizer
     tok = Tokenizer.from_file(os.path.join(folder, "tokenizer.json"))
     notes = []
-    hf = None
-    try:
-        from transformers import AutoTokenizer
-        hf = AutoTokenizer.from_pretrained(folder, local_files_only=True)
-    except Exception as e:  # noqa: BLE001
-        notes.append(f"transformers could not load the folder: {type(e).__name__}: {e}")
     rows = []
-    plain_disagree = 0
     for cat, text in texts:
-        ids = tok.encode(text, add_special_tokens=False).ids
-        ids_tok_special = tok.encode(text, add_special_tokens=True).ids
-        row = {"cat": cat, "text": text, "ids": ids, "ids_special_tokenizers": ids_tok_special}
-        if hf is not None:
-            t_plain = hf(text, add_special_tokens=False)["input_ids"]
-            t_special = hf(text, add_special_tokens=True)["input_ids"]
-            if t_plain != ids:
+        rows.append({"cat": cat, "text": text, "ids": tok.encode(text, add_special_tokens=False).ids,
+                     "ids_special_tokenizers": tok.encode(text, add_special_tokens=True).ids})
+    # The first transformers tokenizer whose plain ids agree with `tokenizers`
+    # on every text supplies ids_special.
+    source, special = "tokenizers", None
+    for label, hf in load_transformers(folder, notes):
+        plain_disagree = 0
+        candidate = []
+        for row in rows:
+            if hf(row["text"], add_special_tokens=False)["input_ids"] != row["ids"]:
                 plain_disagree += 1
-                row["ids_transformers"] = t_plain
-            row["ids_special_transformers"] = t_special
-        rows.append(row)
-    use_hf = hf is not None and plain_disagree == 0
-    if hf is not None and plain_disagree:
-        notes.append(f"transformers' plain ids differ from tokenizers' on {plain_disagree} texts; "
-                     "ids_special taken from tokenizers")
-    for row in rows:
-        t_special = row.pop("ids_special_transformers", None)
+            candidate.append(hf(row["text"], add_special_tokens=True)["input_ids"])
+        if plain_disagree:
+            notes.append(f"transformers {label} ({type(hf).__name__}): plain ids differ from tokenizers' "
+                         f"on {plain_disagree} of {len(rows)} texts; not used")
+            continue
+        source, special = f"transformers:{label}:{type(hf).__name__}", candidate
+        break
+    for i, row in enumerate(rows):
         tk_special = row.pop("ids_special_tokenizers")
-        row["ids_special"] = t_special if use_hf else tk_special
-        if use_hf and t_special != tk_special:
+        row["ids_special"] = special[i] if special is not None else tk_special
+        if special is not None and special[i] != tk_special:
             row["ids_special_tokenizers"] = tk_special
         row["decode"] = tok.decode(row["ids_special"], skip_special_tokens=False)
         row["decode_skip"] = tok.decode(row["ids_special"], skip_special_tokens=True)
-    return rows, ("transformers" if use_hf else "tokenizers"), notes
+    return rows, source, notes
 
 
 def spm_fixture(folder, texts):

@@ -18,6 +18,8 @@ const Subcommand kSubcommands[] = {
     {"version", tandem::cli::run_version, "print the version and compiled backends"},
     {"tokenize", tandem::cli::run_tokenize, "stdin text -> token ids"},
     {"detokenize", tandem::cli::run_detokenize, "stdin token ids -> text"},
+    {"quantize", tandem::cli::run_quantize, "write a 4-bit AWQ checkpoint (awq or rtn)"},
+    {"eval", tandem::cli::run_eval, "evaluate a model (ppl: perplexity)"},
 };
 
 void print_usage() {

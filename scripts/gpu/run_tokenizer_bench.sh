@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Tandem vs HF `tokenizers` encode throughput, same texts, same machine, one run.
-# On the GPU machine, from the repository root, carrying build/bench (the
-# benchmark binary and its lib/libsentencepiece.so.0) and a real copy of the
-# tokenizer folders (see docs/tokenizer.md):
-#   bash scripts/gpu/run_tokenizer_bench.sh [BENCH_BINARY] [TOKENIZERS_DIR]
+# On the GPU machine, from the repository root, with what
+# scripts/gpu/pack_tokenizer_inputs.sh made (out/bench: the benchmark binary and
+# lib/libsentencepiece.so.0; out/tokenizers.tar.gz unpacked somewhere):
+#   bash scripts/gpu/run_tokenizer_bench.sh out/bench/tandem_tokenizer_bench /tmp/tok/tokenizers
 set -euo pipefail
 bin=${1:-build/bench/tandem_tokenizer_bench}
 t=${2:-.cache/data/tokenizers}

@@ -16,6 +16,7 @@ struct Subcommand {
 
 const Subcommand kSubcommands[] = {
     {"version", tandem::cli::run_version, "print the version and compiled backends"},
+    {"chat-template", tandem::cli::run_chat_template, "render a chat template over JSON messages"},
 };
 
 void print_usage() {

@@ -78,12 +78,13 @@ Value select_like(const Value& seq, const CallArgs& a, bool by_attr, bool select
     test_args.positional.assign(a.positional.begin() + static_cast<long>(first) + 1, a.positional.end());
   }
   List out;
+  if (!seq.truthy()) return Value::generator({});  // jinja: `if seq:` before iterating
   for (const Value& item : to_list(seq)) {
     Value subject = by_attr ? attribute_path(item, attr) : item;
     bool ok = test.empty() ? subject.truthy() : apply_test(test, subject, test_args);
     if (ok == select) out.push_back(item);
   }
-  return Value::list(std::move(out));
+  return Value::generator(std::move(out));
 }
 
 Value to_int(const Value& v, const Value& dflt, int base) {
@@ -232,6 +233,7 @@ Value apply_filter(const std::string& name, const Value& v, const CallArgs& a) {
     return items.empty() ? Value::undefined("No first item, sequence was empty.") : items.front();
   }
   if (name == "last") {
+    if (v.is_generator()) throw_type_error("'generator' object is not reversible");
     List items = to_list(v);
     return items.empty() ? Value::undefined("No last item, sequence was empty.") : items.back();
   }
@@ -272,7 +274,7 @@ Value apply_filter(const std::string& name, const Value& v, const CallArgs& a) {
     if (!v.is_dict()) throw_type_error("Can only get item pairs from a mapping.");
     List out;
     for (const auto& [k, val] : v.entries()) out.push_back(Value::list({k, val}));
-    return Value::list(std::move(out));
+    return Value::generator(std::move(out));
   }
   if (name == "dictsort") {
     if (!v.is_dict()) throw_type_error("dictsort expects a mapping");
@@ -312,7 +314,7 @@ Value apply_filter(const std::string& name, const Value& v, const CallArgs& a) {
         out.push_back(item);
       }
     }
-    return Value::list(std::move(out));
+    return Value::generator(std::move(out));
   }
   if (name == "min" || name == "max") return min_max(v, a, name == "max");
   if (name == "sum") {
@@ -328,6 +330,7 @@ Value apply_filter(const std::string& name, const Value& v, const CallArgs& a) {
   }
   if (name == "map") {
     List out;
+    if (!v.truthy()) return Value::generator({});  // jinja: `if seq:` before iterating
     const Value* attr = nullptr;
     for (const auto& [k, val] : a.keyword) {
       if (k == "attribute") attr = &val;
@@ -341,7 +344,7 @@ Value apply_filter(const std::string& name, const Value& v, const CallArgs& a) {
         Value x = attribute_path(item, attr->to_str());
         out.push_back(x.is_undefined() && dflt ? *dflt : x);
       }
-      return Value::list(std::move(out));
+      return Value::generator(std::move(out));
     }
     if (a.positional.empty()) throw_type_error("map requires a filter argument");
     std::string f = a.positional[0].to_str();
@@ -349,7 +352,7 @@ Value apply_filter(const std::string& name, const Value& v, const CallArgs& a) {
     CallArgs rest;
     rest.positional.assign(a.positional.begin() + 1, a.positional.end());
     for (const Value& item : to_list(v)) out.push_back(apply_filter(f, item, rest));
-    return Value::list(std::move(out));
+    return Value::generator(std::move(out));
   }
   if (name == "select" || name == "reject") return select_like(v, a, false, name == "select");
   if (name == "selectattr" || name == "rejectattr") return select_like(v, a, true, name == "selectattr");
@@ -408,7 +411,7 @@ bool apply_test(const std::string& name, const Value& v, const CallArgs& a) {
   if (name == "string") return v.is_string();
   if (name == "mapping") return v.is_dict();
   if (name == "iterable") return v.is_list() || v.is_dict() || v.is_string() || v.is_undefined();
-  if (name == "sequence") return v.is_list() || v.is_dict() || v.is_string();
+  if (name == "sequence") return (v.is_list() && !v.is_generator()) || v.is_dict() || v.is_string() || v.is_undefined();
   if (name == "callable") return v.is_function();
   if (name == "escaped") return v.is_markup();
   if (name == "lower" || name == "upper") {

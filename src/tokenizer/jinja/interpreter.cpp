@@ -20,7 +20,7 @@ Value add(const Value& a, const Value& b) {
     if (b.is_markup() && !a.is_markup()) return Value::string(html_escape(a.str()) + b.str(), true);
     return Value::string(a.str() + b.str(), a.is_markup());
   }
-  if (a.is_list() && b.is_list()) {
+  if (a.is_list() && b.is_list() && !a.is_generator() && !b.is_generator()) {
     List items = a.items();
     items.insert(items.end(), b.items().begin(), b.items().end());
     return Value::list(std::move(items));

@@ -423,6 +423,7 @@ Value get_item(const Value& obj, const Value& key) {
       break;
     case Value::Kind::kList:
     case Value::Kind::kString:
+      if (obj.is_generator()) return Value::undefined("'generator object' is not subscriptable");
       if (key.is_int() || key.is_bool()) {
         int64_t n = obj.length(), i = key.as_int();
         if (i < 0) i += n;

@@ -75,7 +75,7 @@ bool Value::truthy() const {
     case Kind::kInt: return int_ != 0;
     case Kind::kFloat: return float_ != 0;
     case Kind::kString: return !str_->empty();
-    case Kind::kList: return !list_->empty();
+    case Kind::kList: return generator_ || !list_->empty();
     case Kind::kDict: return !dict_->empty();
     default: return true;
   }
@@ -196,6 +196,8 @@ std::string Value::to_str() const {
     case Kind::kFloat: return python_float_repr(float_);
     case Kind::kString: return *str_;
     case Kind::kList: {
+      // Python prints "<generator object ... at 0x...>": no stable text to match.
+      if (generator_) throw RenderError(RenderError::Kind::kRuntime, "printing a generator (add '|list')");
       std::string out = "[";
       for (size_t i = 0; i < list_->size(); ++i) out += (i ? ", " : "") + (*list_)[i].repr();
       return out + "]";
@@ -217,7 +219,9 @@ int64_t Value::length() const {
   switch (kind_) {
     case Kind::kUndefined: return 0;
     case Kind::kString: return static_cast<int64_t>(utf8_chars(*str_).size());
-    case Kind::kList: return static_cast<int64_t>(list_->size());
+    case Kind::kList:
+      if (generator_) throw_type_error("object of type 'generator' has no len()");
+      return static_cast<int64_t>(list_->size());
     case Kind::kDict: return static_cast<int64_t>(dict_->size());
     default: throw_type_error("object of type '" + type_name() + "' has no len()");
   }
@@ -249,7 +253,7 @@ std::string Value::type_name() const {
     case Kind::kInt: return "int";
     case Kind::kFloat: return "float";
     case Kind::kString: return markup_ ? "Markup" : "str";
-    case Kind::kList: return "list";
+    case Kind::kList: return generator_ ? "generator" : "list";
     case Kind::kDict: return "dict";
     case Kind::kNamespace: return "Namespace";
     case Kind::kFunction: return "function";
@@ -262,7 +266,7 @@ bool values_equal(const Value& a, const Value& b) {
     if (a.is_float() || b.is_float()) return a.as_double() == b.as_double();
     return a.as_int() == b.as_int();
   }
-  if (a.kind() != b.kind()) return false;
+  if (a.kind() != b.kind() || a.is_generator() || b.is_generator()) return false;
   switch (a.kind()) {
     case Value::Kind::kUndefined:
     case Value::Kind::kNone: return true;
@@ -371,6 +375,7 @@ void dump(const Value& v, const JsonDumpOptions& o, const std::string& item_sep,
     case Value::Kind::kFloat: out += json_float(v.as_double()); return;
     case Value::Kind::kString: json_string(v.str(), o.ensure_ascii, out); return;
     case Value::Kind::kList: {
+      if (v.is_generator()) throw_type_error("Object of type generator is not JSON serializable");
       if (v.items().empty()) {
         out += "[]";
         return;

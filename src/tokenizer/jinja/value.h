@@ -84,6 +84,13 @@ class Value {
     v.list_ = std::make_shared<List>(std::move(items));
     return v;
   }
+  // What jinja's select/map/... filters return: a lazy generator in Python,
+  // iterable once, always truthy, with no len() and no JSON form.
+  static Value generator(List items) {
+    Value v = list(std::move(items));
+    v.generator_ = true;
+    return v;
+  }
   static Value dict(Dict items = {}) {
     Value v = make(Kind::kDict);
     v.dict_ = std::make_shared<Dict>(std::move(items));
@@ -114,6 +121,7 @@ class Value {
   bool is_namespace() const { return kind_ == Kind::kNamespace; }
   bool is_function() const { return kind_ == Kind::kFunction; }
   bool is_markup() const { return kind_ == Kind::kString && markup_; }
+  bool is_generator() const { return kind_ == Kind::kList && generator_; }
 
   bool as_bool() const { return int_ != 0; }
   int64_t as_int() const { return int_; }  // also for bool
@@ -149,6 +157,7 @@ class Value {
 
   Kind kind_ = Kind::kUndefined;
   bool markup_ = false;
+  bool generator_ = false;
   int64_t int_ = 0;
   double float_ = 0;
   std::shared_ptr<const std::string> str_;

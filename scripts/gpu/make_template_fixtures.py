@@ -243,7 +243,11 @@ def jinja2_replica():
         return tmpl.render(messages=messages, tools=tools, documents=None,
                            add_generation_prompt=add_generation_prompt, **kwargs)
 
-    return "jinja2 %s replica of transformers' chat-template environment" % jinja2.__version__, render
+    def render_vars(source, variables):
+        return env.from_string(source).render(**variables)
+
+    return ("jinja2 %s replica of transformers' chat-template environment" % jinja2.__version__,
+            render, render_vars)
 
 
 def transformers_oracle():
@@ -270,7 +274,12 @@ def transformers_oracle():
         return compiled.render(messages=messages, tools=tools, documents=None,
                                add_generation_prompt=add_generation_prompt, **kwargs)
 
-    return "transformers %s chat_template_utils" % transformers.__version__, render
+    def render_vars(source, variables):
+        compiled = ctu._compile_jinja_template(source)
+        pin_now(compiled)
+        return compiled.render(**variables)
+
+    return "transformers %s chat_template_utils" % transformers.__version__, render, render_vars
 
 
 def pick_oracle(name):
@@ -279,15 +288,38 @@ def pick_oracle(name):
     errors = []
     for route in order:
         try:
-            label, render = routes[route]()
+            label, render, render_vars = routes[route]()
             # A smoke render proves the route works before trusting it for fixtures.
+            if render_vars("{{ x|tojson }}", {"x": "é"}) != '"é"':
+                raise RuntimeError("tojson is not transformers' (ensure_ascii=False)")
             if render("{{ messages[0]['content'] }}{% if add_generation_prompt %}!{% endif %}",
                       [{"role": "user", "content": "ok"}], None, True, {}) != "ok!":
                 raise RuntimeError("smoke render gave a wrong result")
-            return label, render
+            return label, render, render_vars
         except Exception as e:  # noqa: BLE001 - try the next route
             errors.append(f"{route}: {e!r}")
     sys.exit("no oracle works:\n  " + "\n  ".join(errors))
+
+
+def error_record(e):
+    # raise_exception raises a bare TemplateError; everything else is a
+    # subclass (UndefinedError, SecurityError, ...) or a Python error.
+    return {"error": str(e),
+            "error_kind": "raise_exception" if type(e).__name__ == "TemplateError" else type(e).__name__}
+
+
+def render_snippets(render_vars):
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from template_snippets import SNIPPETS
+    out = []
+    for name, source, variables in SNIPPETS:
+        rec = {"name": name, "source": source, "variables": variables}
+        try:
+            rec["expected"] = render_vars(source, json.loads(json.dumps(variables)))
+        except Exception as e:  # noqa: BLE001 - the error is the expected result
+            rec.update(error_record(e))
+        out.append(rec)
+    return out
 
 
 def render_case(render, tmpl, case):
@@ -309,11 +341,7 @@ def render_case(render, tmpl, case):
                                  json.loads(json.dumps(tools)) if tools is not None else None,
                                  gen, kwargs)
     except Exception as e:  # noqa: BLE001 - the error is the expected result
-        rec["error"] = str(e)
-        # raise_exception raises a bare TemplateError; everything else is a
-        # subclass (UndefinedError, SecurityError, ...) or a Python error.
-        rec["error_kind"] = ("raise_exception" if type(e).__name__ == "TemplateError"
-                             else type(e).__name__)
+        rec.update(error_record(e))
     return rec
 
 
@@ -336,7 +364,7 @@ def main():
     if not sources:
         sys.exit(f"no templates found under {args.templates} and no existing {args.out}")
 
-    label, render = pick_oracle(args.oracle)
+    label, render, render_vars = pick_oracle(args.oracle)
     print("oracle:", label)
     cases = conversations()
     templates, num_ok, num_err = [], 0, 0
@@ -363,10 +391,13 @@ def main():
             num_err += "error" in c
         templates.append(rec)
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    payload = {"oracle": label, "fixed_now": FIXED_NOW.isoformat(), "templates": templates}
+    snippets = render_snippets(render_vars)
+    payload = {"oracle": label, "fixed_now": FIXED_NOW.isoformat(), "templates": templates,
+               "snippets": snippets}
     with gzip.open(args.out, "wt", encoding="utf-8", compresslevel=9) as f:
         json.dump(payload, f, ensure_ascii=False, sort_keys=False)
-    print(f"wrote {args.out}: {len(templates)} templates, {num_ok} renders, {num_err} errors")
+    print(f"wrote {args.out}: {len(templates)} templates, {num_ok} renders, {num_err} errors, "
+          f"{len(snippets)} snippets")
 
 
 if __name__ == "__main__":

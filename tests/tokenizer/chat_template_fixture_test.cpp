@@ -14,6 +14,8 @@
 #include <nlohmann/json.hpp>
 
 #include "tokenizer/chat_template.h"
+#include "tokenizer/jinja/interpreter.h"
+#include "tokenizer/jinja/parser.h"
 
 namespace tandem {
 namespace {
@@ -126,6 +128,58 @@ TEST(ChatTemplateFixture, MatchesTransformers) {
   }
   std::printf("real templates byte-identical on every case: %d of %d\n", num_real_ok, num_real);
   EXPECT_GE(num_real_ok, 50);
+}
+
+// One semantic per snippet (scripts/gpu/template_snippets.py), rendered with
+// the variables given; an expected error must be an error here too.
+TEST(ChatTemplateFixture, SnippetsMatchTransformers) {
+  if (!std::filesystem::exists(kFixture)) {
+    GTEST_SKIP() << "fixture absent: run python3 scripts/gpu/make_template_fixtures.py";
+  }
+  nlohmann::ordered_json fx = load_fixture();
+  ASSERT_TRUE(fx.is_object()) << "cannot read " << kFixture;
+  ASSERT_TRUE(fx.contains("snippets"));
+  std::time_t now = fixed_now(fx["fixed_now"].get<std::string>());
+  int num = 0;
+  for (const auto& sn : fx["snippets"]) {
+    const std::string name = sn["name"].get<std::string>();
+    SCOPED_TRACE(name);
+    ++num;
+    auto body = jinja::parse_template(sn["source"].get<std::string>());
+    if (!body.ok()) {
+      EXPECT_TRUE(sn.contains("error")) << "parse failed: " << body.status().to_string();
+      continue;
+    }
+    std::vector<std::pair<std::string, jinja::Value>> vars;
+    for (auto it = sn["variables"].begin(); it != sn["variables"].end(); ++it) {
+      vars.emplace_back(it.key(), jinja::Value::from_json(it.value()));
+    }
+    jinja::InterpreterOptions io;
+    io.strftime_now = [now](const std::string& f) {
+      std::tm tm{};
+      localtime_r(&now, &tm);
+      char buf[256];
+      return std::string(buf, std::strftime(buf, sizeof(buf), f.c_str(), &tm));
+    };
+    jinja::Interpreter interp(io);
+    std::string got;
+    std::string error;
+    try {
+      got = interp.render(*body, vars);
+    } catch (const jinja::RenderError& e) {
+      error = e.what();
+      if (e.kind() == jinja::RenderError::Kind::kRaise && sn.value("error_kind", "") == "raise_exception") {
+        EXPECT_EQ(error, sn["error"].get<std::string>());
+      }
+    }
+    if (sn.contains("expected")) {
+      EXPECT_EQ(error, "");
+      EXPECT_EQ(got, sn["expected"].get<std::string>());
+    } else {
+      EXPECT_NE(error, "") << "rendered \"" << got << "\" but transformers fails: " << sn.value("error", "");
+    }
+  }
+  EXPECT_GT(num, 100);
 }
 
 }  // namespace

@@ -30,12 +30,9 @@ const std::set<std::string> kTests = {
     "<",       "lt",        "lessthan", "<=",     "le",     ">",      "gt",       "greaterthan", ">=", "ge",
     "filter",  "test"};
 
-std::string lower(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
+std::string lower(const std::string& s) { return change_case(s, CaseOp::kLower); }
 
-const Value& arg_or(const CallArgs& a, size_t i, const char* name, const Value& dflt) {
+Value arg_or(const CallArgs& a, size_t i, const char* name, const Value& dflt) {
   const Value* v = a.get(i, name);
   return v ? *v : dflt;
 }
@@ -173,25 +170,10 @@ Value apply_filter(const std::string& name, const Value& v, const CallArgs& a) {
   if (name == "safe") return Value::string(v.to_str(), /*markup=*/true);
   if (name == "escape" || name == "e") return v.is_markup() ? v : Value::string(html_escape(v.to_str()), true);
   if (name == "trim") return Value::string(py_strip(v.to_str(), a.get(0, "chars"), true, true));
-  if (name == "upper" || name == "lower" || name == "capitalize" || name == "title") {
-    std::string s = v.to_str();
-    if (name == "title") {
-      // jinja's title: words start after whitespace, '-', and opening brackets.
-      std::string out;
-      bool start = true;
-      for (char c : s) {
-        out += start ? static_cast<char>(std::toupper(static_cast<unsigned char>(c)))
-                     : static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-        start = std::isspace(static_cast<unsigned char>(c)) || c == '-' || c == '(' || c == '{' || c == '[' || c == '<';
-      }
-      return Value::string(out);
-    }
-    for (size_t i = 0; i < s.size(); ++i) {
-      bool up = name == "upper" || (name == "capitalize" && i == 0);
-      s[i] = static_cast<char>(up ? std::toupper(static_cast<unsigned char>(s[i])) : std::tolower(static_cast<unsigned char>(s[i])));
-    }
-    return Value::string(s);
-  }
+  if (name == "upper") return Value::string(change_case(v.to_str(), CaseOp::kUpper));
+  if (name == "lower") return Value::string(change_case(v.to_str(), CaseOp::kLower));
+  if (name == "capitalize") return Value::string(change_case(v.to_str(), CaseOp::kCapitalize));
+  if (name == "title") return Value::string(change_case(v.to_str(), CaseOp::kJinjaTitle));
   if (name == "tojson") {
     JsonDumpOptions o;
     o.ensure_ascii = arg_or(a, 0, "ensure_ascii", kFalse).truthy();
@@ -244,9 +226,11 @@ Value apply_filter(const std::string& name, const Value& v, const CallArgs& a) {
       for (auto it = chars.rbegin(); it != chars.rend(); ++it) out += *it;
       return Value::string(out);
     }
+    // Python's reversed() is a lazy iterator, except over a generator (a list then).
+    bool lazy = !v.is_generator();
     List items = to_list(v);
     std::reverse(items.begin(), items.end());
-    return Value::list(std::move(items));
+    return lazy ? Value::generator(std::move(items)) : Value::list(std::move(items));
   }
   if (name == "join") {
     std::string sep = arg_or(a, 0, "d", Value::string("")).to_str();
@@ -273,7 +257,7 @@ Value apply_filter(const std::string& name, const Value& v, const CallArgs& a) {
     if (v.is_undefined()) return Value::list();
     if (!v.is_dict()) throw_type_error("Can only get item pairs from a mapping.");
     List out;
-    for (const auto& [k, val] : v.entries()) out.push_back(Value::list({k, val}));
+    for (const auto& [k, val] : v.entries()) out.push_back(Value::tuple({k, val}));
     return Value::generator(std::move(out));
   }
   if (name == "dictsort") {
@@ -282,7 +266,7 @@ Value apply_filter(const std::string& name, const Value& v, const CallArgs& a) {
     std::string by = arg_or(a, 1, "by", Value::string("key")).to_str();
     bool reverse = arg_or(a, 2, "reverse", kFalse).truthy();
     List out;
-    for (const auto& [k, val] : v.entries()) out.push_back(Value::list({k, val}));
+    for (const auto& [k, val] : v.entries()) out.push_back(Value::tuple({k, val}));
     size_t pos = by == "value" ? 1 : 0;
     std::stable_sort(out.begin(), out.end(), [&](const Value& x, const Value& y) {
       int c = compare_values(sort_key(x.items()[pos], cs), sort_key(y.items()[pos], cs));
@@ -320,12 +304,7 @@ Value apply_filter(const std::string& name, const Value& v, const CallArgs& a) {
   if (name == "sum") {
     const Value* attr = a.get(0, "attribute");
     Value total = arg_or(a, 1, "start", Value::integer(0));
-    for (const Value& item : to_list(v)) {
-      Value x = attr ? attribute_path(item, attr->to_str()) : item;
-      if (!x.is_number() || !total.is_number()) throw_type_error("unsupported operand type(s) for +");
-      total = (x.is_float() || total.is_float()) ? Value::floating(total.as_double() + x.as_double())
-                                                 : Value::integer(total.as_int() + x.as_int());
-    }
+    for (const Value& item : to_list(v)) total = python_add(total, attr ? attribute_path(item, attr->to_str()) : item);
     return total;
   }
   if (name == "map") {
@@ -356,7 +335,14 @@ Value apply_filter(const std::string& name, const Value& v, const CallArgs& a) {
   }
   if (name == "select" || name == "reject") return select_like(v, a, false, name == "select");
   if (name == "selectattr" || name == "rejectattr") return select_like(v, a, true, name == "selectattr");
-  if (name == "attr") return get_attribute(v, arg_or(a, 0, "name", Value::string("")).to_str());
+  if (name == "attr") {
+    // getattr() only: a dict's keys are not attributes here.
+    std::string attr = arg_or(a, 0, "name", Value::string("")).to_str();
+    if (v.is_dict() && !(attr == "get" || attr == "items" || attr == "keys" || attr == "values")) {
+      return Value::undefined("'dict object' has no attribute '" + attr + "'");
+    }
+    return get_attribute(v, attr);
+  }
   if (name == "indent") {
     return Value::string(indent(v.to_str(), arg_or(a, 0, "width", Value::integer(4)),
                                 arg_or(a, 1, "first", kFalse).truthy(), arg_or(a, 2, "blank", kFalse).truthy()));
@@ -414,17 +400,7 @@ bool apply_test(const std::string& name, const Value& v, const CallArgs& a) {
   if (name == "sequence") return (v.is_list() && !v.is_generator()) || v.is_dict() || v.is_string() || v.is_undefined();
   if (name == "callable") return v.is_function();
   if (name == "escaped") return v.is_markup();
-  if (name == "lower" || name == "upper") {
-    if (!v.is_string()) return false;
-    bool cased = false;
-    for (char c : v.str()) {
-      if (std::isalpha(static_cast<unsigned char>(c))) {
-        cased = true;
-        if (name == "lower" ? std::isupper(static_cast<unsigned char>(c)) : std::islower(static_cast<unsigned char>(c))) return false;
-      }
-    }
-    return cased;
-  }
+  if (name == "lower" || name == "upper") return v.is_string() && has_only_case(v.str(), name == "upper");
   if (name == "odd" || name == "even") {
     if (!v.is_int() && !v.is_bool()) throw_type_error("odd/even need an integer");
     int64_t r = ((v.as_int() % 2) + 2) % 2;

@@ -13,28 +13,6 @@ void check_defined(const Value& v) {
   if (v.is_undefined()) throw_undefined(v);
 }
 
-Value add(const Value& a, const Value& b) {
-  if (a.is_string() && b.is_string()) {
-    // markupsafe: Markup + str escapes the plain side and stays Markup.
-    if (a.is_markup() && !b.is_markup()) return Value::string(a.str() + html_escape(b.str()), true);
-    if (b.is_markup() && !a.is_markup()) return Value::string(html_escape(a.str()) + b.str(), true);
-    return Value::string(a.str() + b.str(), a.is_markup());
-  }
-  if (a.is_list() && b.is_list() && !a.is_generator() && !b.is_generator()) {
-    List items = a.items();
-    items.insert(items.end(), b.items().begin(), b.items().end());
-    return Value::list(std::move(items));
-  }
-  if (a.is_number() && b.is_number()) {
-    if (a.is_float() || b.is_float()) return Value::floating(a.as_double() + b.as_double());
-    return Value::integer(a.as_int() + b.as_int());
-  }
-  if (a.is_string() || a.is_list()) {
-    throw_type_error("can only concatenate " + a.type_name() + " (not \"" + b.type_name() + "\") to " + a.type_name());
-  }
-  throw_type_error("unsupported operand type(s) for +: '" + a.type_name() + "' and '" + b.type_name() + "'");
-}
-
 Value repeat(const Value& seq, int64_t n) {
   if (seq.is_string()) {
     std::string out;
@@ -49,7 +27,7 @@ Value repeat(const Value& seq, int64_t n) {
 Value arithmetic(const std::string& op, const Value& a, const Value& b) {
   check_defined(a);
   check_defined(b);
-  if (op == "+") return add(a, b);
+  if (op == "+") return python_add(a, b);
   auto unsupported = [&]() -> Value {
     throw_type_error("unsupported operand type(s) for " + op + ": '" + a.type_name() + "' and '" + b.type_name() + "'");
   };
@@ -435,7 +413,7 @@ Value Interpreter::eval(const Expr& e, const FramePtr& frame) {
     case Expr::Kind::kTuple: {
       List items;
       for (const auto& a : e.args) items.push_back(eval(*a, frame));
-      return Value::list(std::move(items));
+      return e.kind == Expr::Kind::kTuple ? Value::tuple(std::move(items)) : Value::list(std::move(items));
     }
     case Expr::Kind::kDict: {
       Value d = Value::dict();

@@ -25,15 +25,6 @@ bool py_space(uint32_t c) {
 
 std::string char_str(std::string_view ch) { return std::string(ch); }
 
-std::string upper_ascii(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  return s;
-}
-std::string lower_ascii(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
-
 const std::string& arg_str(const CallArgs& a, size_t i, const char* name, const char* method) {
   const Value* v = a.get(i, name);
   if (!v || !v->is_string()) throw_type_error(std::string(method) + "() argument must be str");
@@ -188,8 +179,8 @@ Value string_method(const Value& self, const std::string& name, const CallArgs& 
     return Value::string(py_strip(s, a.get(0, "chars"), name != "rstrip", name != "lstrip"));
   }
   if (name == "split" || name == "rsplit") return split(s, a.get(0, "sep"), a.get(1, "maxsplit"), name == "rsplit");
-  if (name == "upper") return Value::string(upper_ascii(s));
-  if (name == "lower") return Value::string(lower_ascii(s));
+  if (name == "upper") return Value::string(change_case(s, CaseOp::kUpper));
+  if (name == "lower") return Value::string(change_case(s, CaseOp::kLower));
   if (name == "startswith" || name == "endswith") {
     const Value* p = a.get(0, "prefix");
     if (!p) throw_type_error(name + "() takes at least 1 argument (0 given)");
@@ -208,22 +199,8 @@ Value string_method(const Value& self, const std::string& name, const CallArgs& 
     return Value::string(py_replace(s, arg_str(a, 0, "old", "replace"), arg_str(a, 1, "new", "replace"),
                                     c ? c->as_int() : -1));
   }
-  if (name == "title" || name == "capitalize") {
-    std::string out;
-    bool prev_cased = false;
-    bool first = true;
-    for (char ch : s) {
-      bool alpha = std::isalpha(static_cast<unsigned char>(ch));
-      if (name == "title") {
-        out += alpha ? (prev_cased ? std::tolower(ch) : std::toupper(ch)) : ch;
-        prev_cased = alpha;
-      } else {
-        out += first ? std::toupper(ch) : std::tolower(ch);
-        first = false;
-      }
-    }
-    return Value::string(out);
-  }
+  if (name == "title") return Value::string(change_case(s, CaseOp::kTitle));
+  if (name == "capitalize") return Value::string(change_case(s, CaseOp::kCapitalize));
   if (name == "find" || name == "rfind" || name == "index" || name == "rindex" || name == "count") {
     const std::string& x = arg_str(a, 0, "sub", name.c_str());
     if (name == "count") {
@@ -287,18 +264,7 @@ Value string_method(const Value& self, const std::string& name, const CallArgs& 
   if (name == "isalpha") return all(::isalpha);
   if (name == "isalnum") return all(::isalnum);
   if (name == "isspace") return all(::isspace);
-  if (name == "isupper" || name == "islower") {
-    bool cased = false;
-    for (char ch : s) {
-      if (std::isalpha(static_cast<unsigned char>(ch))) {
-        cased = true;
-        if (name == "isupper" ? std::islower(static_cast<unsigned char>(ch)) : std::isupper(static_cast<unsigned char>(ch))) {
-          return Value::boolean(false);
-        }
-      }
-    }
-    return Value::boolean(cased);
-  }
+  if (name == "isupper" || name == "islower") return Value::boolean(has_only_case(s, name == "isupper"));
   throw RenderError(RenderError::Kind::kRuntime, "str." + name + "() is not supported");
 }
 
@@ -321,7 +287,7 @@ Value dict_method(const Value& self, const std::string& name, const CallArgs& a)
   }
   List out;
   for (const auto& [k, v] : self.entries()) {
-    if (name == "items") out.push_back(Value::list({k, v}));
+    if (name == "items") out.push_back(Value::tuple({k, v}));
     else if (name == "keys") out.push_back(k);
     else out.push_back(v);
   }

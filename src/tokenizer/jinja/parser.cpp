@@ -544,12 +544,75 @@ class Parser {
   size_t i_ = 0;
 };
 
+// jinja2 fails at compile time on a filter or test it does not know, unless
+// the use sits in an if-branch or conditional expression of the same scope
+// (a "soft frame"): then only reaching it fails. Loop, macro, call, filter
+// and set-block bodies start a new, hard scope.
+void check_names(const Expr* e, bool soft) {
+  if (!e) return;
+  if (e->kind == Expr::Kind::kCondExpr) soft = true;
+  if (!soft && e->kind == Expr::Kind::kFilter && !jinja2_knows_filter(e->name)) {
+    throw ParseError{e->line, "No filter named '" + e->name + "'."};
+  }
+  if (!soft && e->kind == Expr::Kind::kTest && !jinja2_knows_test(e->name)) {
+    throw ParseError{e->line, "No test named '" + e->name + "'."};
+  }
+  check_names(e->a.get(), soft);
+  check_names(e->b.get(), soft);
+  check_names(e->c.get(), soft);
+  for (const auto& x : e->args) check_names(x.get(), soft);
+  for (const auto& kv : e->kwargs) check_names(kv.second.get(), soft);
+  for (const auto& kv : e->pairs) {
+    check_names(kv.first.get(), soft);
+    check_names(kv.second.get(), soft);
+  }
+}
+
+void check_names(const Body& body, bool soft) {
+  for (const auto& s : body) {
+    switch (s->kind) {
+      case Stmt::Kind::kIf:
+        for (const auto& [cond, b] : s->branches) {
+          check_names(cond.get(), true);
+          check_names(b, true);
+        }
+        check_names(s->else_body, true);
+        break;
+      case Stmt::Kind::kFor:
+        check_names(s->expr.get(), soft);
+        check_names(s->cond.get(), false);
+        check_names(s->body, false);
+        check_names(s->else_body, false);
+        break;
+      case Stmt::Kind::kMacro:
+        for (const auto& p : s->params) check_names(p.default_value.get(), false);
+        check_names(s->body, false);
+        break;
+      case Stmt::Kind::kCallBlock:
+        check_names(s->expr.get(), soft);
+        check_names(s->body, false);
+        break;
+      case Stmt::Kind::kSetBlock:
+      case Stmt::Kind::kFilterBlock:
+      case Stmt::Kind::kScope:
+        check_names(s->filter.get(), false);
+        check_names(s->body, false);
+        break;
+      default:
+        check_names(s->expr.get(), soft);
+        break;
+    }
+  }
+}
+
 }  // namespace
 
 StatusOr<Body> parse_template(const std::string& source) {
   ASSIGN_OR_RETURN(auto tokens, tokenize(source));
   try {
-    return Parser(std::move(tokens)).parse_all();
+    Body body = Parser(std::move(tokens)).parse_all();
+    check_names(body, false);
+    return body;
   } catch (const ParseError& e) {
     std::string msg = "chat template line " + std::to_string(e.line) + ": " + e.message;
     return e.unsupported ? unimplemented(msg) : invalid_argument(msg);

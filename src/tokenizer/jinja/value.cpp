@@ -112,7 +112,9 @@ std::string python_float_repr(double f) {
 
 namespace {
 
-uint32_t decode_utf8(std::string_view ch) {
+uint32_t decode_cp(std::string_view ch);
+uint32_t decode_utf8(std::string_view ch) { return decode_cp(ch); }
+uint32_t decode_cp(std::string_view ch) {
   auto b = [&](size_t i) { return static_cast<uint32_t>(static_cast<unsigned char>(ch[i])); };
   if (ch.size() == 1) return b(0);
   if (ch.size() == 2) return ((b(0) & 0x1f) << 6) | (b(1) & 0x3f);
@@ -163,6 +165,117 @@ std::vector<std::string_view> utf8_chars(std::string_view s) {
   return out;
 }
 
+namespace {
+
+uint32_t cp_upper(uint32_t c) {
+  if (c < 0x80) return (c >= 'a' && c <= 'z') ? c - 32 : c;
+  if (c == 0xb5) return 0x39c;
+  if (c >= 0xe0 && c <= 0xfe && c != 0xf7) return c - 0x20;
+  if (c == 0xff) return 0x178;
+  if (c >= 0x100 && c <= 0x137 && c != 0x130 && c != 0x131) return (c & 1) ? c - 1 : c;
+  if (c == 0x131) return 'I';
+  if (c >= 0x139 && c <= 0x148) return (c & 1) ? c : c - 1;
+  if (c >= 0x14a && c <= 0x177) return (c & 1) ? c - 1 : c;
+  if (c >= 0x179 && c <= 0x17e) return (c & 1) ? c : c - 1;
+  if (c == 0x17f) return 'S';
+  if (c == 0x3c2) return 0x3a3;
+  if (c >= 0x3b1 && c <= 0x3cb) return c - 0x20;
+  if (c == 0x3ac) return 0x386;
+  if (c >= 0x3ad && c <= 0x3af) return c - 0x25;
+  if (c == 0x3cc) return 0x38c;
+  if (c == 0x3cd || c == 0x3ce) return c - 0x3f;
+  if (c >= 0x430 && c <= 0x44f) return c - 0x20;
+  if (c >= 0x450 && c <= 0x45f) return c - 0x50;
+  if (c >= 0xff41 && c <= 0xff5a) return c - 0x20;
+  return c;
+}
+
+uint32_t cp_lower(uint32_t c) {
+  if (c < 0x80) return (c >= 'A' && c <= 'Z') ? c + 32 : c;
+  if (c >= 0xc0 && c <= 0xde && c != 0xd7) return c + 0x20;
+  if (c == 0x178) return 0xff;
+  if (c >= 0x100 && c <= 0x137 && c != 0x130 && c != 0x131) return (c & 1) ? c : c + 1;
+  if (c >= 0x139 && c <= 0x148) return (c & 1) ? c + 1 : c;
+  if (c >= 0x14a && c <= 0x177) return (c & 1) ? c : c + 1;
+  if (c >= 0x179 && c <= 0x17e) return (c & 1) ? c + 1 : c;
+  if (c >= 0x391 && c <= 0x3ab && c != 0x3a2) return c + 0x20;
+  if (c == 0x386) return 0x3ac;
+  if (c >= 0x388 && c <= 0x38a) return c + 0x25;
+  if (c == 0x38c) return 0x3cc;
+  if (c == 0x38e || c == 0x38f) return c + 0x3f;
+  if (c >= 0x410 && c <= 0x42f) return c + 0x20;
+  if (c >= 0x400 && c <= 0x40f) return c + 0x50;
+  if (c >= 0xff21 && c <= 0xff3a) return c + 0x20;
+  return c;
+}
+
+bool cp_cased(uint32_t c) { return cp_upper(c) != c || cp_lower(c) != c || c == 0xdf; }
+
+void append_cp(uint32_t cp, std::string& out) {
+  if (cp < 0x80) {
+    out += static_cast<char>(cp);
+  } else if (cp < 0x800) {
+    out += static_cast<char>(0xc0 | (cp >> 6));
+    out += static_cast<char>(0x80 | (cp & 0x3f));
+  } else if (cp < 0x10000) {
+    out += static_cast<char>(0xe0 | (cp >> 12));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
+    out += static_cast<char>(0x80 | (cp & 0x3f));
+  } else {
+    out += static_cast<char>(0xf0 | (cp >> 18));
+    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3f));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
+    out += static_cast<char>(0x80 | (cp & 0x3f));
+  }
+}
+
+uint32_t decode_cp(std::string_view ch);
+
+void append_upper(uint32_t c, std::string& out) {
+  if (c == 0xdf) out += "SS";  // Python: 'ß'.upper() == 'SS'
+  else append_cp(cp_upper(c), out);
+}
+
+}  // namespace
+
+std::string change_case(std::string_view s, CaseOp op) {
+  std::string out;
+  out.reserve(s.size());
+  bool prev_cased = false, first = true, word_start = true;
+  for (std::string_view ch : utf8_chars(s)) {
+    uint32_t c = decode_cp(ch);
+    bool up = false;
+    switch (op) {
+      case CaseOp::kUpper: up = true; break;
+      case CaseOp::kLower: up = false; break;
+      case CaseOp::kTitle: up = !prev_cased; break;
+      case CaseOp::kCapitalize: up = first; break;
+      case CaseOp::kJinjaTitle: up = word_start; break;
+    }
+    if (up) append_upper(c, out);
+    else append_cp(cp_lower(c), out);
+    prev_cased = cp_cased(c);
+    first = false;
+    // jinja's title: words begin after whitespace, '-', and opening brackets.
+    word_start = c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v' || c == '-' || c == '(' ||
+                 c == '{' || c == '[' || c == '<';
+  }
+  return out;
+}
+
+bool has_only_case(std::string_view s, bool upper) {
+  bool cased = false;
+  for (std::string_view ch : utf8_chars(s)) {
+    uint32_t c = decode_cp(ch);
+    if (!cp_cased(c)) continue;
+    cased = true;
+    bool lower_char = cp_upper(c) != c || c == 0xdf;
+    bool upper_char = cp_lower(c) != c;
+    if (upper ? lower_char : upper_char) return false;
+  }
+  return cased;
+}
+
 std::string html_escape(std::string_view s) {
   std::string out;
   out.reserve(s.size());
@@ -198,8 +311,9 @@ std::string Value::to_str() const {
     case Kind::kList: {
       // Python prints "<generator object ... at 0x...>": no stable text to match.
       if (generator_) throw RenderError(RenderError::Kind::kRuntime, "printing a generator (add '|list')");
-      std::string out = "[";
+      std::string out = tuple_ ? "(" : "[";
       for (size_t i = 0; i < list_->size(); ++i) out += (i ? ", " : "") + (*list_)[i].repr();
+      if (tuple_) return out + (list_->size() == 1 ? ",)" : ")");
       return out + "]";
     }
     case Kind::kDict:
@@ -253,7 +367,7 @@ std::string Value::type_name() const {
     case Kind::kInt: return "int";
     case Kind::kFloat: return "float";
     case Kind::kString: return markup_ ? "Markup" : "str";
-    case Kind::kList: return generator_ ? "generator" : "list";
+    case Kind::kList: return generator_ ? "generator" : tuple_ ? "tuple" : "list";
     case Kind::kDict: return "dict";
     case Kind::kNamespace: return "Namespace";
     case Kind::kFunction: return "function";
@@ -266,7 +380,7 @@ bool values_equal(const Value& a, const Value& b) {
     if (a.is_float() || b.is_float()) return a.as_double() == b.as_double();
     return a.as_int() == b.as_int();
   }
-  if (a.kind() != b.kind() || a.is_generator() || b.is_generator()) return false;
+  if (a.kind() != b.kind() || a.is_generator() || b.is_generator() || a.is_tuple() != b.is_tuple()) return false;
   switch (a.kind()) {
     case Value::Kind::kUndefined:
     case Value::Kind::kNone: return true;
@@ -310,6 +424,30 @@ int compare_values(const Value& a, const Value& b) {
     return a.items().size() < b.items().size() ? -1 : a.items().size() > b.items().size();
   }
   throw_type_error("'<' not supported between instances of '" + a.type_name() + "' and '" + b.type_name() + "'");
+}
+
+Value python_add(const Value& a, const Value& b) {
+  if (a.is_undefined()) throw RenderError(RenderError::Kind::kUndefined, a.str().empty() ? "value is undefined" : a.str());
+  if (b.is_undefined()) throw RenderError(RenderError::Kind::kUndefined, b.str().empty() ? "value is undefined" : b.str());
+  if (a.is_string() && b.is_string()) {
+    // markupsafe: Markup + str escapes the plain side and stays Markup.
+    if (a.is_markup() && !b.is_markup()) return Value::string(a.str() + html_escape(b.str()), true);
+    if (b.is_markup() && !a.is_markup()) return Value::string(html_escape(a.str()) + b.str(), true);
+    return Value::string(a.str() + b.str(), a.is_markup());
+  }
+  if (a.is_list() && b.is_list() && !a.is_generator() && !b.is_generator()) {
+    List items = a.items();
+    items.insert(items.end(), b.items().begin(), b.items().end());
+    return Value::list(std::move(items));
+  }
+  if (a.is_number() && b.is_number()) {
+    if (a.is_float() || b.is_float()) return Value::floating(a.as_double() + b.as_double());
+    return Value::integer(a.as_int() + b.as_int());
+  }
+  if (a.is_string() || a.is_list()) {
+    throw_type_error("can only concatenate " + a.type_name() + " (not \"" + b.type_name() + "\") to " + a.type_name());
+  }
+  throw_type_error("unsupported operand type(s) for +: '" + a.type_name() + "' and '" + b.type_name() + "'");
 }
 
 namespace {

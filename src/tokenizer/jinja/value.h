@@ -91,6 +91,12 @@ class Value {
     v.generator_ = true;
     return v;
   }
+  // A Python tuple: a list that prints as (a, b) and never equals a list.
+  static Value tuple(List items) {
+    Value v = list(std::move(items));
+    v.tuple_ = true;
+    return v;
+  }
   static Value dict(Dict items = {}) {
     Value v = make(Kind::kDict);
     v.dict_ = std::make_shared<Dict>(std::move(items));
@@ -122,6 +128,7 @@ class Value {
   bool is_function() const { return kind_ == Kind::kFunction; }
   bool is_markup() const { return kind_ == Kind::kString && markup_; }
   bool is_generator() const { return kind_ == Kind::kList && generator_; }
+  bool is_tuple() const { return kind_ == Kind::kList && tuple_; }
 
   bool as_bool() const { return int_ != 0; }
   int64_t as_int() const { return int_; }  // also for bool
@@ -158,6 +165,7 @@ class Value {
   Kind kind_ = Kind::kUndefined;
   bool markup_ = false;
   bool generator_ = false;
+  bool tuple_ = false;
   int64_t int_ = 0;
   double float_ = 0;
   std::shared_ptr<const std::string> str_;
@@ -169,6 +177,9 @@ class Value {
 // Python ==, and the ordering of < for sortable pairs (throws TypeError otherwise).
 bool values_equal(const Value& a, const Value& b);
 int compare_values(const Value& a, const Value& b);  // -1, 0, 1
+
+// Python's a + b for numbers, str (Markup escapes the plain side), lists.
+Value python_add(const Value& a, const Value& b);
 
 // Python float repr: shortest round-trip, "1.0", "1e-05", "1e+20".
 std::string python_float_repr(double f);
@@ -186,5 +197,12 @@ std::string json_dumps(const Value& v, const JsonDumpOptions& options);
 // UTF-8 helpers: Python strings index by code point.
 std::vector<std::string_view> utf8_chars(std::string_view s);
 std::string html_escape(std::string_view s);  // markupsafe.escape
+
+// Python's case mappings for ASCII, Latin-1, Latin Extended-A, Greek and
+// Cyrillic (other scripts have no case or pass through unchanged).
+enum class CaseOp { kUpper, kLower, kTitle, kCapitalize, kJinjaTitle };
+std::string change_case(std::string_view s, CaseOp op);
+// True when s has a cased character and none of the other case (str.isupper / islower).
+bool has_only_case(std::string_view s, bool upper);
 
 }  // namespace tandem::jinja

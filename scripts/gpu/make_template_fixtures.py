@@ -147,10 +147,11 @@ def llama_cpp_inline_cases(path):
     text = open(path, encoding="utf-8").read()
     lit = r'(?:u8)?"(?:[^"\\]|\\.)*"'
     field = lambda name: rf"/\*\s*\.{name}\s*=?\s*\*/\s*((?:U8C\()?(?:{lit}\s*)+\)?)"
+    sep = r"\s*,\s*(?://[^\n]*\n\s*)*"  # fields may be separated by // comment lines
     pat = re.compile(
-        field("name") + r"\s*,\s*" + field("template_str") + r"\s*,\s*" +
-        field("expected_output") + r"\s*,\s*" + field("expected_output_jinja") +
-        r"(?:\s*,\s*" + field("bos_token") + r")?(?:\s*,\s*" + field("eos_token") + r")?", re.S)
+        field("name") + sep + field("template_str") + sep +
+        field("expected_output") + sep + field("expected_output_jinja") +
+        r"(?:" + sep + field("bos_token") + r")?(?:" + sep + field("eos_token") + r")?", re.S)
 
     def value(group):
         if group is None:

@@ -28,12 +28,25 @@ const char* kFixture = TANDEM_SOURCE_DIR "/fixtures/chat_templates/renders.json.
 const std::map<std::string, std::string> kKnownFailures = {
 };
 
-// The templates the issue names: these must match on every case.
-const std::set<std::string> kRequired = {
-    "Qwen-Qwen2.5-7B-Instruct",      "tokenizer-qwen2_5",         "meta-llama-Llama-3.1-8B-Instruct",
-    "meta-llama-Llama-3.2-3B-Instruct", "meta-llama-Llama-3.3-70B-Instruct", "tokenizer-llama3",
-    "tokenizer-deepseek_v3",          "mistralai-Mistral-Nemo-Instruct-2407",
+// The templates the issue names (by name or origin): these must match on every case.
+const std::vector<std::string> kRequired = {
+    "Qwen-Qwen2.5-7B-Instruct",          "tokenizer-qwen2_5",
+    "meta-llama-Llama-3.1-8B-Instruct",  "meta-llama-Llama-3.2-3B-Instruct",
+    "meta-llama-Llama-3.3-70B-Instruct", "tokenizer-llama3",
+    "tokenizer-deepseek_v3",             "deepseek-ai-DeepSeek-V3.1",
+    "mistralai-Mistral-Nemo-Instruct-2407", "Mistral-Small-3.2-24B-Instruct-2506",
+    "mistralai/Mistral-7B-Instruct-v0.2",  // [INST] (llama.cpp test case)
+    "deepseek-ai/deepseek-coder-33b-instruct",
 };
+
+// Which kRequired entry names this template ("" if none).
+std::string required_name(const nlohmann::ordered_json& tmpl) {
+  const std::string name = tmpl["name"].get<std::string>(), origin = tmpl.value("origin", "");
+  for (const auto& r : kRequired) {
+    if (name == r || origin.find(r) != std::string::npos) return r;
+  }
+  return "";
+}
 
 nlohmann::ordered_json load_fixture() {
   std::string cmd = std::string("gzip -dc '") + kFixture + "'";
@@ -99,6 +112,7 @@ TEST(ChatTemplateFixture, MatchesTransformers) {
   std::time_t now = fixed_now(fx["fixed_now"].get<std::string>());
   std::printf("oracle: %s\n", fx["oracle"].get<std::string>().c_str());
   int num_real = 0, num_real_ok = 0;
+  std::set<std::string> required_seen;
   for (const auto& tmpl : fx["templates"]) {
     const std::string name = tmpl["name"].get<std::string>();
     bool real = tmpl.value("origin", "") == "llama-src/models/templates";
@@ -124,10 +138,45 @@ TEST(ChatTemplateFixture, MatchesTransformers) {
     } else {
       EXPECT_TRUE(known == kKnownFailures.end()) << name << " now passes: drop it from kKnownFailures";
     }
-    if (kRequired.count(name)) EXPECT_TRUE(failure.empty()) << "required template " << name << ": " << failure;
+    if (std::string r = required_name(tmpl); !r.empty()) {
+      required_seen.insert(r);
+      EXPECT_TRUE(failure.empty()) << "required template " << name << ": " << failure;
+    }
   }
   std::printf("real templates byte-identical on every case: %d of %d\n", num_real_ok, num_real);
   EXPECT_GE(num_real_ok, 50);
+  EXPECT_EQ(required_seen.size(), kRequired.size()) << "a required template is missing from the fixture";
+}
+
+// llama.cpp's test-chat-template.cpp ships expected renders of its inline
+// templates (read as data). Where its own polyfills (system merged into the
+// first user turn, extra turns) make it differ from transformers, the case is
+// skipped; every other one must match ours.
+TEST(ChatTemplateFixture, LlamaCppExpectedOutputs) {
+  if (!std::filesystem::exists(kFixture)) {
+    GTEST_SKIP() << "fixture absent: run python3 scripts/gpu/make_template_fixtures.py";
+  }
+  nlohmann::ordered_json fx = load_fixture();
+  ASSERT_TRUE(fx.is_object());
+  std::time_t now = fixed_now(fx["fixed_now"].get<std::string>());
+  int compared = 0, skipped = 0;
+  for (const auto& tmpl : fx["templates"]) {
+    if (!tmpl.contains("llama_cpp_expected")) continue;
+    const auto& c = tmpl["cases"][0];
+    ASSERT_EQ(c["id"], "llama_cpp_conversation");
+    if (!c.contains("expected") || c["expected"] != tmpl["llama_cpp_expected"]) {
+      ++skipped;
+      continue;
+    }
+    auto t = ChatTemplate::compile(tmpl["source"].get<std::string>());
+    ASSERT_TRUE(t.ok()) << tmpl["origin"] << ": " << t.status().to_string();
+    nlohmann::ordered_json expected_only = c;
+    expected_only["expected"] = tmpl["llama_cpp_expected"];
+    EXPECT_EQ(check_case(*t, tmpl, expected_only, now), "") << tmpl["origin"];
+    ++compared;
+  }
+  std::printf("llama.cpp expected outputs: %d compared, %d skipped (llama.cpp polyfills differ)\n", compared, skipped);
+  EXPECT_GE(compared, 20);
 }
 
 // One semantic per snippet (scripts/gpu/template_snippets.py), rendered with

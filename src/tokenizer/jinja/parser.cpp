@@ -112,6 +112,7 @@ class Parser {
   }
 
   StmtPtr parse_statement() {
+    DepthGuard guard(this);
     int line = peek().line;
     std::string tag = expect_name();
     auto s = std::make_unique<Stmt>();
@@ -207,6 +208,9 @@ class Parser {
       expect_block_end();
       s->body = parse_body({"endgeneration"}, &end);
       expect_block_end();
+    } else if (tag == "endif" || tag == "endfor" || tag == "else" || tag == "elif" || tag == "endmacro" ||
+               tag == "endset" || tag == "endcall" || tag == "endfilter" || tag == "endgeneration" || tag == "endraw") {
+      throw ParseError{line, "unexpected '{% " + tag + " %}'"};
     } else {
       throw ParseError{line, "unsupported tag '{% " + tag + " %}'", true};
     }
@@ -335,7 +339,18 @@ class Parser {
     while (accept_op("**")) e = binary("**", std::move(e), parse_unary());
     return e;
   }
+  // Bounds recursion so a pathological template is an error, not a stack overflow.
+  struct DepthGuard {
+    explicit DepthGuard(Parser* p) : p_(p) {
+      if (++p_->depth_ > kMaxDepth) p_->fail("template nests deeper than " + std::to_string(kMaxDepth) + " levels");
+    }
+    ~DepthGuard() { --p_->depth_; }
+    Parser* p_;
+  };
+  static constexpr int kMaxDepth = 256;
+
   ExprPtr parse_unary(bool with_filter = true) {
+    DepthGuard guard(this);
     ExprPtr e;
     if (is_op("-") || is_op("+")) {
       e = node(Expr::Kind::kUnary);
@@ -542,6 +557,7 @@ class Parser {
 
   std::vector<Token> t_;
   size_t i_ = 0;
+  int depth_ = 0;
 };
 
 // jinja2 fails at compile time on a filter or test it does not know, unless

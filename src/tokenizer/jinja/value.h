@@ -133,7 +133,11 @@ class Value {
   bool as_bool() const { return int_ != 0; }
   int64_t as_int() const { return int_; }  // also for bool
   double as_double() const { return kind_ == Kind::kFloat ? float_ : static_cast<double>(int_); }
-  const std::string& str() const { return *str_; }  // kString; Undefined: its name hint
+  // kString: the text; Undefined: the error hint ("'x' is undefined"), maybe empty.
+  const std::string& str() const {
+    static const std::string kEmpty;
+    return str_ ? *str_ : kEmpty;
+  }
   const List& items() const { return *list_; }
   List& mutable_items() const { return *list_; }
   const Dict& entries() const { return *dict_; }

@@ -16,16 +16,19 @@ fixtures/chat_templates/renders.json.gz:
 Oracles, tried in order (--oracle auto):
   transformers: transformers.utils.chat_template_utils (render_jinja_template or
                 _compile_jinja_template), i.e. the code apply_chat_template runs;
+  tokenizer:    apply_chat_template of a PreTrainedTokenizerFast built offline;
   jinja2:       a replica of transformers' environment (ImmutableSandboxedEnvironment,
                 trim_blocks, lstrip_blocks, loopcontrols, generation tag, tojson with
                 ensure_ascii=False, raise_exception, strftime_now).
-strftime_now is pinned to FIXED_NOW so renders are reproducible.
+strftime_now is pinned to FIXED_NOW so renders are reproducible (for transformers
+by replacing chat_template_utils.datetime with a class whose now() is fixed).
 
 When the data cache is absent (e.g. on the GPU machine) the template sources are
 taken from the existing fixture, so the script can re-render them with another
 oracle. Run from the repository root:
   python3 scripts/gpu/make_template_fixtures.py            # auto oracle
   python3 scripts/gpu/make_template_fixtures.py --oracle transformers
+A smoke render checks each route (tojson must keep non-ASCII) before it is used.
 """
 import argparse
 import ast
@@ -251,41 +254,79 @@ def jinja2_replica():
             render, render_vars)
 
 
+def pin_transformers_clock(ctu):
+    """Makes transformers' strftime_now see FIXED_NOW (it calls datetime.now())."""
+    real = getattr(ctu, "datetime", None)
+    if real is None or not hasattr(real, "now"):
+        return False
+
+    class FixedDatetime(real):
+        @classmethod
+        def now(cls, tz=None):
+            return FIXED_NOW
+
+    ctu.datetime = FixedDatetime
+    return True
+
+
 def transformers_oracle():
     import transformers
     from transformers.utils import chat_template_utils as ctu
 
-    def pin_now(compiled):
-        # The compiled template is cached by source; pinning its global makes
-        # strftime_now reproducible without touching the rest of transformers.
-        try:
-            compiled.globals["strftime_now"] = lambda fmt: FIXED_NOW.strftime(fmt)
-        except Exception:
-            pass
+    if not pin_transformers_clock(ctu):
+        raise RuntimeError("cannot pin strftime_now's clock in chat_template_utils")
+    compile_fn = getattr(ctu, "_compile_jinja_template", None)
 
     def render(source, messages, tools, add_generation_prompt, kwargs):
-        compiled = ctu._compile_jinja_template(source)
-        pin_now(compiled)
         if hasattr(ctu, "render_jinja_template"):
             out, _ = ctu.render_jinja_template(conversations=[messages], tools=tools,
                                                chat_template=source,
                                                add_generation_prompt=add_generation_prompt,
                                                **kwargs)
             return out[0]
-        return compiled.render(messages=messages, tools=tools, documents=None,
-                               add_generation_prompt=add_generation_prompt, **kwargs)
+        return compile_fn(source).render(messages=messages, tools=tools, documents=None,
+                                         add_generation_prompt=add_generation_prompt, **kwargs)
 
     def render_vars(source, variables):
-        compiled = ctu._compile_jinja_template(source)
-        pin_now(compiled)
-        return compiled.render(**variables)
+        return compile_fn(source).render(**variables)
 
+    if compile_fn is None:
+        raise RuntimeError("transformers has no _compile_jinja_template")
     return "transformers %s chat_template_utils" % transformers.__version__, render, render_vars
 
 
+def tokenizer_oracle():
+    """apply_chat_template of a PreTrainedTokenizerFast built offline."""
+    import transformers
+    from tokenizers import Tokenizer, models
+    from transformers import PreTrainedTokenizerFast
+    from transformers.utils import chat_template_utils as ctu
+
+    if not pin_transformers_clock(ctu):
+        raise RuntimeError("cannot pin strftime_now's clock in chat_template_utils")
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=Tokenizer(models.WordLevel({"<unk>": 0}, unk_token="<unk>")))
+
+    def render(source, messages, tools, add_generation_prompt, kwargs):
+        return tok.apply_chat_template(messages, tools=tools, chat_template=source,
+                                       add_generation_prompt=add_generation_prompt,
+                                       tokenize=False, **kwargs)
+
+    compile_fn = getattr(ctu, "_compile_jinja_template", None)
+    if compile_fn is not None:
+        render_vars = lambda source, variables: compile_fn(source).render(**variables)
+        label = "transformers %s apply_chat_template" % transformers.__version__
+    else:
+        _, _, render_vars = jinja2_replica()
+        label = ("transformers %s apply_chat_template (snippets: jinja2 replica)"
+                 % transformers.__version__)
+    return label, render, render_vars
+
+
 def pick_oracle(name):
-    routes = {"transformers": transformers_oracle, "jinja2": jinja2_replica}
-    order = [name] if name != "auto" else ["transformers", "jinja2"]
+    routes = {"transformers": transformers_oracle, "tokenizer": tokenizer_oracle,
+              "jinja2": jinja2_replica}
+    order = [name] if name != "auto" else ["transformers", "tokenizer", "jinja2"]
     errors = []
     for route in order:
         try:
@@ -352,7 +393,7 @@ def main():
     ap.add_argument("--tokenizers", default=".cache/data/tokenizers")
     ap.add_argument("--llama-tests", default=".cache/data/llama-src/tests/test-chat-template.cpp")
     ap.add_argument("--out", default="fixtures/chat_templates/renders.json.gz")
-    ap.add_argument("--oracle", default="auto", choices=["auto", "transformers", "jinja2"])
+    ap.add_argument("--oracle", default="auto", choices=["auto", "transformers", "tokenizer", "jinja2"])
     args = ap.parse_args()
 
     sources = collect_sources(args)
@@ -395,8 +436,10 @@ def main():
     snippets = render_snippets(render_vars)
     payload = {"oracle": label, "fixed_now": FIXED_NOW.isoformat(), "templates": templates,
                "snippets": snippets}
-    with gzip.open(args.out, "wt", encoding="utf-8", compresslevel=9) as f:
-        json.dump(payload, f, ensure_ascii=False, sort_keys=False)
+    # mtime=0 keeps the file byte-identical when nothing changed.
+    with open(args.out, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=9,
+                                                    mtime=0) as gz:
+        gz.write(json.dumps(payload, ensure_ascii=False).encode("utf-8"))
     print(f"wrote {args.out}: {len(templates)} templates, {num_ok} renders, {num_err} errors, "
           f"{len(snippets)} snippets")
 

@@ -71,6 +71,8 @@ StatusOr<std::string> ChatTemplate::render(const nlohmann::ordered_json& message
   } catch (const jinja::RenderError& e) {
     if (e.kind() == jinja::RenderError::Kind::kRaise) return invalid_argument(std::string(kRaisePrefix) + e.what());
     return invalid_argument(std::string("chat template render error: ") + e.what());
+  } catch (const std::exception& e) {  // e.g. bad_alloc: never let it escape a request
+    return internal_error(std::string("chat template render failed: ") + e.what());
   }
 }
 

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <filesystem>
 #include <map>
@@ -20,7 +21,9 @@
 namespace tandem {
 namespace {
 
-const char* kFixture = TANDEM_SOURCE_DIR "/fixtures/chat_templates/renders.json.gz";
+// TANDEM_CHAT_FIXTURE overrides the path (e.g. a larger, uncommitted fixture).
+const std::string kFixture = std::getenv("TANDEM_CHAT_FIXTURE") ? std::getenv("TANDEM_CHAT_FIXTURE")
+                                                                 : TANDEM_SOURCE_DIR "/fixtures/chat_templates/renders.json.gz";
 
 // Templates that do not render identically, each with the construct that stops
 // it (docs/chat_templates.md lists the same). Every other template must match
@@ -49,7 +52,7 @@ std::string required_name(const nlohmann::ordered_json& tmpl) {
 }
 
 nlohmann::ordered_json load_fixture() {
-  std::string cmd = std::string("gzip -dc '") + kFixture + "'";
+  std::string cmd = "gzip -dc '" + kFixture + "'";
   FILE* p = popen(cmd.c_str(), "r");
   if (!p) return nullptr;
   std::string text;

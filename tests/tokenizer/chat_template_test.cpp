@@ -136,6 +136,24 @@ TEST(ChatTemplate, StrftimeNowUsesThePinnedClock) {
   EXPECT_EQ(render("{{ strftime_now('%d %b %Y') }}", kMessages, o), "02 Jan 2025");
 }
 
+TEST(ChatTemplate, RunawayTemplatesAreErrorsNotHangs) {
+  const char* sources[] = {
+      "{% for a in range(100000) %}{% for b in range(100000) %}{% endfor %}{% endfor %}",
+      "{{ 'x' * 100000000000 }}",
+      "{{ 2 ** 100000000000 }}",
+      "{{ 9223372036854775807 + 1 }}",
+      "{{ '{99999999999999999999999}'.format(1) }}",
+  };
+  for (const char* source : sources) {
+    auto t = ChatTemplate::compile(source);
+    ASSERT_TRUE(t.ok()) << source;
+    auto r = t->render(kMessages, {});
+    EXPECT_FALSE(r.ok()) << source;
+  }
+  EXPECT_EQ(render("{{ 1 ** 100000000000 }} {{ (-1) ** 100000000001 }} {{ 0 ** 5 }} {{ 3 ** 4 }}", kMessages),
+            "1 -1 0 81");
+}
+
 TEST(ChatTemplate, MacroRecursionIsBounded) {
   auto t = ChatTemplate::compile("{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}");
   ASSERT_TRUE(t.ok());

@@ -14,6 +14,8 @@ void check_defined(const Value& v) {
 }
 
 Value repeat(const Value& seq, int64_t n) {
+  int64_t unit = seq.is_string() ? static_cast<int64_t>(seq.str().size()) : static_cast<int64_t>(seq.items().size());
+  if (n > 0 && unit > 0 && n > (int64_t{1} << 28) / unit) runtime_error("sequence repetition is too large");
   if (seq.is_string()) {
     std::string out;
     for (int64_t i = 0; i < n; ++i) out += seq.str();
@@ -42,8 +44,20 @@ Value arithmetic(const std::string& op, const Value& a, const Value& b) {
   }
   if (!a.is_number() || !b.is_number()) return unsupported();
   bool floats = a.is_float() || b.is_float();
-  if (op == "-") return floats ? Value::floating(a.as_double() - b.as_double()) : Value::integer(a.as_int() - b.as_int());
-  if (op == "*") return floats ? Value::floating(a.as_double() * b.as_double()) : Value::integer(a.as_int() * b.as_int());
+  // Python integers are unbounded; past int64 there is no faithful answer here.
+  auto checked = [](bool overflow, int64_t r) {
+    if (overflow) runtime_error("integer overflow (Python big integers are not supported)");
+    return Value::integer(r);
+  };
+  int64_t r = 0;
+  if (op == "-") {
+    return floats ? Value::floating(a.as_double() - b.as_double())
+                  : checked(__builtin_sub_overflow(a.as_int(), b.as_int(), &r), r);
+  }
+  if (op == "*") {
+    return floats ? Value::floating(a.as_double() * b.as_double())
+                  : checked(__builtin_mul_overflow(a.as_int(), b.as_int(), &r), r);
+  }
   if (op == "/" || op == "//" || op == "%") {
     if (b.as_double() == 0) runtime_error("ZeroDivisionError: division by zero");
   }
@@ -66,9 +80,16 @@ Value arithmetic(const std::string& op, const Value& a, const Value& b) {
   }
   if (op == "**") {
     if (!floats && b.as_int() >= 0) {
-      int64_t r = 1;
-      for (int64_t i = 0; i < b.as_int(); ++i) r *= a.as_int();
-      return Value::integer(r);
+      int64_t acc = 1, base = a.as_int();
+      for (int64_t e = b.as_int(); e > 0; --e) {
+        if (__builtin_mul_overflow(acc, base, &acc)) runtime_error("integer overflow (Python big integers are not supported)");
+        if (acc == 0 || acc == 1) break;  // 0 ** n, 1 ** n
+        if (acc == -1) {
+          acc = ((e - 1) % 2 == 0) ? -1 : 1;
+          break;
+        }
+      }
+      return Value::integer(acc);
     }
     return Value::floating(std::pow(a.as_double(), b.as_double()));
   }
@@ -200,6 +221,7 @@ Interpreter::Flow Interpreter::exec_for(const Stmt& s, const FramePtr& frame, st
   }
   if (items.empty()) return exec(s.else_body, frame, out);
   const int64_t n = static_cast<int64_t>(items.size());
+  if ((num_iterations_ += n) > options_.max_loop_iterations) runtime_error("template loops too long (iteration limit)");
   for (int64_t i = 0; i < n; ++i) {
     auto f = std::make_shared<Frame>();
     f->parent = frame;

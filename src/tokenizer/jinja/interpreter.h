@@ -26,6 +26,7 @@ struct InterpreterOptions {
   std::function<std::string(const std::string&)> strftime_now;
   int max_call_depth = 256;           // macro recursion limit
   int64_t max_output_bytes = 1 << 28;  // 256 MiB of rendered text
+  int64_t max_loop_iterations = 10'000'000;  // all loops of one render together
 };
 
 class Interpreter {
@@ -55,6 +56,7 @@ class Interpreter {
 
   InterpreterOptions options_;
   int call_depth_ = 0;
+  int64_t num_iterations_ = 0;
 };
 
 }  // namespace tandem::jinja

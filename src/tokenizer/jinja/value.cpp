@@ -442,7 +442,11 @@ Value python_add(const Value& a, const Value& b) {
   }
   if (a.is_number() && b.is_number()) {
     if (a.is_float() || b.is_float()) return Value::floating(a.as_double() + b.as_double());
-    return Value::integer(a.as_int() + b.as_int());
+    int64_t r = 0;
+    if (__builtin_add_overflow(a.as_int(), b.as_int(), &r)) {
+      throw RenderError(RenderError::Kind::kRuntime, "integer overflow (Python big integers are not supported)");
+    }
+    return Value::integer(r);
   }
   if (a.is_string() || a.is_list()) {
     throw_type_error("can only concatenate " + a.type_name() + " (not \"" + b.type_name() + "\") to " + a.type_name());

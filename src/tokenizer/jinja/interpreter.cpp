@@ -45,18 +45,17 @@ Value arithmetic(const std::string& op, const Value& a, const Value& b) {
   if (!a.is_number() || !b.is_number()) return unsupported();
   bool floats = a.is_float() || b.is_float();
   // Python integers are unbounded; past int64 there is no faithful answer here.
-  auto checked = [](bool overflow, int64_t r) {
-    if (overflow) runtime_error("integer overflow (Python big integers are not supported)");
-    return Value::integer(r);
-  };
+  auto overflow = []() -> Value { runtime_error("integer overflow (Python big integers are not supported)"); };
   int64_t r = 0;
   if (op == "-") {
-    return floats ? Value::floating(a.as_double() - b.as_double())
-                  : checked(__builtin_sub_overflow(a.as_int(), b.as_int(), &r), r);
+    if (floats) return Value::floating(a.as_double() - b.as_double());
+    if (__builtin_sub_overflow(a.as_int(), b.as_int(), &r)) return overflow();
+    return Value::integer(r);
   }
   if (op == "*") {
-    return floats ? Value::floating(a.as_double() * b.as_double())
-                  : checked(__builtin_mul_overflow(a.as_int(), b.as_int(), &r), r);
+    if (floats) return Value::floating(a.as_double() * b.as_double());
+    if (__builtin_mul_overflow(a.as_int(), b.as_int(), &r)) return overflow();
+    return Value::integer(r);
   }
   if (op == "/" || op == "//" || op == "%") {
     if (b.as_double() == 0) runtime_error("ZeroDivisionError: division by zero");

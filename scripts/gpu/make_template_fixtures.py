@@ -27,7 +27,7 @@ When the data cache is absent (e.g. on the GPU machine) the template sources are
 taken from the existing fixture, so the script can re-render them with another
 oracle. Run from the repository root:
   python3 scripts/gpu/make_template_fixtures.py            # auto oracle
-  python3 scripts/gpu/make_template_fixtures.py --oracle transformers
+  python3 scripts/gpu/make_template_fixtures.py --oracle transformers --out $OUT/renders.json.gz
 A smoke render checks each route (tojson must keep non-ASCII) before it is used.
 """
 import argparse
@@ -393,18 +393,20 @@ def main():
     ap.add_argument("--tokenizers", default=".cache/data/tokenizers")
     ap.add_argument("--llama-tests", default=".cache/data/llama-src/tests/test-chat-template.cpp")
     ap.add_argument("--out", default="fixtures/chat_templates/renders.json.gz")
+    ap.add_argument("--sources", default="fixtures/chat_templates/renders.json.gz",
+                    help="fixture to take template sources from when the data cache is absent")
     ap.add_argument("--oracle", default="auto", choices=["auto", "transformers", "tokenizer", "jinja2"])
     args = ap.parse_args()
 
     sources = collect_sources(args)
-    if not sources and os.path.exists(args.out):
-        with gzip.open(args.out, "rt", encoding="utf-8") as f:
+    if not sources and os.path.exists(args.sources):
+        with gzip.open(args.sources, "rt", encoding="utf-8") as f:
             old = json.load(f)
         keep = ("name", "source", "origin", "bos_token", "eos_token", "llama_cpp_expected")
         sources = [{k: t[k] for k in keep if k in t} for t in old["templates"]]
-        print(f"data cache absent: re-rendering {len(sources)} templates from {args.out}")
+        print(f"data cache absent: re-rendering {len(sources)} templates from {args.sources}")
     if not sources:
-        sys.exit(f"no templates found under {args.templates} and no existing {args.out}")
+        sys.exit(f"no templates found under {args.templates} and no existing {args.sources}")
 
     label, render, render_vars = pick_oracle(args.oracle)
     print("oracle:", label)

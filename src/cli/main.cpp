@@ -21,6 +21,7 @@ const Subcommand kSubcommands[] = {
     {"detokenize", tandem::cli::run_detokenize, "stdin token ids -> text"},
     {"quantize", tandem::cli::run_quantize, "write a 4-bit AWQ checkpoint (awq or rtn)"},
     {"eval", tandem::cli::run_eval, "evaluate a model (ppl: perplexity)"},
+    {"bench", tandem::cli::run_bench, "serving benchmark against an OpenAI-compatible server"},
 };
 
 void print_usage() {

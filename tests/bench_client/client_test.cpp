@@ -157,7 +157,7 @@ TEST(BenchClient, RefusedConnectionsAreCounted) {
 }
 
 TEST(BenchClient, LocalTokenizerNeedsNoTokenizeEndpoint) {
-  std::string path = std::string(TANDEM_SOURCE_DIR) + "/.cache/data/tokenizers/qwen2_5";
+  std::string path = std::string(TANDEM_SOURCE_DIR) + "/.cache/data/tokenizers/mistral";  // the quickest to load
   if (!std::ifstream(path + "/tokenizer.json")) GTEST_SKIP() << "no tokenizer data (scripts/fetch_data.sh)";
   FakeOpenAiServer server({/*ttft_ms=*/5, /*itl_ms=*/1});
   BenchOptions o = base_options(server);

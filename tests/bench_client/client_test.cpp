@@ -49,9 +49,10 @@ TEST(BenchClient, TimingsMatchInjectedDelays) {
   EXPECT_EQ(m.failed, 0);
   EXPECT_EQ(m.total_output_tokens, 6 * 8);  // from usage
   EXPECT_EQ(m.total_input_tokens, 6 * 16);  // usage.prompt_tokens: the synthetic prompts are exact
-  // Sleeps never end early; a loaded CI box may add tens of ms.
+  // Sleeps never end early; a loaded CI box (or TSan) may add tens of ms.
   EXPECT_GE(m.ttft.p50, 79);
-  EXPECT_LT(m.ttft.p99, 80 + 60);
+  EXPECT_LT(m.ttft.p50, 80 + 60);
+  EXPECT_LT(m.ttft.p99, 80 + 120);
   EXPECT_GE(m.tpot.mean, 19);
   EXPECT_LT(m.tpot.mean, 20 + 12);
   EXPECT_GE(m.itl.p50, 19);

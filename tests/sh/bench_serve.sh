@@ -48,9 +48,16 @@ curl -sf "http://127.0.0.1:$port/health" >/dev/null || { echo "tandem serve not 
 
 for endpoint in completions chat; do
   json=$work/bench-$endpoint.json
+  rc=0
   timeout 300 "$tandem" bench --base-url "http://127.0.0.1:$port" --model coder --model general --mix 1,1 \
     --num-prompts 8 --input-len 24 --output-len 6 --request-rate 50 --endpoint "$endpoint" \
-    --timeout 120 --json "$json"
+    --timeout 120 --json "$json" || rc=$?
+  # A server build without chat templates says so in its 400s: skip that part only.
+  if [ "$endpoint" = chat ] && [ $rc -ne 0 ] && grep -q "no chat template in this build" "$json"; then
+    echo "chat: skipped (this tandem serve has no chat templates yet)"
+    continue
+  fi
+  [ $rc -eq 0 ] || { echo "$endpoint: tandem bench exited $rc"; exit 1; }
   python3 - "$json" "$endpoint" <<'PY'
 import json, sys
 j = json.load(open(sys.argv[1])); endpoint = sys.argv[2]

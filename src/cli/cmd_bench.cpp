@@ -1,5 +1,6 @@
 // `tandem bench`: a serving benchmark client for any OpenAI-compatible server.
 // Flags are parsed here; everything else is in src/bench/.
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -93,6 +94,12 @@ int run_bench(int argc, char** argv) {
     else if (o.argv[i].rfind("--api-key=", 0) == 0) o.argv[i] = "--api-key=***";
   }
 
+  // Every request in flight holds a socket: lift the soft descriptor limit
+  // (often 1024) to the hard one, as a load generator should.
+  if (rlimit lim{}; getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < lim.rlim_max) {
+    lim.rlim_cur = lim.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &lim);
+  }
   bench::BenchOutput io;
   io.status_is_tty = isatty(fileno(stderr));
   auto reports = bench::run_bench(o, io);

@@ -49,9 +49,10 @@ TEST(BenchClient, TimingsMatchInjectedDelays) {
   EXPECT_EQ(m.failed, 0);
   EXPECT_EQ(m.total_output_tokens, 6 * 8);  // from usage
   EXPECT_EQ(m.total_input_tokens, 6 * 16);  // usage.prompt_tokens: the synthetic prompts are exact
-  // Sleeps never end early; a loaded CI box may add tens of ms.
+  // Sleeps never end early; a loaded CI box (or TSan) may add tens of ms.
   EXPECT_GE(m.ttft.p50, 79);
-  EXPECT_LT(m.ttft.p99, 80 + 60);
+  EXPECT_LT(m.ttft.p50, 80 + 60);
+  EXPECT_LT(m.ttft.p99, 80 + 120);
   EXPECT_GE(m.tpot.mean, 19);
   EXPECT_LT(m.tpot.mean, 20 + 12);
   EXPECT_GE(m.itl.p50, 19);
@@ -157,7 +158,7 @@ TEST(BenchClient, RefusedConnectionsAreCounted) {
 }
 
 TEST(BenchClient, LocalTokenizerNeedsNoTokenizeEndpoint) {
-  std::string path = std::string(TANDEM_SOURCE_DIR) + "/.cache/data/tokenizers/qwen2_5";
+  std::string path = std::string(TANDEM_SOURCE_DIR) + "/.cache/data/tokenizers/mistral";  // the quickest to load
   if (!std::ifstream(path + "/tokenizer.json")) GTEST_SKIP() << "no tokenizer data (scripts/fetch_data.sh)";
   FakeOpenAiServer server({/*ttft_ms=*/5, /*itl_ms=*/1});
   BenchOptions o = base_options(server);

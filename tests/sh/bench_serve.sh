@@ -37,16 +37,27 @@ done
 [ -n "$port" ] || { echo "tandem serve did not report its port"; cat "$log"; exit 1; }
 for _ in $(seq 1 1200); do  # up to 60 s for both models to load
   curl -sf "http://127.0.0.1:$port/health" >/dev/null 2>&1 && break
-  kill -0 "$server_pid" 2>/dev/null || { echo "tandem serve died:"; cat "$log"; server_pid=""; exit 1; }
+  if ! kill -0 "$server_pid" 2>/dev/null; then
+    server_pid=""
+    if grep -q "no inference engine" "$log"; then echo "skip: tandem serve has no engine yet"; exit 77; fi
+    echo "tandem serve died:"; cat "$log"; exit 1
+  fi
   sleep 0.05
 done
 curl -sf "http://127.0.0.1:$port/health" >/dev/null || { echo "tandem serve not healthy:"; cat "$log"; exit 1; }
 
 for endpoint in completions chat; do
   json=$work/bench-$endpoint.json
+  rc=0
   timeout 300 "$tandem" bench --base-url "http://127.0.0.1:$port" --model coder --model general --mix 1,1 \
     --num-prompts 8 --input-len 24 --output-len 6 --request-rate 50 --endpoint "$endpoint" \
-    --timeout 120 --json "$json"
+    --timeout 120 --json "$json" || rc=$?
+  # A server build without chat templates says so in its 400s: skip that part only.
+  if [ "$endpoint" = chat ] && [ $rc -ne 0 ] && grep -q "no chat template in this build" "$json"; then
+    echo "chat: skipped (this tandem serve has no chat templates yet)"
+    continue
+  fi
+  [ $rc -eq 0 ] || { echo "$endpoint: tandem bench exited $rc"; exit 1; }
   python3 - "$json" "$endpoint" <<'PY'
 import json, sys
 j = json.load(open(sys.argv[1])); endpoint = sys.argv[2]

@@ -16,6 +16,7 @@ struct Subcommand {
 
 const Subcommand kSubcommands[] = {
     {"version", tandem::cli::run_version, "print the version and compiled backends"},
+    {"generate", tandem::cli::run_generate, "generate a continuation of one prompt"},
 };
 
 void print_usage() {

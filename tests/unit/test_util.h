@@ -5,7 +5,12 @@
 #include <filesystem>
 #include <string>
 #include <vector>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <cstdlib>
+#include <functional>
+#include <nlohmann/json.hpp>
 #include <algorithm>
 #include <cmath>
 #include <fstream>
@@ -182,6 +187,42 @@ inline std::string read_text(const std::string& path) {
 inline void write_text(const std::string& path, const std::string& text) {
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   out << text;
+}
+
+}  // namespace tandem::testing
+
+namespace tandem::testing {
+
+// Rewrites the JSON header of a safetensors file (data buffer kept as is).
+inline void edit_safetensors_header(const std::string& path,
+                                    const std::function<void(nlohmann::json&)>& edit) {
+  std::string bytes = read_text(path);
+  uint64_t n = 0;
+  for (int i = 0; i < 8; ++i) n |= static_cast<uint64_t>(static_cast<uint8_t>(bytes[i])) << (8 * i);
+  nlohmann::json h = nlohmann::json::parse(bytes.substr(8, n));
+  edit(h);
+  std::string hs = h.dump();
+  std::string out(8, '\0');
+  for (int i = 0; i < 8; ++i) out[i] = static_cast<char>((hs.size() >> (8 * i)) & 0xff);
+  write_text(path, out + hs + bytes.substr(8 + n));
+}
+
+struct CommandResult {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+
+// Runs a shell command, capturing stdout and stderr.
+inline CommandResult run_command(const std::string& cmd) {
+  TempDir tmp("cmd");
+  const std::string full = cmd + " >" + tmp.file("out") + " 2>" + tmp.file("err");
+  const int rc = std::system(full.c_str());
+  CommandResult r;
+  r.exit_code = WIFEXITED(rc) ? WEXITSTATUS(rc) : 128 + WTERMSIG(rc);
+  r.out = read_text(tmp.file("out"));
+  r.err = read_text(tmp.file("err"));
+  return r;
 }
 
 }  // namespace tandem::testing

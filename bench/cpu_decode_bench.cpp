@@ -2,7 +2,7 @@
 // streamed per token x tokens/s), next to a read-bandwidth baseline measured in
 // the same run. A benchmark, not a test: it prints numbers.
 //
-//   build/bench/tandem_cpu_decode_bench --model DIR [--tokens 64] [--prompt 32] [--threads N]
+//   build/bench/tandem_cpu_decode_bench --model DIR [--tokens 64] [--prompt 32] [--threads N] [--blas-prefill]
 //   build/bench/tandem_cpu_decode_bench --synth 100m [--quant awq] ...   (writes a random ~110M model to /tmp)
 #include <chrono>
 #include <cstdio>
@@ -50,6 +50,7 @@ double read_bandwidth_gbs(int threads) {
 int main(int argc, char** argv) {
   std::string model_dir, synth, quant = "none";
   int tokens = 64, prompt = 32, threads = 0;
+  bool blas = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto next = [&]() -> std::string {
@@ -65,9 +66,10 @@ int main(int argc, char** argv) {
     else if (a == "--tokens") tokens = std::stoi(next());
     else if (a == "--prompt") prompt = std::stoi(next());
     else if (a == "--threads") threads = std::stoi(next());
+    else if (a == "--blas-prefill") blas = true;
     else {
       std::fprintf(stderr, "usage: %s (--model DIR | --synth 100m [--quant none|awq|gptq]) [--tokens N] "
-                           "[--prompt N] [--threads N]\n", argv[0]);
+                           "[--prompt N] [--threads N] [--blas-prefill]\n", argv[0]);
       return 2;
     }
   }
@@ -102,7 +104,7 @@ int main(int argc, char** argv) {
   ro.page_size = 16;
   ro.num_pages = (prompt + tokens) / ro.page_size + 2;
   auto t0 = Clock::now();
-  auto runner = tandem::LocalModelRunner::create(tandem::make_cpu_backend(threads), model_dir, ro);
+  auto runner = tandem::LocalModelRunner::create(tandem::make_cpu_backend(threads, blas), model_dir, ro);
   if (!runner.ok()) {
     std::fprintf(stderr, "%s\n", runner.status().to_string().c_str());
     return 1;
@@ -136,8 +138,8 @@ int main(int argc, char** argv) {
   std::printf("threads          %d\n", nthreads);
   std::printf("load             %.2f s\n", load_s);
   std::printf("weights in RAM   %.1f MiB\n", weight_bytes / (1 << 20));
-  std::printf("prefill          %d tokens in %.3f s (%.1f tokens/s)\n", prompt, r->prefill_seconds,
-              prompt / r->prefill_seconds);
+  std::printf("prefill          %d tokens in %.3f s (%.1f tokens/s, %s)\n", prompt, r->prefill_seconds,
+              prompt / r->prefill_seconds, blas ? "OpenBLAS sgemm" : "batch-invariant streaming kernels");
   std::printf("decode           %zu tokens, %.2f tokens/s (%.2f ms/token)\n", r->output_ids.size() - 1, decode_tps,
               1000.0 / decode_tps);
   std::printf("bytes per token  %.1f MiB (weights less embeddings, plus KV)\n", bytes_per_token / (1 << 20));

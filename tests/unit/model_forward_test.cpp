@@ -96,10 +96,11 @@ void add_seq(ForwardBatch& b, const std::vector<int32_t>& tokens, int begin, int
   b.last_page_len.push_back(end - (used - 1) * ps);
 }
 
-class ForwardTest : public ::testing::TestWithParam<int> {};
+class ForwardTest : public ::testing::TestWithParam<std::tuple<int, bool>> {};
 
 TEST_P(ForwardTest, MatchesReference) {
-  const Variant var = variants()[GetParam()];
+  const Variant var = variants()[std::get<0>(GetParam())];
+  const bool blas = std::get<1>(GetParam());
   TempDir dir(var.name);
   ASSERT_TRUE(write_synthetic_checkpoint(dir.path(), var.opts).ok());
   auto cfg = ModelConfig::load(dir.path());
@@ -115,7 +116,7 @@ TEST_P(ForwardTest, MatchesReference) {
   ModelRunnerOptions ro;
   ro.page_size = 4;
   ro.num_pages = 32;
-  auto runner = LocalModelRunner::create(make_cpu_backend(2), dir.path(), ro);
+  auto runner = LocalModelRunner::create(make_cpu_backend(2, blas), dir.path(), ro);
   ASSERT_TRUE(runner.ok()) << runner.status().to_string();
   // Pages in a scrambled order: the page table, not the page id, decides placement.
   std::vector<int32_t> pages(ro.num_pages);
@@ -177,8 +178,46 @@ TEST_P(ForwardTest, MatchesReference) {
   EXPECT_EQ((*runner)->num_forward_calls(), 3 + (n - 14) + 1);
 }
 
-INSTANTIATE_TEST_SUITE_P(Variants, ForwardTest, ::testing::Range(0, static_cast<int>(variants().size())),
-                         [](const ::testing::TestParamInfo<int>& i) { return std::string(variants()[i.param].name); });
+INSTANTIATE_TEST_SUITE_P(Variants, ForwardTest,
+                         ::testing::Combine(::testing::Range(0, static_cast<int>(variants().size())),
+                                            ::testing::Bool()),
+                         [](const ::testing::TestParamInfo<std::tuple<int, bool>>& i) {
+                           return std::string(variants()[std::get<0>(i.param)].name) +
+                                  (std::get<1>(i.param) ? "_blas" : "_streaming");
+                         });
+
+// A sequence's logits are bitwise the same alone and batched with a long
+// prefill of another sequence (the default backend is batch invariant).
+TEST(Forward, BatchInvariant) {
+  for (const char* quant : {"none", "awq", "gptq"}) {
+    TempDir dir("invariant");
+    SynthOptions o;
+    o.quant = quant;
+    o.desc_act = true;
+    o.dtype = DType::kBF16;
+    ASSERT_TRUE(write_synthetic_checkpoint(dir.path(), o).ok());
+    ModelRunnerOptions ro;
+    ro.page_size = 4;
+    ro.num_pages = 32;
+    auto alone = LocalModelRunner::create(make_cpu_backend(2), dir.path(), ro);
+    auto mixed = LocalModelRunner::create(make_cpu_backend(2), dir.path(), ro);
+    ASSERT_TRUE(alone.ok() && mixed.ok());
+    const auto a = random_tokens(9, 256, 5), b = random_tokens(40, 256, 6);
+    const std::vector<int32_t> pages_a = {0, 1, 2}, pages_b = {3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
+    ForwardBatch solo;
+    solo.page_size = 4;
+    add_seq(solo, a, 0, 9, pages_a, true);
+    std::vector<float> l1, l2;
+    ASSERT_TRUE((*alone)->forward(solo, &l1).ok());
+    ForwardBatch both;
+    both.page_size = 4;
+    add_seq(both, b, 0, 40, pages_b, false);
+    add_seq(both, a, 0, 9, pages_a, true);
+    ASSERT_TRUE((*mixed)->forward(both, &l2).ok());
+    ASSERT_EQ(l2.size(), l1.size() + 256);
+    EXPECT_TRUE(std::equal(l1.begin(), l1.end(), l2.begin() + 256)) << quant;
+  }
+}
 
 // Pages wholly outside a sliding window may be freed (-1) and are never read.
 TEST(Forward, SlidingWindowSkipsFreedPages) {

@@ -13,6 +13,7 @@
 #include "model/config.h"
 #include "model/generate_loop.h"
 #include "model/model_runner.h"
+#include "tokenizer/tokenizer.h"
 
 namespace tandem::cli {
 namespace {
@@ -62,7 +63,7 @@ int run_generate(int argc, char** argv) {
   app.add_option("--seed", seed, "sampling seed");
   app.add_flag("--ignore-eos", ignore_eos, "keep going past end-of-sequence tokens");
   app.add_option("--device", device, "cpu, cuda or auto")->check(CLI::IsMember({"cpu", "cuda", "auto"}));
-  app.add_option("--format", format, "text, ids or json (auto: text when a tokenizer is available, else ids)")
+  app.add_option("--format", format, "text, ids or json (auto: text when the folder has a tokenizer, else ids)")
       ->check(CLI::IsMember({"text", "ids", "json", "auto"}));
   app.add_option("--threads", cpu_threads, "CPU threads (default: all cores)");
   try {
@@ -72,16 +73,28 @@ int run_generate(int argc, char** argv) {
   }
   if (prompt.empty() && prompt_ids_text.empty())
     return fail(invalid_argument("give --prompt TEXT or --prompt-ids \"1 2 3\""));
-  // Text in or out needs src/tokenizer, which lands separately.
-  const Status no_tokenizer =
-      unimplemented("the tokenizer is not built into this tandem yet; use --prompt-ids and --format ids|json");
-  if (!prompt.empty()) return fail(no_tokenizer);
-  if (format == "text") return fail(no_tokenizer);
-  if (format == "auto") format = "ids";
   if (top_p <= 0.0f) return fail(invalid_argument("--top-p must be in (0, 1]"));
-
-  auto ids = parse_ids(prompt_ids_text);
-  if (!ids.ok()) return fail(ids.status());
+  // Text in or out needs the model folder's tokenizer; ids in and out do not.
+  std::unique_ptr<Tokenizer> tokenizer;
+  if (!prompt.empty() || format == "text" || format == "auto") {
+    auto tok = Tokenizer::load(model_dir);
+    if (tok.ok()) {
+      tokenizer = std::move(*tok);
+    } else if (!prompt.empty() || format == "text") {
+      return fail(tok.status());
+    }
+  }
+  if (format == "auto") format = tokenizer ? "text" : "ids";
+  std::vector<int32_t> prompt_ids;
+  if (!prompt.empty()) {
+    prompt_ids = tokenizer->encode(prompt, /*add_special_tokens=*/true);
+    if (prompt_ids.empty()) return fail(invalid_argument("--prompt: the text encodes to no tokens"));
+  } else {
+    auto ids = parse_ids(prompt_ids_text);
+    if (!ids.ok()) return fail(ids.status());
+    prompt_ids = std::move(*ids);
+  }
+  auto* ids = &prompt_ids;
   auto cfg = ModelConfig::load(model_dir);
   if (!cfg.ok()) return fail(cfg.status());
   for (int32_t id : *ids)
@@ -108,10 +121,30 @@ int run_generate(int argc, char** argv) {
   so.max_tokens = max_tokens;
   so.ignore_eos = ignore_eos;
   so.eos_token_ids = cfg->eos_token_ids;
-  auto result = generate_simple(**runner, *ids, so);
+  // Text streams to stdout as tokens complete (UTF-8 never split).
+  std::unique_ptr<IncrementalDetokenizer> detok;
+  std::string text;
+  if (tokenizer) detok = std::make_unique<IncrementalDetokenizer>(*tokenizer, /*skip_special_tokens=*/true);
+  auto on_token = [&](int32_t id) {
+    if (!detok) return;
+    std::string piece = detok->push(id);
+    text += piece;
+    if (format == "text") {
+      std::fputs(piece.c_str(), stdout);
+      std::fflush(stdout);
+    }
+  };
+  auto result = generate_simple(**runner, *ids, so, on_token);
   if (!result.ok()) return fail(result.status());
+  if (detok) {
+    std::string rest = detok->finish();
+    text += rest;
+    if (format == "text") std::fputs(rest.c_str(), stdout);
+  }
   const auto& out = result->output_ids;
-  if (format == "ids") {
+  if (format == "text") {
+    std::printf("\n");
+  } else if (format == "ids") {
     for (size_t i = 0; i < out.size(); ++i) std::printf("%s%d", i ? " " : "", out[i]);
     std::printf("\n");
   } else {
@@ -126,6 +159,7 @@ int run_generate(int argc, char** argv) {
                         {"num_output_tokens", out.size()},
                         {"prefill_seconds", result->prefill_seconds},
                         {"decode_tokens_per_second", decode_tps}};
+    if (tokenizer) j["text"] = text;
     std::printf("%s\n", j.dump().c_str());
   }
   return 0;

@@ -435,11 +435,8 @@ def hf_model(cfg, sd):
         with open(os.path.join(tmp, "config.json"), "w") as f:
             json.dump(ref_cfg, f)
         config = AutoConfig.from_pretrained(tmp)
-    try:
-        model = AutoModelForCausalLM.from_config(config, attn_implementation="eager")
-    except TypeError:
-        config._attn_implementation = "eager"
-        model = AutoModelForCausalLM.from_config(config)
+    config._attn_implementation = "eager"  # as scripts/gpu/train_tiny.py does with transformers 5
+    model = AutoModelForCausalLM.from_config(config)
     model = model.float().eval()
     missing, unexpected = model.load_state_dict(sd, strict=False)
     missing = [m for m in missing if "rotary_emb" not in m]

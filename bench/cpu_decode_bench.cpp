@@ -2,8 +2,8 @@
 // streamed per token x tokens/s), next to a read-bandwidth baseline measured in
 // the same run. A benchmark, not a test: it prints numbers.
 //
-//   build/bench/tandem_cpu_decode_bench --model DIR [--tokens 64] [--prompt 32] [--threads N] [--blas-prefill]
-//   build/bench/tandem_cpu_decode_bench --synth 100m [--quant awq] ...   (writes a random ~110M model to /tmp)
+//   build/bench/cpu_decode_bench --model DIR [--tokens 64] [--prompt 32] [--threads N] [--blas-prefill]
+//   build/bench/cpu_decode_bench --synth 100m [--quant awq] ...   (writes a random ~110M model to /tmp)
 #include <chrono>
 #include <cstdio>
 #include <cstring>

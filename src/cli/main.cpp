@@ -17,8 +17,12 @@ struct Subcommand {
 const Subcommand kSubcommands[] = {
     {"version", tandem::cli::run_version, "print the version and compiled backends"},
     {"generate", tandem::cli::run_generate, "generate a continuation of one prompt"},
+    {"plan", tandem::cli::run_plan, "plan device memory for a set of models under one budget"},
     {"tokenize", tandem::cli::run_tokenize, "stdin text -> token ids"},
     {"detokenize", tandem::cli::run_detokenize, "stdin token ids -> text"},
+    {"quantize", tandem::cli::run_quantize, "write a 4-bit AWQ checkpoint (awq or rtn)"},
+    {"eval", tandem::cli::run_eval, "evaluate a model (ppl: perplexity)"},
+    {"bench", tandem::cli::run_bench, "serving benchmark against an OpenAI-compatible server"},
 };
 
 void print_usage() {

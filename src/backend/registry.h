@@ -20,7 +20,8 @@ int cuda_device_count();
 StatusOr<std::string> measure_cuda_overheads_json(int device);
 
 struct BackendOptions {
-  int cpu_threads = 0;  // CPU backend threads; <= 0: all cores
+  int cpu_threads = 0;        // CPU backend threads; <= 0: all cores
+  bool cpu_blas_prefill = false;  // OpenBLAS for prefill (faster, not batch invariant)
   int cuda_device = 0;  // CUDA device index
 };
 

@@ -5,6 +5,7 @@
 namespace tandem::cli {
 
 int run_version(int argc, char** argv);
+int run_generate(int argc, char** argv);
 int run_plan(int argc, char** argv);
 int run_tokenize(int argc, char** argv);
 int run_detokenize(int argc, char** argv);

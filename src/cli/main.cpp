@@ -16,6 +16,7 @@ struct Subcommand {
 
 const Subcommand kSubcommands[] = {
     {"version", tandem::cli::run_version, "print the version and compiled backends"},
+    {"generate", tandem::cli::run_generate, "generate a continuation of one prompt"},
     {"plan", tandem::cli::run_plan, "plan device memory for a set of models under one budget"},
     {"tokenize", tandem::cli::run_tokenize, "stdin text -> token ids"},
     {"detokenize", tandem::cli::run_detokenize, "stdin token ids -> text"},

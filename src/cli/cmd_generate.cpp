@@ -2,6 +2,7 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
+#include <fstream>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -10,6 +11,9 @@
 
 #include "backend/registry.h"
 #include "cli/commands.h"
+#include "engine/batch_generate.h"
+#include "engine/engine_thread.h"
+#include "engine/tokenizer_text_decoder.h"
 #include "model/config.h"
 #include "model/generate_loop.h"
 #include "model/model_runner.h"
@@ -41,6 +45,78 @@ int fail(const Status& s) {
   return 1;
 }
 
+struct BatchFlags {
+  std::string model_dir, device, format;
+  int cpu_threads = 0;
+  SamplingParams sampling;
+};
+
+// --prompt-ids-file: every line is submitted at once to one engine (continuous
+// batching); one output line per prompt, in input order.
+int run_batch(const BatchFlags& f, const std::string& file, const ModelConfig& cfg, const Tokenizer* tokenizer) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) return fail(not_found("--prompt-ids-file: cannot read " + file));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  auto prompts = parse_prompt_ids(ss.str(), file);
+  if (!prompts.ok()) return fail(prompts.status());
+  if (prompts->empty()) return fail(invalid_argument("--prompt-ids-file: " + file + " has no prompts"));
+  int64_t pages = 0;
+  constexpr int kPageSize = 16;
+  for (size_t i = 0; i < prompts->size(); ++i) {
+    for (int32_t id : (*prompts)[i])
+      if (id >= cfg.vocab_size)
+        return fail(invalid_argument(file + ":" + std::to_string(i + 1) + ": token id " + std::to_string(id) +
+                                     " is outside the vocabulary (" + std::to_string(cfg.vocab_size) + ")"));
+    pages += ((*prompts)[i].size() + f.sampling.max_tokens + kPageSize - 1) / kPageSize + 1;
+  }
+  BackendOptions bopts;
+  bopts.cpu_threads = f.cpu_threads;
+  auto backend = create_backend(f.device, bopts);
+  if (!backend.ok()) return fail(backend.status());
+  ModelRunnerOptions ropts;
+  ropts.page_size = kPageSize;
+  ropts.num_pages = static_cast<int>(pages);
+  auto runner = LocalModelRunner::create(std::move(*backend), f.model_dir, ropts);
+  if (!runner.ok()) return fail(runner.status());
+  std::unique_ptr<TokenizerTextDecoder> decoder;
+  if (tokenizer) decoder = std::make_unique<TokenizerTextDecoder>(*tokenizer);
+  EngineConfig ec;
+  ec.cache.page_size = kPageSize;
+  ec.cache.sliding_window = cfg.uniform_sliding_window();
+  ec.eos_token_ids = cfg.eos_token_ids;
+  ec.scheduler.max_num_seqs = static_cast<int>(prompts->size());
+  auto engine = EngineThread::start(ec, runner->get(), decoder.get());
+  if (!engine.ok()) return fail(engine.status());
+  auto results = generate_batch(**engine, *prompts, f.sampling);
+  if (!results.ok()) return fail(results.status());
+  for (size_t i = 0; i < results->size(); ++i) {
+    const BatchResult& r = (*results)[i];
+    if (!r.error.empty()) return fail(internal_error("prompt " + std::to_string(i + 1) + ": " + r.error));
+    std::vector<int32_t> ids;
+    for (const TokenOutput& t : r.tokens[0]) ids.push_back(t.token_id);
+    if (f.format == "text") {
+      std::string line = r.text[0];
+      for (char& c : line)
+        if (c == '\n') c = ' ';  // one line per prompt
+      std::printf("%s\n", line.c_str());
+    } else if (f.format == "ids") {
+      for (size_t k = 0; k < ids.size(); ++k) std::printf("%s%d", k ? " " : "", ids[k]);
+      std::printf("\n");
+    } else {
+      nlohmann::json j = {{"index", i},
+                          {"prompt_ids", (*prompts)[i]},
+                          {"output_ids", ids},
+                          {"finish_reason", finish_reason_name(r.finish[0])},
+                          {"num_prompt_tokens", r.num_prompt_tokens},
+                          {"num_output_tokens", r.num_output_tokens}};
+      if (tokenizer) j["text"] = r.text[0];
+      std::printf("%s\n", j.dump().c_str());
+    }
+  }
+  return 0;
+}
+
 }  // namespace
 
 int run_generate(int argc, char** argv) {
@@ -54,7 +130,11 @@ int run_generate(int argc, char** argv) {
   app.add_option("--model", model_dir, "checkpoint folder (config.json + safetensors)")->required();
   auto* p_opt = app.add_option("--prompt", prompt, "prompt text (needs the model's tokenizer)");
   auto* ids_opt = app.add_option("--prompt-ids", prompt_ids_text, "prompt token ids, e.g. \"1 2 3\"");
+  std::string prompt_ids_file;
+  auto* file_opt = app.add_option("--prompt-ids-file", prompt_ids_file,
+                                  "one prompt per line (token ids); all run at once through the engine");
   p_opt->excludes(ids_opt);
+  file_opt->excludes(p_opt)->excludes(ids_opt);
   app.add_option("--max-tokens", max_tokens, "new tokens at most")->check(CLI::NonNegativeNumber);
   app.add_option("--temperature", temperature, "0 = greedy (default: generation_config.json, else greedy)")
       ->check(CLI::NonNegativeNumber);
@@ -71,8 +151,8 @@ int run_generate(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
-  if (prompt.empty() && prompt_ids_text.empty())
-    return fail(invalid_argument("give --prompt TEXT or --prompt-ids \"1 2 3\""));
+  if (prompt.empty() && prompt_ids_text.empty() && prompt_ids_file.empty())
+    return fail(invalid_argument("give --prompt TEXT, --prompt-ids \"1 2 3\" or --prompt-ids-file FILE"));
   if (top_p <= 0.0f) return fail(invalid_argument("--top-p must be in (0, 1]"));
   // Text in or out needs the model folder's tokenizer; ids in and out do not.
   std::unique_ptr<Tokenizer> tokenizer;
@@ -85,6 +165,19 @@ int run_generate(int argc, char** argv) {
     }
   }
   if (format == "auto") format = tokenizer ? "text" : "ids";
+  if (!prompt_ids_file.empty()) {
+    auto cfg = ModelConfig::load(model_dir);
+    if (!cfg.ok()) return fail(cfg.status());
+    BatchFlags f{model_dir, device, format, cpu_threads, {}};
+    const GenerationDefaults& gd = cfg->generation;
+    f.sampling.temperature = temperature.value_or(gd.do_sample.value_or(false) ? gd.temperature.value_or(1.0f) : 0.0f);
+    f.sampling.top_p = top_p;
+    f.sampling.top_k = top_k;
+    f.sampling.seed = seed;
+    f.sampling.max_tokens = max_tokens;
+    f.sampling.ignore_eos = ignore_eos;
+    return run_batch(f, prompt_ids_file, *cfg, tokenizer.get());
+  }
   std::vector<int32_t> prompt_ids;
   if (!prompt.empty()) {
     prompt_ids = tokenizer->encode(prompt, /*add_special_tokens=*/true);

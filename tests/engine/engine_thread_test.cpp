@@ -203,10 +203,21 @@ TEST(EngineThread, DuplicateIdInFlightIsRejected) {
   w.wait();
 }
 
+// Each step takes 2 ms, so the 1000-token request is still running (by ~2 s)
+// when the test destroys the engine, however the test thread is scheduled.
+class SlowRunner : public FakeModelRunner {
+ public:
+  SlowRunner() : FakeModelRunner(kVocab, 256, 4) {}
+  Status forward(const ForwardBatch& b, std::vector<float>* logits) override {
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    return FakeModelRunner::forward(b, logits);
+  }
+};
+
 TEST(EngineThread, ShutdownAbortsWhatIsInFlight) {
   Waiter w;
   {
-    FakeModelRunner runner(kVocab, 256, 4);
+    SlowRunner runner;
     auto t = EngineThread::start(thread_config(), &runner, nullptr);
     ASSERT_TRUE(t.ok());
     ASSERT_TRUE((*t)->submit(request("long", {1, 2}, 1000, &w)).ok());

@@ -5,5 +5,6 @@
 namespace tandem::cli {
 
 int run_version(int argc, char** argv);
+int run_serve(int argc, char** argv);
 
 }  // namespace tandem::cli

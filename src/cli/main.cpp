@@ -16,6 +16,7 @@ struct Subcommand {
 
 const Subcommand kSubcommands[] = {
     {"version", tandem::cli::run_version, "print the version and compiled backends"},
+    {"serve", tandem::cli::run_serve, "serve models behind one OpenAI-compatible port"},
 };
 
 void print_usage() {

@@ -213,7 +213,7 @@ std::string MetricsRenderer::render(const std::vector<ModelSnapshot>& models, co
        [](const EngineStats& s) { return double(s.num_waiting); }},
       {"tandem_kv_pages_used", "gauge", "KV cache pages in use.",
        [](const EngineStats& s) { return double(s.num_pages_used); }},
-      {"tandem_kv_pages_total", "gauge", "KV cache pages of the model.",
+      {"tandem_kv_pages_capacity", "gauge", "KV cache pages of the model (used + free).",
        [](const EngineStats& s) { return double(s.num_pages_total); }},
       {"tandem_kv_usage_ratio", "gauge", "Fraction of the model's KV cache pages in use.",
        [](const EngineStats& s) { return s.num_pages_total > 0 ? double(s.num_pages_used) / s.num_pages_total : 0.0; }},

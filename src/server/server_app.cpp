@@ -226,19 +226,33 @@ std::shared_ptr<ModelService> ServerApp::find_service(const std::string& model, 
 
 void ServerApp::handle_generation(HttpRequest&& r, std::shared_ptr<HttpExchange> ex, Endpoint endpoint) {
   const bool chat = endpoint == Endpoint::kChat;
+  const auto arrival = std::chrono::steady_clock::now();
+  // Refused requests get their log line here; accepted ones when their job ends.
+  auto refuse = [&](const ApiError& e, const std::string& model, const char* outcome) {
+    RequestLogRecord rec;
+    rec.request_id = "-";
+    rec.model = model.empty() ? "-" : model;
+    rec.path = r.path;
+    rec.peer = r.peer;
+    rec.outcome = outcome;
+    rec.status = e.http_status;
+    rec.latency_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - arrival).count();
+    log_request(rec);
+    reply_error(*ex, e);
+  };
   auto parsed = chat ? parse_chat_request(r.body, limits_) : parse_completion_request(r.body, limits_);
-  if (!parsed.ok()) return reply_error(*ex, parsed.error());
+  if (!parsed.ok()) return refuse(parsed.error(), "", "invalid");
   GenerationSpec& spec = parsed.value();
   ModelSlot* slot = nullptr;
   ApiError error;
   std::shared_ptr<ModelService> service = find_service(spec.model, &slot, &error);
   if (!service) {
     if (slot) slot->metrics().count_request(Outcome::kUnavailable);
-    return reply_error(*ex, error);
+    return refuse(error, spec.model, slot ? "unavailable" : "unknown_model");
   }
   auto reject = [&](const ApiError& e) {
     slot->metrics().count_request(Outcome::kRejected);
-    reply_error(*ex, e);
+    refuse(e, spec.model, "rejected");
   };
 
   // Prompts as token ids.
@@ -302,7 +316,7 @@ void ServerApp::handle_generation(HttpRequest&& r, std::shared_ptr<HttpExchange>
   ctx.peer = r.peer;
   ctx.service = std::move(service);
   ctx.metrics = &slot->metrics();
-  ctx.arrival = std::chrono::steady_clock::now();
+  ctx.arrival = arrival;
   start_generation(std::move(ctx), spec, std::move(prepared), std::move(ex));
 }
 

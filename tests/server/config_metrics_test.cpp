@@ -128,7 +128,7 @@ TEST(MetricsTest, RenderHasEveryFamilyOnce) {
   for (const char* family : {"tandem_requests_total", "tandem_prompt_tokens_total", "tandem_generation_tokens_total",
                              "tandem_time_to_first_token_seconds", "tandem_time_per_output_token_seconds",
                              "tandem_e2e_request_latency_seconds", "tandem_num_requests_running",
-                             "tandem_num_requests_waiting", "tandem_kv_pages_used", "tandem_kv_pages_total",
+                             "tandem_num_requests_waiting", "tandem_kv_pages_used", "tandem_kv_pages_capacity",
                              "tandem_preemptions_total", "tandem_prefix_cache_hit_ratio",
                              "process_resident_memory_bytes", "tandem_gpu_memory_used_bytes",
                              "tandem_gpu_memory_total_bytes", "tandem_gpu_utilization_ratio"}) {

@@ -24,7 +24,11 @@ struct JobContext {
   int64_t created = 0;                     // unix seconds
   std::string path;                        // the endpoint, for logs
   std::string peer;
-  std::shared_ptr<ModelService> service;   // kept alive while the job runs
+  // Not owned: services live until ServerApp shuts down, which stops the I/O
+  // threads (where jobs run) before destroying them. Owning it here would make
+  // a cycle (engine -> sink -> job -> service -> engine) that keeps an engine
+  // with unfinished requests alive past the I/O context.
+  ModelService* service = nullptr;
   ModelMetrics* metrics = nullptr;
   std::chrono::steady_clock::time_point arrival;
 };

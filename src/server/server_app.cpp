@@ -61,10 +61,13 @@ ServerApp::ServerApp(ServerConfig config, ModelServiceFactory factory)
 }
 
 ServerApp::~ServerApp() {
+  // 1. No handler runs after this (jobs only run on the I/O threads).
   http_->stop();
   if (loader_.joinable()) loader_.join();
-  // Engines go first (their threads post into the stopped I/O context), then the HTTP server.
+  // 2. Engines stop; unfinished requests end as aborted, their sinks post into
+  //    the stopped I/O context, which only queues.
   for (const auto& slot : registry_.slots()) slot->take_service().reset();
+  // 3. The I/O context goes last, dropping queued handlers, jobs and connections.
   http_.reset();
 }
 
@@ -314,7 +317,7 @@ void ServerApp::handle_generation(HttpRequest&& r, std::shared_ptr<HttpExchange>
   ctx.created = unix_now();
   ctx.path = r.path;
   ctx.peer = r.peer;
-  ctx.service = std::move(service);
+  ctx.service = service.get();
   ctx.metrics = &slot->metrics();
   ctx.arrival = arrival;
   start_generation(std::move(ctx), spec, std::move(prepared), std::move(ex));

@@ -23,4 +23,29 @@ int cuda_device_count() {
 #endif
 }
 
+namespace {
+
+StatusOr<std::unique_ptr<Backend>> create_cuda_backend(const BackendOptions& options) {
+#ifdef TANDEM_WITH_CUDA
+  if (cuda::device_count() == 0) return unavailable("--device cuda: no usable CUDA device found");
+  // The CUDA engineer replaces this with the CUDA backend's factory.
+  return unavailable("--device cuda: the CUDA backend has no ops yet (use --device cpu)");
+#else
+  return unavailable("--device cuda: this tandem was built without the CUDA backend (backends: cpu)");
+#endif
+}
+
+}  // namespace
+
+StatusOr<std::unique_ptr<Backend>> create_backend(const std::string& device, const BackendOptions& options) {
+  if (device == "cpu") return make_cpu_backend(options.cpu_threads);
+  if (device == "cuda") return create_cuda_backend(options);
+  if (device == "auto") {
+    auto cuda = create_cuda_backend(options);
+    if (cuda.ok()) return cuda;
+    return make_cpu_backend(options.cpu_threads);
+  }
+  return invalid_argument("--device: unknown device '" + device + "' (expected cpu, cuda or auto)");
+}
+
 }  // namespace tandem

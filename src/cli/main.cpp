@@ -16,6 +16,10 @@ struct Subcommand {
 
 const Subcommand kSubcommands[] = {
     {"version", tandem::cli::run_version, "print the version and compiled backends"},
+    {"tokenize", tandem::cli::run_tokenize, "stdin text -> token ids"},
+    {"detokenize", tandem::cli::run_detokenize, "stdin token ids -> text"},
+    {"quantize", tandem::cli::run_quantize, "write a 4-bit AWQ checkpoint (awq or rtn)"},
+    {"eval", tandem::cli::run_eval, "evaluate a model (ppl: perplexity)"},
     {"serve", tandem::cli::run_serve, "serve models behind one OpenAI-compatible port"},
 };
 

@@ -24,6 +24,7 @@ class ByteTokenizer : public Tokenizer {
   std::optional<std::string> bos_token() const override { return "<s>"; }
   std::optional<std::string> eos_token() const override { return "</s>"; }
   std::optional<std::string> chat_template() const override;
+  std::vector<NamedChatTemplate> chat_templates() const override { return {{"default", *chat_template()}}; }
 };
 
 }  // namespace tandem::testing

@@ -1,0 +1,237 @@
+// backend.h: the one door to compute. Model code (src/model/) calls only this
+// interface; each backend (cpu/, cuda/) implements it. No device types here.
+//
+// Conventions
+// - A TensorView is a non-owning, row-major, contiguous view. Its `data` is a
+//   pointer in the backend's memory (host memory for the CPU backend, device
+//   memory for CUDA) unless a method says "host".
+// - Activations are in `activation_dtype()` (CPU: F32; CUDA: F16 or BF16).
+//   Every op accumulates in fp32.
+// - Ops are asynchronous on the backend's stream; `synchronize()` waits. Ops
+//   CHECK their shapes (a mismatch is a programming error, not user input).
+// - Integer metadata (ids, positions, slots, page tables) is int32 in backend
+//   memory, uploaded by the caller once per forward.
+//
+// KV cache layout (one KvCacheView per layer; the same for every backend):
+//   k: [num_pages, page_size, num_kv_heads, head_dim]  in activation_dtype()
+//   v: [num_pages, page_size, num_kv_heads, head_dim]
+// Token t of a sequence lives in page page_indices[page_indptr[s] + t / page_size]
+// at row t % page_size; a "slot" is page_id * page_size + row.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <initializer_list>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "backend/dtype.h"
+#include "common/status.h"
+
+namespace tandem {
+
+constexpr int kMaxTensorDims = 4;
+
+struct TensorView {
+  void* data = nullptr;
+  DType dtype = DType::kF32;
+  int64_t shape[kMaxTensorDims] = {0, 0, 0, 0};
+  int ndim = 0;
+
+  TensorView() = default;
+  TensorView(void* d, DType t, std::initializer_list<int64_t> dims);
+
+  bool empty() const { return data == nullptr; }
+  int64_t dim(int i) const { return shape[i]; }
+  int64_t numel() const;
+  size_t nbytes() const { return static_cast<size_t>(numel()) * dtype_size(dtype); }
+  // Elements per leading index: numel() / shape[0].
+  int64_t row_numel() const;
+  // The view of rows [begin, end) of the first dimension.
+  TensorView rows(int64_t begin, int64_t end) const;
+  // Same data, new shape (numel must match).
+  TensorView reshape(std::initializer_list<int64_t> dims) const;
+  template <typename T>
+  T* as() const { return static_cast<T*>(data); }
+  std::string shape_string() const;  // "[2, 64]"
+};
+
+class Backend;
+
+// Owns backend memory; freed through its backend on destruction. Move-only.
+class DeviceBuffer {
+ public:
+  DeviceBuffer() = default;
+  DeviceBuffer(Backend* backend, void* data, size_t bytes)
+      : backend_(backend), data_(data), bytes_(bytes) {}
+  ~DeviceBuffer() { reset(); }
+  DeviceBuffer(DeviceBuffer&& o) noexcept { *this = std::move(o); }
+  DeviceBuffer& operator=(DeviceBuffer&& o) noexcept;
+  DeviceBuffer(const DeviceBuffer&) = delete;
+  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+
+  void reset();
+  void* data() const { return data_; }
+  size_t bytes() const { return bytes_; }
+
+ private:
+  Backend* backend_ = nullptr;
+  void* data_ = nullptr;
+  size_t bytes_ = 0;
+};
+
+// A buffer plus its shape: what the model holds for norms, embeddings, workspace.
+struct DeviceTensor {
+  DeviceBuffer buffer;
+  TensorView view;
+};
+
+// A linear layer y[M, N] = x[M, K] · W^T + b, as read from a checkpoint
+// (host views into the mapped file). Int4 formats stay packed (FORMATS.md):
+//   kDense:   weight  [N, K]      F32 / F16 / BF16 (HF layout)
+//   kAwqGemm: qweight [K, N/8]    I32, packed along N, nibble order REV
+//             qzeros  [K/G, N/8]  I32, same packing
+//             scales  [K/G, N]    F16 (or BF16/F32)
+//   kGptq:    qweight [K/8, N]    I32, packed along K (row r nibble j = k 8r+j)
+//             qzeros  [ceil(K/G), N/8] I32, packed along N, sequential
+//             scales  [ceil(K/G), N]
+//             g_idx   [K]         I32 group of each input row (empty: k / G)
+//             zero_offset 1 for checkpoint_format "gptq" (stores zero - 1), 0 for v2
+//   bias      [N] (empty when the layer has none)
+enum class WeightFormat { kDense, kAwqGemm, kGptq };
+const char* weight_format_name(WeightFormat f);
+
+struct LinearWeight {
+  WeightFormat format = WeightFormat::kDense;
+  int64_t num_out = 0;  // N
+  int64_t num_in = 0;   // K
+  int group_size = 0;   // G (int4 only); == K for one group per column
+  int zero_offset = 0;  // added to the stored zero (GPTQ v1: 1)
+  TensorView weight;    // kDense
+  TensorView qweight, qzeros, scales, g_idx;  // int4
+  TensorView bias;
+  std::string name;     // e.g. "model.layers.0.self_attn.q_proj", for messages
+};
+
+// A linear layer in the backend's own layout (it may repack or convert at load).
+class PreparedLinear {
+ public:
+  virtual ~PreparedLinear() = default;
+  virtual int64_t num_out() const = 0;
+  virtual int64_t num_in() const = 0;
+  // Backend memory it holds (for the memory planner's accounting).
+  virtual size_t nbytes() const = 0;
+};
+
+struct KvCacheView {
+  TensorView k;  // [num_pages, page_size, num_kv_heads, head_dim]
+  TensorView v;  // [num_pages, page_size, num_kv_heads, head_dim]
+};
+
+// A forward batch's per-sequence metadata in backend memory (all int32), the
+// device image of ForwardBatch (engine/forward_batch.h).
+struct PageTableView {
+  int num_seqs = 0;
+  int num_tokens = 0;
+  int page_size = 0;
+  const int32_t* query_start = nullptr;   // [num_seqs + 1]
+  const int32_t* kv_len = nullptr;        // [num_seqs] tokens in cache after this step
+  const int32_t* page_indptr = nullptr;   // [num_seqs + 1]
+  const int32_t* page_indices = nullptr;  // [page_indptr[num_seqs]]; -1 = never read
+  int max_query_len = 0;                  // host-side hints for launch shapes
+  int max_kv_len = 0;
+};
+
+// Paged attention for a mixed batch (prefill chunks and decodes). Query token i
+// of sequence s (n_s = query_start[s+1] - query_start[s]) sits at cache index
+// p = kv_len[s] - n_s + i and attends to cache indices j with j <= p and, when
+// sliding_window > 0, j > p - sliding_window (HF/Mistral semantics). Its own K/V
+// must already be written (write_kv). GQA: head h reads kv head h / (H / KH).
+struct AttentionParams {
+  TensorView q;    // [num_tokens, num_heads, head_dim]
+  TensorView out;  // [num_tokens, num_heads, head_dim]
+  KvCacheView cache;
+  PageTableView pages;
+  int num_heads = 0;
+  int num_kv_heads = 0;
+  int head_dim = 0;
+  float scale = 1.0f;      // usually 1/sqrt(head_dim)
+  int sliding_window = 0;  // 0 = full causal
+};
+
+// HF "rotate half" RoPE applied in place to the first rotary_dim dims of every
+// head: angle_i = position * inv_freq[i] (fp32), i < rotary_dim / 2;
+// x1 = x[i], x2 = x[i + rotary_dim/2]; x[i] = x1 cos - x2 sin; x[i+half] = x2 cos + x1 sin.
+// Linear scaling is folded into inv_freq by the caller (inv_freq / factor).
+struct RopeParams {
+  TensorView q;          // [num_tokens, num_heads, head_dim]
+  TensorView k;          // [num_tokens, num_kv_heads, head_dim]
+  TensorView positions;  // [num_tokens] I32
+  TensorView inv_freq;   // [rotary_dim / 2] F32
+  int rotary_dim = 0;
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  Backend() = default;
+  Backend(const Backend&) = delete;
+  Backend& operator=(const Backend&) = delete;
+
+  virtual std::string name() const = 0;  // "cpu", "cuda"
+  virtual DType activation_dtype() const = 0;
+
+  // ---- memory ----
+  // kResourceExhausted when the memory is not there. Contents are undefined.
+  virtual StatusOr<DeviceBuffer> allocate(size_t bytes) = 0;
+  // Called by DeviceBuffer only.
+  virtual void free_memory(void* data, size_t bytes) = 0;
+  virtual void copy_host_to_device(void* dst, const void* host_src, size_t bytes) = 0;
+  virtual void copy_device_to_host(void* host_dst, const void* src, size_t bytes) = 0;
+  virtual void copy_device_to_device(void* dst, const void* src, size_t bytes) = 0;
+  virtual void fill_zero(void* dst, size_t bytes) = 0;
+  virtual void synchronize() = 0;
+
+  // A new tensor of the given shape (uninitialized).
+  StatusOr<DeviceTensor> allocate_tensor(DType dtype, std::initializer_list<int64_t> shape);
+  // Copies a host tensor into backend memory, converting floats to `dtype`.
+  StatusOr<DeviceTensor> upload(const TensorView& host, DType dtype);
+
+  // ---- weights ----
+  // Validates shapes/format (kInvalidArgument naming w.name) and copies or
+  // repacks the layer into backend memory. Int4 stays int4.
+  virtual StatusOr<std::unique_ptr<PreparedLinear>> prepare_linear(const LinearWeight& w) = 0;
+
+  // ---- ops (see the conventions at the top) ----
+  // out[t, :] = table[ids[t], :]; table [V, H] any float dtype; out [T, H].
+  virtual void embedding(const TensorView& table, const TensorView& ids, const TensorView& out) = 0;
+  // out = x / sqrt(mean(x^2) + eps) * weight; x, out [T, H]; weight [H]. out may alias x.
+  virtual void rms_norm(const TensorView& x, const TensorView& weight, float eps,
+                        const TensorView& out) = 0;
+  // residual += x; out = rms_norm(residual) * weight. out may alias x.
+  virtual void add_rms_norm(const TensorView& x, const TensorView& residual, const TensorView& weight,
+                            float eps, const TensorView& out) = 0;
+  // out[M, N] = x[M, K] · W^T + bias.
+  virtual void linear(const TensorView& x, const PreparedLinear& w, const TensorView& out) = 0;
+  virtual void rope(const RopeParams& p) = 0;
+  // cache.k/v at slot_mapping[t] = k/v[t]; k, v [T, KH, D]; slots < 0 are skipped.
+  virtual void write_kv(const TensorView& k, const TensorView& v, const TensorView& slot_mapping,
+                        const KvCacheView& cache) = 0;
+  virtual void attention(const AttentionParams& p) = 0;
+  // out[T, I] = silu(gate) * up; gate, up, out [T, I]. out may alias gate.
+  virtual void silu_mul(const TensorView& gate, const TensorView& up, const TensorView& out) = 0;
+  // out[r, :] = x[rows[r], :]; x [T, H]; rows [R] I32; out [R, H].
+  virtual void gather_rows(const TensorView& x, const TensorView& rows, const TensorView& out) = 0;
+  // Element-wise dtype conversion, same shape (e.g. logits to F32).
+  virtual void convert(const TensorView& src, const TensorView& dst) = 0;
+  // For every (src, dst) page pair (host list), copy K and V of that page.
+  virtual void copy_kv_pages(const KvCacheView& cache,
+                             const std::vector<std::pair<int32_t, int32_t>>& src_dst) = 0;
+};
+
+// The CPU backend (always compiled). num_threads <= 0: all cores.
+std::unique_ptr<Backend> make_cpu_backend(int num_threads = 0);
+
+}  // namespace tandem

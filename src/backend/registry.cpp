@@ -3,6 +3,7 @@
 
 #ifdef TANDEM_WITH_CUDA
 #include "backend/cuda/cuda_info.h"
+#include "backend/cuda/overhead_probe.h"
 #endif
 
 namespace tandem {
@@ -20,6 +21,17 @@ int cuda_device_count() {
   return cuda::device_count();
 #else
   return 0;
+#endif
+}
+
+StatusOr<std::string> measure_cuda_overheads_json(int device) {
+#ifdef TANDEM_WITH_CUDA
+  cuda::OverheadProbeOptions options;
+  options.device = device;
+  return cuda::measure_overheads_json(options);
+#else
+  (void)device;
+  return unavailable("this tandem was built without the CUDA backend; build with CUDA to measure overheads");
 #endif
 }
 

@@ -14,6 +14,10 @@ namespace tandem {
 std::vector<std::string> compiled_backends();
 // Number of usable CUDA devices at run time (0 without the CUDA backend or a GPU).
 int cuda_device_count();
+// Measures the device overheads the memory planner budgets for (context,
+// cuBLAS, streams, graphs) on `device`, as a JSON object in text; an error
+// without the CUDA backend or a GPU. See docs/memory.md.
+StatusOr<std::string> measure_cuda_overheads_json(int device);
 
 struct BackendOptions {
   int cpu_threads = 0;  // CPU backend threads; <= 0: all cores

@@ -5,10 +5,12 @@
 namespace tandem::cli {
 
 int run_version(int argc, char** argv);
+int run_plan(int argc, char** argv);
 int run_tokenize(int argc, char** argv);
 int run_detokenize(int argc, char** argv);
 int run_quantize(int argc, char** argv);
 int run_eval(int argc, char** argv);
+int run_bench(int argc, char** argv);
 int run_serve(int argc, char** argv);
 
 }  // namespace tandem::cli

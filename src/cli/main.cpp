@@ -16,10 +16,12 @@ struct Subcommand {
 
 const Subcommand kSubcommands[] = {
     {"version", tandem::cli::run_version, "print the version and compiled backends"},
+    {"plan", tandem::cli::run_plan, "plan device memory for a set of models under one budget"},
     {"tokenize", tandem::cli::run_tokenize, "stdin text -> token ids"},
     {"detokenize", tandem::cli::run_detokenize, "stdin token ids -> text"},
     {"quantize", tandem::cli::run_quantize, "write a 4-bit AWQ checkpoint (awq or rtn)"},
     {"eval", tandem::cli::run_eval, "evaluate a model (ppl: perplexity)"},
+    {"bench", tandem::cli::run_bench, "serving benchmark against an OpenAI-compatible server"},
     {"serve", tandem::cli::run_serve, "serve models behind one OpenAI-compatible port"},
 };
 

@@ -1,0 +1,103 @@
+// Engine: one model's scheduler, KV bookkeeping and sampling, driven by step().
+// Single-threaded; EngineThread (engine_thread.h) puts it behind EngineClient.
+//
+// step() = schedule -> one ModelRunner::forward over the whole mixed batch ->
+// sample -> post-process (stop ids, eos, stop strings, lengths) -> events.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <random>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "common/status.h"
+#include "engine/api.h"
+#include "engine/forward_batch.h"
+#include "engine/scheduler.h"
+#include "engine/sequence.h"
+#include "engine/text_decoder.h"
+#include "kv/kv_cache_manager.h"
+#include "sampling/sampler.h"
+
+namespace tandem {
+
+struct EngineConfig {
+  CacheConfig cache;
+  SchedulerConfig scheduler;
+  std::vector<int32_t> eos_token_ids;  // any of these ends a choice (unless ignore_eos)
+  uint64_t seed = 0;                   // draws seeds for requests without one; 0: random
+  int max_logprobs = 20;               // largest SamplingParams::logprobs accepted
+  Status validate() const;
+};
+
+class Engine {
+ public:
+  // The runner must outlive the engine; decoder may be null (token ids only,
+  // no text and no stop strings).
+  static StatusOr<std::unique_ptr<Engine>> create(const EngineConfig& config, ModelRunner* runner,
+                                                   const TextDecoder* decoder);
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // Validates without touching state (safe to call from any thread on a const engine).
+  Status check_request(const GenerateRequest& request) const;
+  // check_request, then queued for admission (kInvalidArgument for a duplicate id).
+  Status add_request(GenerateRequest request);
+  // Frees the request's pages now; its sink gets kAbort. False if unknown.
+  bool abort_request(const std::string& request_id);
+  // Ends every request with kError (e.g. the runner failed).
+  void fail_all(const std::string& error);
+
+  // One iteration. Returns the runner's error, if any (every in-flight request
+  // has then been ended with kError).
+  Status step();
+  bool has_work() const { return !requests_.empty(); }
+  template <typename F>
+  void for_each_request_id(F f) const {
+    for (const auto& [id, req] : requests_) f(id);
+  }
+
+  EngineStats stats() const;
+  int max_model_len() const { return max_model_len_; }
+  int num_requests() const { return static_cast<int>(requests_.size()); }
+  const EngineConfig& config() const { return config_; }
+  Scheduler& scheduler() { return *scheduler_; }
+  KvCacheManager& kv() { return *kv_; }
+  const SchedulerOutput& last_schedule() const { return sched_out_; }
+
+ private:
+  Engine(const EngineConfig& config, ModelRunner* runner, const TextDecoder* decoder, int num_pages);
+
+  void build_batch();
+  void fork_choices(Request* req, Sequence* parent);
+  void on_token(Sequence* seq, const TokenOutput& token);
+  void finish(Sequence* seq, FinishReason reason, std::string error = {});
+  void deliver();
+  void emit(Sequence* seq);
+
+  EngineConfig config_;
+  ModelRunner* runner_;
+  const TextDecoder* decoder_;
+  int max_model_len_;
+  int vocab_size_;
+  std::unique_ptr<KvCacheManager> kv_;
+  std::unique_ptr<Scheduler> scheduler_;
+  std::unordered_map<std::string, std::unique_ptr<Request>> requests_;
+  std::vector<Sequence*> touched_;  // sequences with something to deliver
+  std::mt19937_64 seed_rng_;
+  int64_t next_arrival_ = 0;
+  int64_t num_steps_ = 0;
+  std::string last_error_;
+
+  // Reused per step.
+  SchedulerOutput sched_out_;
+  ForwardBatch batch_;
+  std::vector<float> logits_;
+  SamplerScratch scratch_;
+  std::vector<int32_t> banned_;
+  std::vector<Sequence*> targets_;
+};
+
+}  // namespace tandem

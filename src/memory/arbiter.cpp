@@ -1,0 +1,128 @@
+#include "memory/arbiter.h"
+
+#include <chrono>
+
+#include "common/check.h"
+
+namespace tandem::memory {
+
+DrrPicker::DrrPicker(std::vector<double> weights, int64_t quantum_tokens)
+    : weights_(std::move(weights)), quantum_(quantum_tokens), deficit_(weights_.size(), 0.0) {
+  CHECK(!weights_.empty());
+  CHECK_GT(quantum_tokens, 0);
+  for (double w : weights_) CHECK_GT(w, 0.0);
+}
+
+int DrrPicker::pick(const std::vector<int64_t>& waiting) {
+  CHECK_EQ(waiting.size(), weights_.size());
+  bool any = false;
+  for (int64_t t : waiting) any = any || t >= 0;
+  if (!any) {
+    for (double& d : deficit_) d = 0;  // all idle: nobody banks credit
+    turn_started_ = false;
+    return -1;
+  }
+  const int n = num_models();
+  // Each full circle adds quantum x weight to every waiting model, so this ends.
+  for (;;) {
+    const int i = current_;
+    if (waiting[i] < 0) {
+      deficit_[i] = 0;  // idle models lose their credit
+      turn_started_ = false;
+      current_ = (current_ + 1) % n;
+      continue;
+    }
+    if (!turn_started_) {
+      deficit_[i] += static_cast<double>(quantum_) * weights_[i];
+      turn_started_ = true;
+    }
+    const auto cost = static_cast<double>(std::max<int64_t>(waiting[i], 1));
+    if (cost <= deficit_[i]) {
+      deficit_[i] -= cost;
+      return i;  // the turn goes on while the deficit lasts
+    }
+    turn_started_ = false;
+    current_ = (current_ + 1) % n;
+  }
+}
+
+StepArbiter::StepArbiter(std::vector<std::string> names, std::vector<double> weights, int64_t quantum_tokens,
+                         int max_concurrent_steps, int64_t step_overhead_tokens)
+    : names_(std::move(names)), max_concurrent_(max_concurrent_steps), step_overhead_(step_overhead_tokens),
+      picker_(std::move(weights), quantum_tokens) {
+  CHECK_GE(step_overhead_tokens, 0);
+  CHECK_EQ(names_.size(), static_cast<size_t>(picker_.num_models()));
+  CHECK_GE(max_concurrent_steps, 1);
+  const size_t n = names_.size();
+  waiting_.assign(n, -1);
+  granted_.assign(n, false);
+  running_.assign(n, false);
+  continuing_.assign(n, false);
+  charged_.assign(n, 0);
+  last_cost_.assign(n, 1);
+  stats_.resize(n);
+}
+
+void StepArbiter::grant_locked() {
+  while (in_flight_ < max_concurrent_) {
+    const int next = picker_.pick(waiting_);
+    if (next < 0) return;
+    charged_[next] = waiting_[next];
+    waiting_[next] = -1;  // waiting -> granted (the slot is held even if it is between steps)
+    granted_[next] = true;
+    in_flight_++;
+  }
+}
+
+void StepArbiter::begin_step(int model, int64_t tokens) {
+  CHECK_GE(tokens, 0);
+  const auto t0 = std::chrono::steady_clock::now();
+  std::unique_lock<std::mutex> lock(mu_);
+  CHECK_MSG(!running_[model], "engine " << names_[model] << " began a step while running one");
+  if (continuing_[model]) {
+    continuing_[model] = false;
+    if (!granted_[model]) waiting_[model] = tokens + step_overhead_;  // estimate -> real cost
+  } else {
+    CHECK_MSG(waiting_[model] < 0 && !granted_[model],
+              "engine " << names_[model] << " asked for a step while one is outstanding");
+    waiting_[model] = tokens + step_overhead_;  // idle -> waiting
+  }
+  grant_locked();
+  cv_.notify_all();
+  cv_.wait(lock, [&] { return granted_[model]; });
+  granted_[model] = false;  // granted -> running
+  running_[model] = true;
+  const int64_t cost = tokens + step_overhead_;
+  picker_.adjust(model, static_cast<double>(charged_[model] - cost));
+  last_cost_[model] = std::max<int64_t>(cost, 1);
+  stats_[model].steps++;
+  stats_[model].tokens += tokens;
+  stats_[model].wait_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+void StepArbiter::end_step(int model, bool will_continue) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    CHECK_MSG(running_[model], "engine " << names_[model] << " ended a step it did not begin");
+    running_[model] = false;  // running -> idle, or -> waiting on an estimate
+    in_flight_--;
+    if (will_continue) {
+      continuing_[model] = true;
+      waiting_[model] = last_cost_[model];
+    }
+    grant_locked();
+  }
+  cv_.notify_all();
+}
+
+ArbiterStats StepArbiter::stats(int model) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return stats_[model];
+}
+
+int StepArbiter::in_flight() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return in_flight_;
+}
+
+}  // namespace tandem::memory

@@ -1,0 +1,134 @@
+#include "memory/arbiter.h"
+
+#include <algorithm>
+#include <atomic>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+namespace tandem::memory {
+namespace {
+
+std::string picks(DrrPicker& p, const std::vector<int64_t>& waiting, int n) {
+  std::string s;
+  for (int i = 0; i < n; ++i) {
+    const int m = p.pick(waiting);
+    s += m < 0 ? '-' : static_cast<char>('A' + m);
+  }
+  return s;
+}
+
+TEST(Arbiter, WeightedTurnsWhenBothSaturated) {
+  DrrPicker p({2.0, 1.0}, 1000);
+  // A gets 2000 per turn = 4 steps of 500, B 1000 = 2 steps.
+  EXPECT_EQ(picks(p, {500, 500}, 18), "AAAABBAAAABBAAAABB");
+}
+
+TEST(Arbiter, TokenCostsNotStepCounts) {
+  DrrPicker p({1.0, 1.0}, 1000);
+  // Equal weights: A's 1000-token steps vs B's 250-token steps: 1 A step per 4 B steps.
+  EXPECT_EQ(picks(p, {1000, 250}, 15), "ABBBBABBBBABBBB");
+}
+
+TEST(Arbiter, LeftoverDeficitCarriesWithinABusyPeriod) {
+  DrrPicker p({1.0, 1.0}, 1000);
+  // A's 600-token steps: turn 1 one step (1000 -> 400 left), turn 2 two (1400 -> 200),
+  // turn 3 two (1200 -> 0); B one 1000-token step per turn.
+  EXPECT_EQ(picks(p, {600, 1000}, 8), "ABAABAAB");
+}
+
+TEST(Arbiter, IdleModelGetsNothingAndBanksNothing) {
+  DrrPicker p({1.0, 1.0}, 1000);
+  EXPECT_EQ(picks(p, {-1, 300}, 5), "BBBBB");  // work-conserving
+  EXPECT_EQ(p.deficit(0), 0);
+  EXPECT_EQ(picks(p, {-1, -1}, 2), "--");
+  // A flood on B does not starve A: A runs within one turn of B.
+  DrrPicker q({1.0, 1.0}, 1000);
+  EXPECT_EQ(picks(q, {-1, 1000}, 3), "BBB");
+  const std::string mixed = picks(q, {1000, 1000}, 4);
+  EXPECT_NE(mixed.find('A'), std::string::npos);
+  EXPECT_LE(mixed.find('A'), 1u);
+}
+
+TEST(Arbiter, LongRunShareMatchesWeights) {
+  int64_t tokens[2] = {0, 0};
+  const std::vector<int64_t> cost = {700, 130};
+  DrrPicker r({3.0, 1.0}, 2048);
+  for (int i = 0; i < 20000; ++i) {
+    const int m = r.pick(cost);
+    tokens[m] += cost[m];
+  }
+  const double ratio = static_cast<double>(tokens[0]) / static_cast<double>(tokens[1]);
+  EXPECT_NEAR(ratio, 3.0, 0.03);
+}
+
+TEST(Arbiter, StepsAreSerialisedAndShareByWeight) {
+  // Two engine threads, always busy, one step at a time, weights 3:1, equal steps.
+  StepArbiter arb({"a", "b"}, {3.0, 1.0}, /*quantum_tokens=*/100, /*max_concurrent_steps=*/1,
+                  /*step_overhead_tokens=*/0);
+  std::atomic<int> in_step{0}, max_in_step{0};
+  std::mutex mu;
+  std::string order;  // who ran, in order
+  constexpr int kBSteps = 100;
+  std::atomic<bool> stop{false}, a_started{false};
+  auto step = [&](char who) {
+    const int now = ++in_step;
+    int prev = max_in_step.load();
+    while (now > prev && !max_in_step.compare_exchange_weak(prev, now)) {}
+    {
+      std::lock_guard<std::mutex> lock(mu);
+      order += who;
+    }
+    std::this_thread::yield();
+    --in_step;
+  };
+  std::thread a([&] {
+    while (!stop.load()) {
+      arb.begin_step(0, 100);
+      step('A');
+      a_started = true;
+      arb.end_step(0, !stop.load());
+    }
+  });
+  std::thread b([&] {
+    while (!a_started.load()) std::this_thread::yield();  // so both are busy from B's first step
+    for (int i = 0; i < kBSteps; ++i) {
+      arb.begin_step(1, 100);
+      step('B');
+      arb.end_step(1, i + 1 < kBSteps);
+    }
+    stop = true;
+  });
+  b.join();
+  a.join();
+  EXPECT_EQ(max_in_step.load(), 1);
+  EXPECT_EQ(arb.in_flight(), 0);
+  EXPECT_EQ(arb.stats(1).steps, kBSteps);
+  // While both run: 3 A steps per B step.
+  const size_t from = order.find('B');
+  const size_t to = order.rfind('B');
+  ASSERT_LT(from, to);
+  const std::string both = order.substr(from, to - from + 1);
+  const auto num_a = std::count(both.begin(), both.end(), 'A');
+  const auto num_b = std::count(both.begin(), both.end(), 'B');
+  ASSERT_GE(num_b, 10) << order;
+  EXPECT_GE(num_a, 3 * num_b - 6) << both;
+  EXPECT_LE(num_a, 3 * num_b + 6) << both;
+}
+
+TEST(Arbiter, TwoConcurrentStepsLetBothRun) {
+  StepArbiter arb({"a", "b"}, {1.0, 1.0}, 100, /*max_concurrent_steps=*/2);
+  arb.begin_step(0, 10);
+  arb.begin_step(1, 10);  // would block forever with one slot
+  EXPECT_EQ(arb.in_flight(), 2);
+  arb.end_step(0, false);
+  arb.end_step(1, false);
+  EXPECT_EQ(arb.in_flight(), 0);
+  EXPECT_EQ(arb.stats(0).tokens, 10);
+}
+
+}  // namespace
+}  // namespace tandem::memory

@@ -13,8 +13,9 @@ start_server() {
     sleep 0.05
   done
   [ -n "$PORT" ] || { echo "server did not report its port"; cat "$log"; return 1; }
-  for _ in $(seq 1 200); do
+  for _ in $(seq 1 ${HEALTH_WAIT_STEPS:-1200}); do
     if curl -sf "http://127.0.0.1:$PORT/health" >/dev/null 2>&1; then return 0; fi
+    if ! kill -0 "$SERVER_PID" 2>/dev/null; then echo "server exited:"; cat "$log"; return 1; fi
     sleep 0.05
   done
   echo "server not healthy:"; cat "$log"; return 1

@@ -61,7 +61,7 @@ ts = [threading.Thread(target=lambda m=m: out.__setitem__(m, complete(m, "Hello"
 assert out["general"] == complete("general", "Hello")["choices"][0]["text"]
 s, d = post("/v1/chat/completions", {"model": "general", "messages": [{"role": "user", "content": "hi"}]})
 assert s == 400 and "chat template" in d, (s, d)
-s, d = post("/v1/completions", {"model": "general", "prompt": "x" * 400})
+s, d = post("/v1/completions", {"model": "general", "prompt": [100] * 300})
 assert s == 400 and "maximum context length is 256" in d, d
 metrics = urllib.request.urlopen(base + "/metrics").read().decode()
 for m in ("general", "coder"):

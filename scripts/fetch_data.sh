@@ -63,3 +63,47 @@ if [ ! -f "$llama/.ok" ]; then
   git -c advice.detachedHead=false clone -q "$bundle" "$llama"
   touch "$llama/.ok"
 fi
+
+# Text -> ids vectors inside the JS tokenizer packages (Mistral-7B and Llama-2
+# SentencePiece vocabularies): testCase("text", [ids]) calls, extracted to JSON.
+fetch_npm mistral-tokenizer-js@1.0.0 mistral-tokenizer-js
+fetch_npm llama-tokenizer-js@1.2.2 llama-tokenizer-js
+vec=$cache/js-vectors
+if [ ! -f "$vec/.ok" ]; then
+  mkdir -p "$vec"
+  python3 - "$cache/npm" "$vec" <<'PY'
+import json, re, sys
+npm, out = sys.argv[1], sys.argv[2]
+
+def js_string(src, i):
+    """Parses the JS string literal starting at src[i]; returns (value, end)."""
+    q = src[i]; i += 1; s = []
+    esc = {"n": "\n", "t": "\t", "r": "\r", "\\": "\\", '"': '"', "'": "'", "0": "\0", "b": "\b", "f": "\f", "v": "\v"}
+    while src[i] != q:
+        c = src[i]
+        if c == "\\":
+            n = src[i + 1]
+            if n == "u":
+                s.append(chr(int(src[i + 2:i + 6], 16))); i += 6; continue
+            if n == "x":
+                s.append(chr(int(src[i + 2:i + 4], 16))); i += 4; continue
+            s.append(esc[n]); i += 2; continue
+        s.append(c); i += 1
+    return "".join(s), i + 1
+
+for name, path in [("mistral", "mistral-tokenizer-js/mistral-tokenizer.js"),
+                   ("llama2", "llama-tokenizer-js/llama-tokenizer.js")]:
+    src = open(f"{npm}/{path}", encoding="utf-8").read()
+    cases = []
+    for m in re.finditer(r"\btestCase\(\s*", src):
+        if src[m.end()] not in "\"'":
+            continue  # the function definition
+        text, j = js_string(src, m.end())
+        ids = re.match(r"\s*,\s*\[([\d,\s]*)\]", src[j:])
+        cases.append({"text": text, "ids_special": [int(x) for x in ids.group(1).split(",") if x.strip()]})
+    if len(cases) < 10:
+        sys.exit(f"fetch_data: only {len(cases)} test cases found in {path}")
+    json.dump(cases, open(f"{out}/{name}.json", "w", encoding="utf-8"), ensure_ascii=False, indent=0)
+PY
+  touch "$vec/.ok"
+fi

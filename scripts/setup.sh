@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(
-  build-essential cmake pkg-config git ca-certificates xz-utils zstd
+  build-essential cmake pkg-config git ccache ca-certificates xz-utils zstd
   libboost-dev nlohmann-json3-dev libpcre2-dev libtomlplusplus-dev libcli11-dev
   libopenblas-dev libxxhash-dev libsentencepiece-dev sentencepiece
   libgtest-dev libgmock-dev libbenchmark-dev

@@ -11,6 +11,7 @@ int run_detokenize(int argc, char** argv);
 int run_quantize(int argc, char** argv);
 int run_eval(int argc, char** argv);
 int run_bench(int argc, char** argv);
+int run_chat_template(int argc, char** argv);
 int run_serve(int argc, char** argv);
 
 }  // namespace tandem::cli

@@ -22,6 +22,7 @@ const Subcommand kSubcommands[] = {
     {"quantize", tandem::cli::run_quantize, "write a 4-bit AWQ checkpoint (awq or rtn)"},
     {"eval", tandem::cli::run_eval, "evaluate a model (ppl: perplexity)"},
     {"bench", tandem::cli::run_bench, "serving benchmark against an OpenAI-compatible server"},
+    {"chat-template", tandem::cli::run_chat_template, "render a chat template over JSON messages"},
     {"serve", tandem::cli::run_serve, "serve models behind one OpenAI-compatible port"},
 };
 

@@ -236,7 +236,7 @@ int KvChunkPool::holder(ChunkId chunk) const {
 }
 
 KvPageSource::KvPageSource(KvChunkPool* pool, int model, const KvPageGeometry& geometry)
-    : pool_(pool), model_(model), geometry_(geometry), page_bytes_(geometry.page_bytes()),
+    : pool_(pool), model_(model), page_bytes_(geometry.page_bytes()),
       layer_page_bytes_(geometry.layer_page_bytes()),
       pages_per_chunk_(page_bytes_ > 0 ? pool->chunk_bytes() / page_bytes_ : 0),
       layer_pages_per_chunk_(layer_page_bytes_ > 0 ? pool->chunk_bytes() / layer_page_bytes_ : 0) {

@@ -249,7 +249,6 @@ class KvPageSource {
 
   KvChunkPool* pool_;
   const int model_;
-  const KvPageGeometry geometry_;
   const int64_t page_bytes_;
   const int64_t layer_page_bytes_;
   const int64_t pages_per_chunk_;

@@ -6,6 +6,7 @@
 #include <queue>
 
 #include <nlohmann/json.hpp>
+#include <xxhash.h>
 
 #include "tokenizer/hf_components.h"
 #include "tokenizer/unicode.h"
@@ -16,9 +17,9 @@ namespace {
 using json = nlohmann::json;
 
 constexpr size_t kCacheMaxWordBytes = 64;
-constexpr size_t kCacheMaxEntries = 1 << 17;
 // Words up to this many symbols use a simple rescan instead of a heap.
 constexpr size_t kSmallWord = 24;
+constexpr std::string_view kMetaspace = "\xE2\x96\x81";  // U+2581
 
 struct Symbol {
   int32_t id;
@@ -43,7 +44,9 @@ void MergeTable::build(const std::vector<Entry>& entries) {
 }
 
 StatusOr<std::unique_ptr<BpeModel>> BpeModel::load(const json& model, bool byte_level) {
-  const std::string type = model.value("type", "");
+  // Older files omit "type"; tokenizers then recognises BPE by its merges.
+  std::string type = model.value("type", "");
+  if (type.empty() && model.contains("merges")) type = "BPE";
   if (type != "BPE") return unimplemented("unsupported model type '" + type + "'");
   if (!model.contains("vocab") || !model["vocab"].is_object())
     return invalid_argument("model.vocab missing or not an object");
@@ -65,21 +68,18 @@ StatusOr<std::unique_ptr<BpeModel>> BpeModel::load(const json& model, bool byte_
   for (auto it = vocab.begin(); it != vocab.end(); ++it) max_id = std::max(max_id, it.value().get<int32_t>());
   m->tokens_.assign(max_id + 1, std::string());
   m->vocab_.reserve(vocab.size());
-  if (byte_level) m->file_vocab_.reserve(vocab.size());
   std::string raw;
   for (auto it = vocab.begin(); it != vocab.end(); ++it) {
     const int32_t id = it.value().get<int32_t>();
     if (id < 0) return invalid_argument("model.vocab: negative id for '" + it.key() + "'");
     m->tokens_[id] = it.key();
-    if (byte_level) {
-      m->file_vocab_.emplace(it.key(), id);
-      raw.clear();
-      // Tokens that are not byte-level text keep their UTF-8 (never produced by BPE on bytes).
-      if (!byte_level_map().to_bytes(it.key(), raw)) raw = it.key();
-      m->vocab_.emplace(raw, id);
-    } else {
+    if (!byte_level) {
       m->vocab_.emplace(it.key(), id);
+      continue;
     }
+    raw.clear();
+    if (byte_level_map().to_bytes(it.key(), raw)) m->vocab_.emplace(raw, id);
+    else m->unmapped_.emplace(it.key(), id);
   }
   std::fill(std::begin(m->byte_ids_), std::end(m->byte_ids_), -1);
   for (int b = 0; b < 256; ++b) {
@@ -93,12 +93,32 @@ StatusOr<std::unique_ptr<BpeModel>> BpeModel::load(const json& model, bool byte_
       if (it != m->vocab_.end()) m->byte_ids_[b] = it->second;
     }
   }
+  if (!byte_level) {
+    m->split_before_metaspace_ = true;
+    for (const auto& [tok, id] : m->vocab_) {
+      for (size_t p = tok.find(kMetaspace, 1); p != std::string::npos; p = tok.find(kMetaspace, p + 1)) {
+        if (p < 3 || tok.compare(p - 3, 3, kMetaspace) != 0) {
+          m->split_before_metaspace_ = false;
+          break;
+        }
+      }
+      if (!m->split_before_metaspace_) break;
+    }
+    m->char_ids_.assign(0x10000, -1);
+    for (const auto& [tok, id] : m->vocab_) {
+      const size_t n = unicode::utf8_char_len(tok);
+      if (n == 0 || n != tok.size()) continue;
+      size_t pos = 0;
+      const uint32_t cp = unicode::next_code_point(tok, pos);
+      if (cp < 0x10000) m->char_ids_[cp] = id;
+      else m->char_ids_astral_[cp] = id;
+    }
+  }
   if (model.contains("unk_token") && model["unk_token"].is_string()) {
     const std::string unk = model["unk_token"].get<std::string>();
-    auto it = m->file_vocab_.empty() ? m->vocab_.find(unk) : m->file_vocab_.find(unk);
-    if (it == (m->file_vocab_.empty() ? m->vocab_.end() : m->file_vocab_.end()))
-      return invalid_argument("model.unk_token '" + unk + "' is not in the vocabulary");
-    m->unk_id_ = it->second;
+    const auto id = m->id_of(unk);
+    if (!id) return invalid_argument("model.unk_token '" + unk + "' is not in the vocabulary");
+    m->unk_id_ = *id;
   }
 
   // Merges: "a b" strings (older files) or ["a", "b"] pairs.
@@ -120,12 +140,28 @@ StatusOr<std::unique_ptr<BpeModel>> BpeModel::load(const json& model, bool byte_
     } else {
       return invalid_argument("model.merges[" + std::to_string(rank) + "] is malformed");
     }
-    auto id_of = [&](const std::string& t) -> int32_t {
-      const auto& map = byte_level ? m->file_vocab_ : m->vocab_;
-      auto it = map.find(t);
-      return it == map.end() ? -1 : it->second;
-    };
-    const int32_t a = id_of(left), b = id_of(right), c = id_of(left + right);
+    // Ids of left, right and their concatenation, in the internal form.
+    int32_t a = -1, b = -1, c = -1;
+    if (byte_level) {
+      std::string rl, rr;
+      if (byte_level_map().to_bytes(left, rl) && byte_level_map().to_bytes(right, rr)) {
+        auto find = [&](const std::string& t) {
+          auto it = m->vocab_.find(t);
+          return it == m->vocab_.end() ? -1 : it->second;
+        };
+        a = find(rl);
+        b = find(rr);
+        c = find(rl + rr);
+      }
+    } else {
+      auto find = [&](const std::string& t) {
+        auto it = m->vocab_.find(t);
+        return it == m->vocab_.end() ? -1 : it->second;
+      };
+      a = find(left);
+      b = find(right);
+      c = find(left + right);
+    }
     if (a < 0 || b < 0 || c < 0)
       return invalid_argument("model.merges[" + std::to_string(rank) + "] '" + left + " " + right +
                               "' uses a token missing from the vocabulary");
@@ -137,14 +173,47 @@ StatusOr<std::unique_ptr<BpeModel>> BpeModel::load(const json& model, bool byte_
 }
 
 std::optional<int32_t> BpeModel::id_of(std::string_view token) const {
-  const auto& map = byte_level_ ? file_vocab_ : vocab_;
-  auto it = map.find(token);
-  if (it == map.end()) return std::nullopt;
+  if (byte_level_) {
+    std::string raw;
+    if (byte_level_map().to_bytes(token, raw)) {
+      auto it = vocab_.find(raw);
+      if (it != vocab_.end()) return it->second;
+      return std::nullopt;
+    }
+    auto it = unmapped_.find(token);
+    if (it != unmapped_.end()) return it->second;
+    return std::nullopt;
+  }
+  auto it = vocab_.find(token);
+  if (it == vocab_.end()) return std::nullopt;
   return it->second;
 }
 
 void BpeModel::encode_word(std::string_view word, std::vector<int32_t>& out) const {
+  if (!split_before_metaspace_) {
+    encode_piece(word, out);
+    return;
+  }
+  // Pieces start where a run of U+2581 starts.
+  size_t begin = 0;
+  size_t p = word.find(kMetaspace, 1);
+  while (p != std::string_view::npos) {
+    const bool after_metaspace = p >= 3 && word.compare(p - 3, 3, kMetaspace) == 0;
+    if (!after_metaspace) {
+      encode_piece(word.substr(begin, p - begin), out);
+      begin = p;
+    }
+    p = word.find(kMetaspace, p + 3);
+  }
+  encode_piece(word.substr(begin), out);
+}
+
+void BpeModel::encode_piece(std::string_view word, std::vector<int32_t>& out) const {
   if (word.empty()) return;
+  if (word.size() == 1 && byte_level_ && byte_ids_[static_cast<uint8_t>(word[0])] >= 0) {
+    out.push_back(byte_ids_[static_cast<uint8_t>(word[0])]);
+    return;
+  }
   if (ignore_merges_ || word.size() == 1) {
     auto it = vocab_.find(word);
     if (it != vocab_.end()) {
@@ -156,19 +225,23 @@ void BpeModel::encode_word(std::string_view word, std::vector<int32_t>& out) con
     merge_word(word, out);
     return;
   }
+  const uint64_t h = XXH3_64bits(word.data(), word.size());
+  const size_t index = h & (kCacheSlots - 1);
+  CacheSlot& slot = cache_[index];
+  std::mutex& mu = cache_mu_[index % kCacheStripes];  // a slot always maps to the same stripe
   {
-    std::lock_guard<std::mutex> lock(cache_mu_);
-    auto it = cache_.find(word);
-    if (it != cache_.end()) {
-      out.insert(out.end(), it->second.begin(), it->second.end());
+    std::lock_guard<std::mutex> lock(mu);
+    if (slot.hash == h && slot.word == word) {
+      out.insert(out.end(), slot.ids.begin(), slot.ids.end());
       return;
     }
   }
   const size_t mark = out.size();
   merge_word(word, out);
-  std::lock_guard<std::mutex> lock(cache_mu_);
-  if (cache_.size() >= kCacheMaxEntries) cache_.clear();
-  cache_.emplace(std::string(word), std::vector<int32_t>(out.begin() + mark, out.end()));
+  std::lock_guard<std::mutex> lock(mu);
+  slot.hash = h;
+  slot.word.assign(word);
+  slot.ids.assign(out.begin() + mark, out.end());
 }
 
 void BpeModel::merge_word(std::string_view word, std::vector<int32_t>& out) const {
@@ -191,11 +264,21 @@ void BpeModel::merge_word(std::string_view word, std::vector<int32_t>& out) cons
     bool pending_unk = false;  // HF fuses consecutive unknowns only
     for (size_t i = 0; i < word.size();) {
       size_t n = unicode::utf8_char_len(word.substr(i));
-      if (!n) n = 1;
-      auto it = vocab_.find(word.substr(i, n));
-      if (it != vocab_.end()) {
+      int32_t id = -1;
+      if (n) {
+        size_t pos = i;
+        const uint32_t cp = unicode::next_code_point(word, pos);
+        if (cp < 0x10000) {
+          id = char_ids_[cp];
+        } else if (auto it = char_ids_astral_.find(cp); it != char_ids_astral_.end()) {
+          id = it->second;
+        }
+      } else {
+        n = 1;  // not reached for valid UTF-8 input
+      }
+      if (id >= 0) {
         pending_unk = false;
-        add(it->second);
+        add(id);
       } else {
         bool done = false;
         if (byte_fallback_) {

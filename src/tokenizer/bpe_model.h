@@ -66,23 +66,41 @@ class BpeModel {
   std::optional<int32_t> id_of(std::string_view token) const;
 
  private:
+  void encode_piece(std::string_view word, std::vector<int32_t>& out) const;
   void merge_word(std::string_view word, std::vector<int32_t>& out) const;
 
   bool byte_level_ = false;
   bool byte_fallback_ = false;
   bool fuse_unk_ = false;
   bool ignore_merges_ = false;
+  // No token has U+2581 after another character, so no merge can join across
+  // the start of a run of U+2581: SentencePiece-style words (often a whole
+  // sentence, there being no pre-tokenizer) are split there and cached per piece.
+  bool split_before_metaspace_ = false;
   int32_t unk_id_ = -1;
   std::vector<std::string> tokens_;  // id -> token as in the file
   StringIdMap vocab_;                // internal form (raw bytes when byte_level_) -> id
-  StringIdMap file_vocab_;           // as in the file (only when byte_level_)
+  // byte_level_: tokens that are not byte-level text (e.g. DeepSeek's
+  // "<｜begin▁of▁sentence｜>"), as in the file; BPE never produces them.
+  StringIdMap unmapped_;
   int32_t byte_ids_[256];            // byte_level_: id of each single byte; byte_fallback_: <0xNN>
+  // !byte_level_: id of each one-character token, by code point (-1 = none);
+  // BMP in a flat table, the rest in a map.
+  std::vector<int32_t> char_ids_;
+  std::unordered_map<uint32_t, int32_t> char_ids_astral_;
   MergeTable merges_;
 
-  // Word -> ids cache shared by all callers (encode is const and thread-safe).
-  mutable std::mutex cache_mu_;
-  mutable std::unordered_map<std::string, std::vector<int32_t>, StringHash, std::equal_to<>>
-      cache_;  // GUARDED_BY(cache_mu_)
+  // Word -> ids cache shared by all callers (encode is const and thread-safe):
+  // direct-mapped (a colliding word replaces the old one), lock-striped.
+  struct CacheSlot {
+    uint64_t hash = 0;
+    std::string word;
+    std::vector<int32_t> ids;
+  };
+  static constexpr size_t kCacheSlots = 1 << 16;
+  static constexpr size_t kCacheStripes = 16;
+  mutable std::unique_ptr<CacheSlot[]> cache_{new CacheSlot[kCacheSlots]};  // GUARDED_BY(cache_mu_[stripe])
+  mutable std::mutex cache_mu_[kCacheStripes];
 };
 
 }  // namespace tandem::hf

@@ -11,11 +11,6 @@ namespace {
 
 using json = nlohmann::json;
 
-bool is_llama_class(const std::string& c) {
-  return c == "LlamaTokenizer" || c == "LlamaTokenizerFast" || c == "CodeLlamaTokenizer" ||
-         c == "CodeLlamaTokenizerFast" || c == "GemmaTokenizer" || c == "GemmaTokenizerFast";
-}
-
 }  // namespace
 
 StatusOr<std::unique_ptr<HfTokenizer>> HfTokenizer::create(const std::string& json_text,
@@ -87,13 +82,14 @@ StatusOr<std::unique_ptr<HfTokenizer>> HfTokenizer::create(const std::string& js
   tok->raw_matcher_.build(raw, raw_pat);
   tok->normalized_matcher_.build(norm, norm_pat);
 
-  // transformers' Llama/Gemma tokenizers rebuild the post-processor from
-  // add_bos_token / add_eos_token in tokenizer_config.json.
+  // transformers (v5, TokenizersBackend) rebuilds the post-processor as
+  // [bos] $A [eos] whenever tokenizer_config.json sets add_bos_token or
+  // add_eos_token (a missing one counts as false; a missing token is skipped).
   const auto& cfg = tok->config_;
-  if (is_llama_class(cfg.tokenizer_class) && (cfg.add_bos_token || cfg.add_eos_token)) {
+  if (cfg.add_bos_token || cfg.add_eos_token) {
     PostProcessor pp;
     auto id_of = [&](const std::optional<std::string>& t) { return t ? tok->token_to_id(*t) : std::nullopt; };
-    if (cfg.add_bos_token.value_or(true)) {
+    if (cfg.add_bos_token.value_or(false)) {
       if (auto id = id_of(cfg.bos_token)) pp.prefix.push_back(*id);
     }
     if (cfg.add_eos_token.value_or(false)) {

@@ -3,8 +3,45 @@
 #include <pcre2.h>
 
 namespace tandem::hf {
+namespace {
 
-StatusOr<std::unique_ptr<Regex>> Regex::compile(const std::string& pattern, bool literal) {
+// Oniguruma's \s also matches U+0085 (NEL); PCRE2's (with UCP) does not.
+// Rewrites \s and \S so the two agree: outside a class \s -> [\s\x{85}] and
+// \S -> [^\s\x{85}]; inside a class \s -> \s\x{85} (\S in a class is left alone).
+std::string onig_to_pcre2(const std::string& p) {
+  std::string out;
+  out.reserve(p.size() + 16);
+  bool in_class = false;
+  for (size_t i = 0; i < p.size(); ++i) {
+    const char c = p[i];
+    if (c == '\\' && i + 1 < p.size()) {
+      const char n = p[++i];
+      if (n == 's') out += in_class ? "\\s\\x{85}" : "[\\s\\x{85}]";
+      else if (n == 'S' && !in_class) out += "[^\\s\\x{85}]";
+      else {
+        out += c;
+        out += n;
+      }
+      continue;
+    }
+    if (c == '[' && !in_class) {
+      in_class = true;
+      out += c;
+      // A ']' right after '[' or '[^' is a literal member.
+      if (i + 1 < p.size() && p[i + 1] == '^') out += p[++i];
+      if (i + 1 < p.size() && p[i + 1] == ']') out += p[++i];
+      continue;
+    }
+    if (c == ']' && in_class) in_class = false;
+    out += c;
+  }
+  return out;
+}
+
+}  // namespace
+
+StatusOr<std::unique_ptr<Regex>> Regex::compile(const std::string& source, bool literal) {
+  const std::string pattern = literal ? source : onig_to_pcre2(source);
   int err = 0;
   PCRE2_SIZE err_off = 0;
   // PCRE2_LITERAL does not accept PCRE2_UCP (and needs no Unicode classes).
@@ -14,7 +51,7 @@ StatusOr<std::unique_ptr<Regex>> Regex::compile(const std::string& pattern, bool
   if (!code) {
     PCRE2_UCHAR msg[256];
     pcre2_get_error_message(err, msg, sizeof msg);
-    return invalid_argument("regex '" + pattern + "' does not compile at offset " +
+    return invalid_argument("regex '" + source + "' does not compile at offset " +
                             std::to_string(err_off) + ": " + reinterpret_cast<char*>(msg));
   }
   std::unique_ptr<Regex> r(new Regex());

@@ -17,7 +17,7 @@ namespace tandem::hf {
 class Regex {
  public:
   // `literal`: the pattern is a plain string, not a regex.
-  static StatusOr<std::unique_ptr<Regex>> compile(const std::string& pattern, bool literal);
+  static StatusOr<std::unique_ptr<Regex>> compile(const std::string& source, bool literal);
   ~Regex();
   Regex(const Regex&) = delete;
   Regex& operator=(const Regex&) = delete;

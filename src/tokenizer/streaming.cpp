@@ -36,14 +36,16 @@ std::string IncrementalDetokenizer::push(int32_t id) {
 }
 
 std::string IncrementalDetokenizer::finish() {
-  const std::span<const int32_t> all(ids_);
-  const std::string prefix_text = tokenizer_.decode(
-      all.subspan(prefix_offset_, read_offset_ - prefix_offset_), skip_special_tokens_);
-  const std::string new_text = tokenizer_.decode(all.subspan(prefix_offset_), skip_special_tokens_);
+  // One full decode settles whatever the window still holds (including an
+  // incomplete character, which the decoder turns into U+FFFD).
+  const std::string full = tokenizer_.decode(ids_, skip_special_tokens_);
   prefix_offset_ = read_offset_ = ids_.size();
-  if (new_text.size() <= prefix_text.size() || new_text.compare(0, prefix_text.size(), prefix_text) != 0)
-    return "";
-  return new_text.substr(prefix_text.size());
+  if (full.size() >= text_.size() && full.compare(0, text_.size(), text_) == 0) {
+    std::string rest = full.substr(text_.size());
+    text_ = full;
+    return rest;
+  }
+  return "";  // unreachable for the decoders tokenizer.json has: emitted text is a prefix
 }
 
 StopScan scan_stop_strings(std::string_view text, std::span<const std::string> stops,

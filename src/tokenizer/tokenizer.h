@@ -47,8 +47,13 @@ class Tokenizer {
   virtual std::optional<std::string> eos_token() const = 0;
   // The template named "default" (or the only one), if any.
   virtual std::optional<std::string> chat_template() const = 0;
-  // Every template, in file order (the raw value of "chat_template").
-  virtual std::vector<NamedChatTemplate> chat_templates() const = 0;
+  // Every template, in file order (the raw value of "chat_template"). Not pure,
+  // so implementations written before it (test fakes) keep compiling.
+  virtual std::vector<NamedChatTemplate> chat_templates() const {
+    std::vector<NamedChatTemplate> out;
+    if (auto t = chat_template()) out.push_back({"default", *t});
+    return out;
+  }
 };
 
 // Streaming detokenizer: feed ids one by one, get only complete UTF-8 back. The
@@ -66,8 +71,9 @@ class IncrementalDetokenizer {
   // Appends one generated id; returns newly completed text (possibly empty).
   std::string push(int32_t id);
   // End of stream: whatever is pending (an incomplete character becomes U+FFFD).
+  // Decodes all ids once.
   std::string finish();
-  // All text returned so far by push() (not including finish()).
+  // All text returned so far by push() and finish().
   const std::string& text() const { return text_; }
 
  private:

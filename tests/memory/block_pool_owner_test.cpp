@@ -84,3 +84,49 @@ TEST(BlockPoolOwner, DrainingOverSteps) {
 
 }  // namespace
 }  // namespace tandem::memory
+
+// The real kv/BlockPool of two models behind one chunk pool: DeepSeek-33B and
+// Mistral-7B pages (16 and 31 per 62 MiB chunk), lending and reclaiming.
+#include "kv/block_pool.h"
+
+namespace tandem::memory {
+namespace {
+
+TEST(BlockPoolOwner, RealBlockPoolLendAndReclaim) {
+  const KvPageGeometry ds_geom{62, 16, 8, 128, 2}, mi_geom{32, 16, 8, 128, 2};
+  KvChunkPool chunks(4, choose_chunk_bytes({ds_geom, mi_geom}), {{"coder", 2}, {"general", 2}});
+  KvPageSource ds(&chunks, 0, ds_geom), mi(&chunks, 1, mi_geom);
+  // Every page id exists from the start, offline until a chunk brings it online.
+  BlockPool ds_pool(16, /*num_pages=*/0, /*capacity=*/static_cast<int>(ds.max_pages()));
+  BlockPool mi_pool(16, 0, static_cast<int>(mi.max_pages()));
+  std::vector<int32_t> seq_pages;  // the coder's one sequence
+  BlockPoolChunkOwner<BlockPool> ds_owner(&ds_pool, [&](std::span<const int32_t>) {
+    for (int32_t p : seq_pages) ds_pool.release(p);  // preempt: the sequence lets go of all its pages
+    seq_pages.clear();
+  });
+  BlockPoolChunkOwner<BlockPool> mi_owner(&mi_pool, [](std::span<const int32_t>) { FAIL() << "nothing to preempt"; });
+
+  for (int i = 0; i < 4; ++i) ASSERT_EQ(ds.grow(ds_owner), AcquireStatus::kOk);
+  EXPECT_EQ(ds_pool.num_online(), 64);
+  ds_pool.allocate(40, &seq_pages);  // pages 0..39: chunks 0, 1 and half of 2
+  ds_pool.check_invariants();
+
+  EXPECT_EQ(mi.grow(mi_owner), AcquireStatus::kLater);
+  EXPECT_EQ(mi.grow(mi_owner), AcquireStatus::kLater);
+  // Chunk 3 is empty and goes first; chunk 2 has 8 pages in use: the sequence is preempted.
+  EXPECT_EQ(ds.service(ds_owner), 2);
+  EXPECT_TRUE(seq_pages.empty());
+  EXPECT_EQ(ds_pool.num_online(), 32);
+  EXPECT_EQ(ds_pool.num_active(), 0);
+  EXPECT_EQ(ds_pool.state(47), BlockPool::State::kOffline);
+  ds_pool.check_invariants();
+  EXPECT_EQ(mi.service(mi_owner), 0);
+  EXPECT_EQ(mi_pool.num_online(), 62);
+  EXPECT_EQ(mi_pool.num_free(), 62);
+  mi_pool.check_invariants();
+  EXPECT_EQ(chunks.stats(0).held, 2);
+  EXPECT_EQ(chunks.stats(1).held, 2);
+}
+
+}  // namespace
+}  // namespace tandem::memory

@@ -4,6 +4,8 @@
 #include <fstream>
 #include <sstream>
 
+#include <nlohmann/json.hpp>
+
 #include "test_util.h"
 
 namespace tandem::testing {
@@ -64,6 +66,32 @@ void check_vectors(const std::string& tokenizer, const std::string& vocab) {
 TEST(VocabVectors, Llama3MatchesLlamaBpe) { check_vectors("llama3", "llama-bpe"); }
 TEST(VocabVectors, Qwen25MatchesQwen2) { check_vectors("qwen2_5", "qwen2"); }
 TEST(VocabVectors, Llama2SentencePieceMatchesLlamaSpm) { check_vectors("llama2-spm", "llama-spm"); }
+
+}  // namespace
+}  // namespace tandem::testing
+
+namespace tandem::testing {
+namespace {
+
+// testCase("text", [ids]) vectors of mistral-tokenizer-js and llama-tokenizer-js
+// (extracted by scripts/fetch_data.sh); ids include BOS.
+void check_js_vectors(const std::string& tokenizer, const std::string& file) {
+  const Tokenizer* tok = get_tokenizer(tokenizer);
+  ASSERT_NE(tok, nullptr);
+  std::ifstream f(data_dir() / "js-vectors" / file);
+  ASSERT_TRUE(f) << "missing " << (data_dir() / "js-vectors" / file) << " (run scripts/fetch_data.sh)";
+  const auto cases = nlohmann::json::parse(f);
+  ASSERT_GE(cases.size(), 10u);
+  for (const auto& c : cases) {
+    const std::string text = c["text"];
+    const auto want = c["ids_special"].get<std::vector<int32_t>>();
+    EXPECT_EQ(ids_str(tok->encode(text, true)), ids_str(want)) << tokenizer << " text '" << text << "'";
+    EXPECT_EQ(tok->decode(want, /*skip_special_tokens=*/true), text) << tokenizer;
+  }
+}
+
+TEST(JsVectors, Mistral) { check_js_vectors("mistral", "mistral.json"); }
+TEST(JsVectors, Llama2SentencePiece) { check_js_vectors("llama2-spm", "llama2.json"); }
 
 }  // namespace
 }  // namespace tandem::testing

@@ -1,7 +1,6 @@
 // Wiring of the real engine per model: config.json -> backend -> LocalModelRunner
-// (weights + paged KV cache) -> EngineThread, plus the tokenizer. Chat templates
-// (branch `chat`) are not on main yet, so `chat` stays null and
-// /v1/chat/completions answers 400 for real models until they are.
+// (weights + paged KV cache) -> EngineThread, plus the tokenizer and the model's
+// chat template.
 #include <algorithm>
 
 #include "backend/registry.h"
@@ -9,6 +8,8 @@
 #include "engine/tokenizer_text_decoder.h"
 #include "model/config.h"
 #include "model/model_runner.h"
+#include "common/log.h"
+#include "server/template_chat_renderer.h"
 #include "server/model_service.h"
 
 namespace tandem::server {
@@ -84,6 +85,13 @@ StatusOr<std::unique_ptr<ModelService>> build_model_service(const std::string& n
   service->name = name;
   service->path = path;
   service->tokenizer = std::move(tokenizer).value();
+  bool default_template = false;
+  auto chat = TemplateChatRenderer::load(path, &default_template);
+  if (!chat.ok()) return prefix(chat.status());
+  if (default_template) {
+    TANDEM_LOG(kWarning) << "model '" << name << "': no chat template in " << path << "; chat uses ChatML (as transformers' default)";
+  }
+  service->chat = std::move(chat).value();
 
   EngineConfig ec;
   ec.cache.page_size = kPageSize;

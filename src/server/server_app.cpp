@@ -263,8 +263,7 @@ void ServerApp::handle_generation(HttpRequest&& r, std::shared_ptr<HttpExchange>
   const int32_t vocab = service->tokenizer->vocab_size();
   if (chat) {
     if (!service->chat) {
-      return reject(bad_request("model '" + spec.model + "' has no chat template in this build (chat templates are "
-                                "not wired yet); use /v1/completions", "messages"));
+      return reject(bad_request("model '" + spec.model + "' has no chat template; use /v1/completions", "messages"));
     }
     auto text = service->chat->render(spec.messages, spec.add_generation_prompt);
     if (!text.ok()) return reject(bad_request("chat template: " + text.status().message(), "messages"));

@@ -3,7 +3,7 @@
 # models in models/ on one port: greedy completions (plain = streamed = each of
 # n choices), both models at once, /tokenize round trip, pages freed, drain.
 # No golden greedy fixture exists on main yet; the outputs are checked for
-# self-consistency and determinism, not against HF.
+# self-consistency and determinism, not against HF. TANDEM_DEVICE=cuda runs it on the GPU.
 set -euo pipefail
 tandem=$(readlink -f "$1")
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -13,7 +13,7 @@ for m in tandem-tiny-general tandem-tiny-coder; do
 done
 tmp=$(mktemp -d)
 trap 'kill $SERVER_PID 2>/dev/null || true; rm -rf "$tmp"' EXIT
-start_server "$tmp/server.log" "$tandem" serve --device cpu --max-model-len 256 \
+start_server "$tmp/server.log" "$tandem" serve --device "${TANDEM_DEVICE:-cpu}" --max-model-len 256 \
   --model general="$root/models/tandem-tiny-general" --model coder="$root/models/tandem-tiny-coder"
 python3 - "http://127.0.0.1:$PORT" <<'PY'
 import json, sys, threading, urllib.request

@@ -10,6 +10,7 @@ packages=(
   libopenblas-dev libxxhash-dev libsentencepiece-dev sentencepiece
   libgtest-dev libgmock-dev libbenchmark-dev
   curl python3
+  prometheus systemd  # promtool checks /metrics; systemd-analyze checks deploy/tandem.service
 )
 missing=()
 for p in "${packages[@]}"; do
@@ -24,3 +25,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 if [ -x scripts/fetch_data.sh ]; then scripts/fetch_data.sh; fi
+# The official OpenAI client for the server's end-to-end tests, pinned by package-lock.json.
+if [ -f tests/e2e/package-lock.json ] && [ ! -f tests/e2e/node_modules/openai/package.json ]; then
+  (cd tests/e2e && npm ci --no-audit --no-fund --silent)
+fi

@@ -13,5 +13,6 @@ int run_quantize(int argc, char** argv);
 int run_eval(int argc, char** argv);
 int run_bench(int argc, char** argv);
 int run_chat_template(int argc, char** argv);
+int run_serve(int argc, char** argv);
 
 }  // namespace tandem::cli

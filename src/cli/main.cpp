@@ -24,6 +24,7 @@ const Subcommand kSubcommands[] = {
     {"eval", tandem::cli::run_eval, "evaluate a model (ppl: perplexity)"},
     {"bench", tandem::cli::run_bench, "serving benchmark against an OpenAI-compatible server"},
     {"chat-template", tandem::cli::run_chat_template, "render a chat template over JSON messages"},
+    {"serve", tandem::cli::run_serve, "serve models behind one OpenAI-compatible port"},
 };
 
 void print_usage() {

@@ -29,7 +29,11 @@ void set_log_level(LogLevel level) { g_level = static_cast<int>(level); }
 LogLevel log_level() { return static_cast<LogLevel>(g_level.load()); }
 void set_log_json(bool on) { g_json = on; }
 
-void log_line(LogLevel level, const std::string& message) {
+bool log_json() { return g_json; }
+
+void log_line(LogLevel level, const std::string& message) { log_line_fields(level, message, ""); }
+
+void log_line_fields(LogLevel level, const std::string& message, const std::string& fields_json) {
   auto now = std::chrono::system_clock::now();
   std::time_t t = std::chrono::system_clock::to_time_t(now);
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now.time_since_epoch()).count() % 1000;
@@ -40,7 +44,14 @@ void log_line(LogLevel level, const std::string& message) {
                 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<int>(ms));
   std::string line;
   if (g_json) {
-    nlohmann::json j = {{"ts", ts}, {"level", level_name(level)}, {"msg", message}};
+    nlohmann::json j = nlohmann::json::object();
+    if (!fields_json.empty()) {
+      nlohmann::json fields = nlohmann::json::parse(fields_json, nullptr, /*allow_exceptions=*/false);
+      if (fields.is_object()) j = std::move(fields);
+    }
+    j["ts"] = ts;
+    j["level"] = level_name(level);
+    j["msg"] = message;
     line = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
   } else {
     line = std::string(ts) + " " + level_name(level) + " " + message;

@@ -14,6 +14,10 @@ LogLevel log_level();
 // When on, each line is a JSON object {"ts","level","msg"} (server --log-format json).
 void set_log_json(bool on);
 void log_line(LogLevel level, const std::string& message);
+bool log_json();
+// One line with extra fields: in JSON mode `fields_json` (a JSON object) gets
+// ts/level/msg added; in text mode the line is `message` as given.
+void log_line_fields(LogLevel level, const std::string& message, const std::string& fields_json);
 
 class LogMessage {
  public:

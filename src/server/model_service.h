@@ -1,0 +1,55 @@
+// What the server holds per served model: its engine, tokenizer and chat
+// renderer. build_model_service() is the one place that wires a real engine;
+// tests pass their own factory (tests/server_testing/) instead.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "common/status.h"
+#include "engine/api.h"
+#include "tokenizer/tokenizer.h"
+
+namespace tandem::server {
+
+// Engine settings of one model (the same set `tandem plan` takes). 0 / empty
+// means "the engine's default" (e.g. max_model_len from config.json).
+struct EngineOptions {
+  std::string device = "auto";        // auto | cpu | cuda
+  uint64_t gpu_budget_bytes = 0;      // 0: the planner's default
+  int max_model_len = 0;
+  int max_num_seqs = 0;
+  int max_num_batched_tokens = 0;
+  int max_queue = 0;                  // waiting requests before 429; 0: engine default
+};
+
+// Renders chat messages (normalized: content is a string) into a prompt string.
+// Kept behind this interface until ChatTemplate (branch `chat`) is on main.
+class ChatRenderer {
+ public:
+  virtual ~ChatRenderer() = default;
+  virtual StatusOr<std::string> render(const nlohmann::json& messages, bool add_generation_prompt) const = 0;
+};
+
+struct ModelService {
+  std::string name;
+  std::string path;
+  std::unique_ptr<Tokenizer> tokenizer;
+  std::unique_ptr<ChatRenderer> chat;   // null: the model has no chat template (chat -> 400)
+  // Declared last so it is destroyed first: its thread may still call the tokenizer.
+  std::unique_ptr<EngineClient> engine;
+};
+
+using ModelServiceFactory = std::function<StatusOr<std::unique_ptr<ModelService>>(
+    const std::string& name, const std::string& path, const EngineOptions& options)>;
+
+// The real engine for a model folder (safetensors + config.json + tokenizer.json).
+StatusOr<std::unique_ptr<ModelService>> build_model_service(const std::string& name, const std::string& path,
+                                                            const EngineOptions& options);
+
+}  // namespace tandem::server

@@ -2,6 +2,7 @@
 #include "backend/registry.h"
 
 #ifdef TANDEM_WITH_CUDA
+#include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/cuda_info.h"
 #endif
 
@@ -20,6 +21,16 @@ int cuda_device_count() {
   return cuda::device_count();
 #else
   return 0;
+#endif
+}
+
+StatusOr<std::unique_ptr<Backend>> make_cuda_backend(const CudaBackendOptions& options) {
+#ifdef TANDEM_WITH_CUDA
+  if (cuda::device_count() == 0) return unavailable("no CUDA device found");
+  return cuda::create_cuda_backend(options);
+#else
+  (void)options;
+  return unavailable("this build has no CUDA backend (configure with -DTANDEM_CUDA=ON)");
 #endif
 }
 

@@ -1,0 +1,269 @@
+// int4 GEMM for small batches (M <= 16): each warp streams its columns' packed
+// weights once (one 16-byte load per lane per 8x128 tile), dequantizes with the
+// fp16/bf16 magic-number trick and multiplies on tensor cores (mma.m16n8k16),
+// with x staged in shared memory. Split-K over blocks keeps every SM streaming;
+// partial sums are reduced in a fixed order (deterministic, independent of M).
+#include "backend/cuda/cuda_common.cuh"
+#include "backend/cuda/int4_layout.h"
+#include "backend/cuda/kernels.h"
+
+namespace tandem::cuda {
+namespace {
+
+constexpr int kWarps = 4;       // per block
+constexpr int kTilesPerWarp = 4;  // n8 tiles (32 columns) per warp -> 128 columns per block
+constexpr int kMaxTilesPerSplit = 16;  // 2048 rows of x per block in shared memory
+constexpr int kXPad = 8;        // elements of padding per x row (bank-conflict-free A loads)
+
+template <typename T>
+struct Int4Traits;
+template <>
+struct Int4Traits<__half> {
+  using T2 = __half2;
+  static constexpr uint32_t kMagic = 0x64006400u;  // 1024.0 in both halves
+};
+template <>
+struct Int4Traits<__nv_bfloat16> {
+  using T2 = __nv_bfloat162;
+  static constexpr uint32_t kMagic = 0x43004300u;  // 128.0 in both halves
+};
+
+__device__ __forceinline__ uint32_t as_u32(__half2 v) { return *reinterpret_cast<uint32_t*>(&v); }
+__device__ __forceinline__ uint32_t as_u32(__nv_bfloat162 v) {
+  return *reinterpret_cast<uint32_t*>(&v);
+}
+template <typename T2>
+__device__ __forceinline__ T2 from_u32(uint32_t v) {
+  return *reinterpret_cast<T2*>(&v);
+}
+
+template <typename T>
+__device__ __forceinline__ void mma_16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0,
+                                          uint32_t b1);
+template <>
+__device__ __forceinline__ void mma_16816<__half>(float (&c)[4], const uint32_t (&a)[4],
+                                                  uint32_t b0, uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+      "{%8,%9}, {%0,%1,%2,%3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+template <>
+__device__ __forceinline__ void mma_16816<__nv_bfloat16>(float (&c)[4], const uint32_t (&a)[4],
+                                                         uint32_t b0, uint32_t b1) {
+  asm volatile(
+      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+      "{%8,%9}, {%0,%1,%2,%3};\n"
+      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
+      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
+}
+
+__device__ __forceinline__ uint4 load_stream(const uint4* p) {
+  uint4 v;
+  asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+               : "l"(p));
+  return v;
+}
+
+// (scale, magic + zero) -> dequantized pair for nibble pair p of `word`.
+template <typename T>
+__device__ __forceinline__ uint32_t dequant_pair(uint32_t word, int shift,
+                                                 typename Int4Traits<T>::T2 zero2,
+                                                 typename Int4Traits<T>::T2 scale2) {
+  using T2 = typename Int4Traits<T>::T2;
+  const uint32_t bits = ((word >> shift) & 0x000F000Fu) | Int4Traits<T>::kMagic;
+  const T2 v = __hmul2(__hsub2(from_u32<T2>(bits), zero2), scale2);
+  return as_u32(v);
+}
+
+// grid (column blocks, splits); block kWarps warps. Dynamic smem: M rows of x.
+template <typename T>
+__global__ void __launch_bounds__(kWarps * 32)
+    int4_gemv_kernel(const uint4* __restrict__ qweight, const typename Int4Traits<T>::T2* __restrict__ scale_zero,
+                     const T* __restrict__ x, const T* __restrict__ bias, T* __restrict__ y,
+                     float* __restrict__ partial, int M, int K, int N, int group_size,
+                     int64_t x_stride, int64_t y_stride, int tiles_per_split) {
+  using T2 = typename Int4Traits<T>::T2;
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  T* xs = reinterpret_cast<T*>(smem_raw);
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int num_ktiles = K / kInt4TileK;
+  const int num_ntiles = N / kInt4TileN;
+  const int kt_begin = blockIdx.y * tiles_per_split;
+  const int kt_end = min(num_ktiles, kt_begin + tiles_per_split);
+  const int rows_k = (kt_end - kt_begin) * kInt4TileK;
+  const int xs_stride = tiles_per_split * kInt4TileK + kXPad;
+  const int nt0 = (blockIdx.x * kWarps + warp) * kTilesPerWarp;
+
+  // Issue the first weight loads before waiting on x.
+  uint4 cur[kTilesPerWarp];
+#pragma unroll
+  for (int j = 0; j < kTilesPerWarp; ++j) {
+    const int nt = nt0 + j;
+    cur[j] = nt < num_ntiles && kt_begin < kt_end
+                 ? load_stream(qweight + (static_cast<int64_t>(nt) * num_ktiles + kt_begin) * 32 + lane)
+                 : make_uint4(0, 0, 0, 0);
+  }
+
+  // Stage x[0:M, k range] in shared memory (16-byte copies).
+  const int vecs_per_row = rows_k / 8;
+  for (int i = threadIdx.x; i < M * vecs_per_row; i += blockDim.x) {
+    const int m = i / vecs_per_row, v = i % vecs_per_row;
+    const uint4 val = *reinterpret_cast<const uint4*>(x + m * x_stride +
+                                                      static_cast<int64_t>(kt_begin) * kInt4TileK + v * 8);
+    *reinterpret_cast<uint4*>(xs + m * xs_stride + v * 8) = val;
+  }
+  __syncthreads();
+
+  const int g = lane >> 2, q = lane & 3;
+  const bool row_lo = g < M, row_hi = g + 8 < M;
+  const int num_groups = K / group_size;
+  float acc[kTilesPerWarp][4];
+#pragma unroll
+  for (int j = 0; j < kTilesPerWarp; ++j) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.f;
+
+  for (int kt = kt_begin; kt < kt_end; ++kt) {
+    uint4 nxt[kTilesPerWarp];
+    const bool more = kt + 1 < kt_end;
+#pragma unroll
+    for (int j = 0; j < kTilesPerWarp; ++j) {
+      const int nt = nt0 + j;
+      nxt[j] = more && nt < num_ntiles
+                   ? load_stream(qweight + (static_cast<int64_t>(nt) * num_ktiles + kt + 1) * 32 + lane)
+                   : make_uint4(0, 0, 0, 0);
+    }
+    const int kl = (kt - kt_begin) * kInt4TileK;  // row of the tile inside xs
+#pragma unroll
+    for (int w = 0; w < 4; ++w) {
+      // A fragments of steps 2w and 2w+1 (16 rows of k each).
+      uint32_t a[2][4];
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        const int k0 = kl + (2 * w + h) * 16 + 2 * q;
+        const T* lo = xs + g * xs_stride + k0;
+        const T* hi = xs + (g + 8) * xs_stride + k0;
+        a[h][0] = row_lo ? *reinterpret_cast<const uint32_t*>(lo) : 0u;
+        a[h][1] = row_hi ? *reinterpret_cast<const uint32_t*>(hi) : 0u;
+        a[h][2] = row_lo ? *reinterpret_cast<const uint32_t*>(lo + 8) : 0u;
+        a[h][3] = row_hi ? *reinterpret_cast<const uint32_t*>(hi + 8) : 0u;
+      }
+      const int group = (kt * kInt4TileK + 32 * w) / group_size;
+#pragma unroll
+      for (int j = 0; j < kTilesPerWarp; ++j) {
+        const int nt = nt0 + j;
+        if (nt >= num_ntiles) continue;
+        const int n = nt * kInt4TileN + g;
+        const T2 sz = scale_zero[static_cast<int64_t>(n) * num_groups + group];
+        const T2 scale2 = T2{sz.x, sz.x};
+        const T2 zero2 = T2{sz.y, sz.y};
+        const uint32_t word = w == 0 ? cur[j].x : w == 1 ? cur[j].y : w == 2 ? cur[j].z : cur[j].w;
+        const uint32_t b00 = dequant_pair<T>(word, 0, zero2, scale2);
+        const uint32_t b01 = dequant_pair<T>(word, 4, zero2, scale2);
+        const uint32_t b10 = dequant_pair<T>(word, 8, zero2, scale2);
+        const uint32_t b11 = dequant_pair<T>(word, 12, zero2, scale2);
+        mma_16816<T>(acc[j], a[0], b00, b01);
+        mma_16816<T>(acc[j], a[1], b10, b11);
+      }
+    }
+#pragma unroll
+    for (int j = 0; j < kTilesPerWarp; ++j) cur[j] = nxt[j];
+  }
+
+  // C fragment: rows g and g + 8, columns 2q, 2q + 1 of each n8 tile.
+#pragma unroll
+  for (int j = 0; j < kTilesPerWarp; ++j) {
+    const int nt = nt0 + j;
+    if (nt >= num_ntiles) continue;
+    const int n = nt * kInt4TileN + 2 * q;
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int m = g + 8 * h;
+      if (m >= M) continue;
+      const float v0 = acc[j][2 * h], v1 = acc[j][2 * h + 1];
+      if (partial != nullptr) {
+        float* dst = partial + (static_cast<int64_t>(blockIdx.y) * M + m) * N + n;
+        dst[0] = v0;
+        dst[1] = v1;
+      } else {
+        const float b0 = bias ? to_f32(bias[n]) : 0.f, b1 = bias ? to_f32(bias[n + 1]) : 0.f;
+        y[m * y_stride + n] = from_f32<T>(v0 + b0);
+        y[m * y_stride + n + 1] = from_f32<T>(v1 + b1);
+      }
+    }
+  }
+}
+
+// y[m, n] = sum over splits (in order) + bias.
+template <typename T, typename Y>
+__global__ void splitk_reduce_kernel(const float* partial, const T* bias, Y* y, int M, int N,
+                                     int splits, int64_t y_stride) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= static_cast<int64_t>(M) * N) return;
+  const int m = static_cast<int>(i / N), n = static_cast<int>(i % N);
+  float s = 0.f;
+  for (int k = 0; k < splits; ++k) s += partial[(static_cast<int64_t>(k) * M + m) * N + n];
+  if (bias) s += to_f32(bias[n]);
+  y[m * y_stride + n] = from_f32<Y>(s);
+}
+
+int tiles_per_split_for(int K, int N, int num_sms) {
+  const int num_ktiles = K / kInt4TileK;
+  const int col_blocks = ceil_div(N / kInt4TileN, kWarps * kTilesPerWarp);
+  const int target_blocks = 4 * (num_sms > 0 ? num_sms : 132);
+  int splits = target_blocks / col_blocks;
+  if (splits < 1) splits = 1;
+  if (splits > num_ktiles) splits = num_ktiles;
+  int tiles = ceil_div(num_ktiles, splits);
+  if (tiles > kMaxTilesPerSplit) tiles = kMaxTilesPerSplit;
+  return tiles;
+}
+
+}  // namespace
+
+int int4_gemv_num_splits(int K, int N, int num_sms) {
+  return ceil_div(K / kInt4TileK, tiles_per_split_for(K, N, num_sms));
+}
+
+size_t int4_gemv_workspace_floats(int K, int N, int num_sms) {
+  const int splits = int4_gemv_num_splits(K, N, num_sms);
+  return static_cast<size_t>(splits) * 16 * N;  // also used by fp32 outputs
+}
+
+void launch_int4_gemv(const Int4GemvParams& p, cudaStream_t stream) {
+  if (p.M == 0) return;
+  const int tiles = tiles_per_split_for(p.w.K, p.w.N, p.num_sms);
+  const int splits = ceil_div(p.w.K / kInt4TileK, tiles);
+  dim3 grid(ceil_div(p.w.N / kInt4TileN, kWarps * kTilesPerWarp), splits);
+  const size_t smem = static_cast<size_t>(p.M) * (tiles * kInt4TileK + kXPad) * 2;
+  // Direct output needs y in the activation type; fp32 output goes through the reduction.
+  const bool direct = splits == 1 && p.y_type == p.type;
+  float* partial = direct ? nullptr : p.partial;
+  auto run = [&](auto tag) {
+    using T = decltype(tag);
+    using T2 = typename Int4Traits<T>::T2;
+    auto kernel = int4_gemv_kernel<T>;
+    cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, 16 * (2048 + kXPad) * 2);
+    kernel<<<grid, kWarps * 32, smem, stream>>>(
+        static_cast<const uint4*>(static_cast<const void*>(p.w.qweight)),
+        static_cast<const T2*>(p.w.scale_zero), static_cast<const T*>(p.x),
+        static_cast<const T*>(p.w.bias), static_cast<T*>(p.y), partial, p.M, p.w.K, p.w.N,
+        p.w.group_size, p.x_stride, p.y_stride, tiles);
+    if (!direct) {
+      const int64_t n = static_cast<int64_t>(p.M) * p.w.N;
+      TANDEM_DISPATCH_TYPE(p.y_type, Y, {
+        splitk_reduce_kernel<T, Y><<<ceil_div(n, 256), 256, 0, stream>>>(
+            partial, static_cast<const T*>(p.w.bias), static_cast<Y*>(p.y), p.M, p.w.N, splits,
+            p.y_stride);
+      });
+    }
+  };
+  if (p.type == ElemType::kBF16) {
+    run(__nv_bfloat16{});
+  } else {
+    run(__half{});
+  }
+}
+
+}  // namespace tandem::cuda

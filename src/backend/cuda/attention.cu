@@ -131,7 +131,9 @@ __global__ void __launch_bounds__(kWarps * 32)
   }
 
   // Merge the warps' states.
-  for (int h = 0; h < group; ++h) {
+#pragma unroll
+  for (int h = 0; h < kMaxGroup; ++h) {
+    if (h >= group) continue;
     if (lane == 0) {
       m_s[warp][h] = m[h];
       l_s[warp][h] = l[h];

@@ -34,4 +34,33 @@ StatusOr<std::unique_ptr<Backend>> make_cuda_backend(const CudaBackendOptions& o
 #endif
 }
 
+namespace {
+
+StatusOr<std::unique_ptr<Backend>> create_cuda_backend(const BackendOptions& options) {
+#ifdef TANDEM_WITH_CUDA
+  if (cuda::device_count() == 0) return unavailable("--device cuda: no usable CUDA device found");
+  CudaBackendOptions o;
+  o.device = options.cuda_device;
+  o.activation_dtype = options.cuda_activation_dtype;
+  o.memory_bytes = options.cuda_memory_bytes != 0 ? options.cuda_memory_bytes
+                                                  : cuda::free_memory_bytes(options.cuda_device) / 10 * 9;
+  return cuda::create_cuda_backend(o);
+#else
+  return unavailable("--device cuda: this tandem was built without the CUDA backend (backends: cpu)");
+#endif
+}
+
+}  // namespace
+
+StatusOr<std::unique_ptr<Backend>> create_backend(const std::string& device, const BackendOptions& options) {
+  if (device == "cpu") return make_cpu_backend(options.cpu_threads);
+  if (device == "cuda") return create_cuda_backend(options);
+  if (device == "auto") {
+    auto cuda = create_cuda_backend(options);
+    if (cuda.ok()) return cuda;
+    return make_cpu_backend(options.cpu_threads);
+  }
+  return invalid_argument("--device: unknown device '" + device + "' (expected cpu, cuda or auto)");
+}
+
 }  // namespace tandem

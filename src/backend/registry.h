@@ -16,6 +16,19 @@ std::vector<std::string> compiled_backends();
 // Number of usable CUDA devices at run time (0 without the CUDA backend or a GPU).
 int cuda_device_count();
 
+struct BackendOptions {
+  int cpu_threads = 0;  // CPU backend threads; <= 0: all cores
+  int cuda_device = 0;  // CUDA device index
+  // CUDA: the one up-front device allocation; 0 = 90% of the device's free memory.
+  size_t cuda_memory_bytes = 0;
+  DType cuda_activation_dtype = DType::kF16;  // F16 or BF16
+};
+
+// device: "cpu", "cuda", or "auto" (cuda when compiled in and a GPU is usable,
+// else cpu). kUnavailable with a one-line reason when "cuda" cannot be had.
+StatusOr<std::unique_ptr<Backend>> create_backend(const std::string& device,
+                                                   const BackendOptions& options = {});
+
 struct CudaBackendOptions {
   int device = 0;                      // CUDA device ordinal
   size_t memory_bytes = size_t{1} << 30;  // the one up-front device allocation (weights, KV, workspace)

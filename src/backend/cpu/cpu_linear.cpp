@@ -1,0 +1,208 @@
+#include "backend/cpu/cpu_linear.h"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <cstring>
+#include <numeric>
+
+#include "common/check.h"
+#include "model/quant.h"
+
+namespace tandem::cpu {
+namespace {
+
+// Below this many rows a weight-streaming GEMV wins; above, BLAS sgemm on
+// dequantized row blocks.
+constexpr int64_t kGemmMinRows = 16;
+// Rows of W dequantized per sgemm call (bounded scratch).
+constexpr int64_t kGemmBlockElems = int64_t{4} << 20;
+
+}  // namespace
+
+StatusOr<std::unique_ptr<CpuLinear>> CpuLinear::create(const LinearWeight& w, ThreadPool& pool) {
+  RETURN_IF_ERROR(validate_linear(w));
+  auto out = std::unique_ptr<CpuLinear>(new CpuLinear());
+  out->n_ = w.num_out;
+  out->k_ = w.num_in;
+  const int64_t n = w.num_out, k = w.num_in;
+  if (!w.bias.empty()) {
+    out->bias_.resize(n);
+    for (int64_t i = 0; i < n; ++i) out->bias_[i] = load_as_f32(w.bias.data, w.bias.dtype, i);
+  }
+  if (w.format == WeightFormat::kDense) {
+    out->dtype_ = w.weight.dtype;
+    out->dense_.resize(w.weight.nbytes());
+    std::memcpy(out->dense_.data(), w.weight.data, w.weight.nbytes());
+    return out;
+  }
+  out->quantized_ = true;
+  const int64_t groups = num_groups(w);
+  out->num_groups_ = groups;
+  out->k_group_.resize(k);
+  for (int64_t i = 0; i < k; ++i)
+    out->k_group_[i] = static_cast<int32_t>(w.format == WeightFormat::kGptq ? gptq_group(w, i) : i / w.group_size);
+  // Rows of each group, in increasing k (stable sort by group).
+  std::vector<int32_t> order(k);
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](int32_t a, int32_t b) { return out->k_group_[a] < out->k_group_[b]; });
+  std::vector<int64_t> count(groups, 0);
+  for (int64_t i = 0; i < k; ++i) ++count[out->k_group_[i]];
+  out->group_offset_.assign(groups + 1, 0);
+  for (int64_t g = 0; g < groups; ++g)
+    out->group_offset_[g + 1] = out->group_offset_[g] + (count[g] + kQ4Block - 1) / kQ4Block * kQ4Block;
+  out->kp_ = out->group_offset_[groups];
+  out->padded_to_k_.assign(out->kp_, -1);
+  {
+    int64_t idx = 0;
+    for (int64_t g = 0; g < groups; ++g)
+      for (int64_t j = 0; j < count[g]; ++j) out->padded_to_k_[out->group_offset_[g] + j] = order[idx++];
+  }
+  out->q_.assign(static_cast<size_t>(n * out->kp_ / 2), 0);
+  out->scales_.resize(n * groups);
+  out->zeros_.resize(n * groups);
+  CpuLinear* self = out.get();
+  const bool awq = w.format == WeightFormat::kAwqGemm;
+  pool.parallel_for(n, 64, [&](int64_t nb, int64_t ne) {
+    std::vector<uint8_t> vals(self->kp_);
+    for (int64_t col = nb; col < ne; ++col) {
+      for (int64_t p = 0; p < self->kp_; ++p) {
+        const int32_t kk = self->padded_to_k_[p];
+        vals[p] = kk < 0 ? 0 : static_cast<uint8_t>(awq ? awq_q(w, kk, col) : gptq_q(w, kk, col));
+      }
+      uint8_t* dst = self->q_.data() + col * (self->kp_ / 2);
+      for (int64_t b = 0; b < self->kp_ / kQ4Block; ++b)
+        for (int j = 0; j < 16; ++j)
+          dst[b * 16 + j] = static_cast<uint8_t>(vals[b * 32 + j] | (vals[b * 32 + j + 16] << 4));
+      for (int64_t g = 0; g < groups; ++g) {
+        const int z = awq ? awq_zero(w, g, col) : gptq_zero(w, g, col);
+        self->zeros_[col * groups + g] = static_cast<float>(z + w.zero_offset);
+        self->scales_[col * groups + g] = load_as_f32(w.scales.data, w.scales.dtype, g * n + col);
+      }
+    }
+  });
+  return out;
+}
+
+size_t CpuLinear::nbytes() const {
+  return dense_.size() + q_.size() + 4 * (scales_.size() + zeros_.size() + bias_.size()) +
+         4 * (padded_to_k_.size() + k_group_.size());
+}
+
+void CpuLinear::dequantize_rows(int64_t n0, int64_t count, float* out, const Kernels& kern) const {
+  for (int64_t r = 0; r < count; ++r) {
+    const int64_t col = n0 + r;
+    float* dst = out + r * k_;
+    if (!quantized_) {
+      const uint8_t* src = dense_.data() + col * k_ * dtype_size(dtype_);
+      if (dtype_ == DType::kF32) {
+        std::memcpy(dst, src, k_ * 4);
+      } else if (dtype_ == DType::kF16) {
+        kern.f16_to_f32_row(reinterpret_cast<const uint16_t*>(src), dst, k_);
+      } else {
+        kern.bf16_to_f32_row(reinterpret_cast<const uint16_t*>(src), dst, k_);
+      }
+      continue;
+    }
+    const uint8_t* q = q_.data() + col * (kp_ / 2);
+    for (int64_t g = 0; g < num_groups_; ++g) {
+      const float s = scales_[col * num_groups_ + g], z = zeros_[col * num_groups_ + g];
+      for (int64_t p = group_offset_[g]; p < group_offset_[g + 1]; ++p) {
+        const int32_t kk = padded_to_k_[p];
+        if (kk < 0) continue;
+        const int64_t b = p / kQ4Block, j = p % kQ4Block;
+        const uint8_t byte = q[b * 16 + (j & 15)];
+        const int v = j < 16 ? (byte & 15) : (byte >> 4);
+        dst[kk] = (static_cast<float>(v) - z) * s;
+      }
+    }
+  }
+}
+
+void CpuLinear::gemv_rows(const float* x, int64_t m, float* y, int64_t n_begin, int64_t n_end,
+                          const Kernels& kern, const float* xp, const float* xsum) const {
+  for (int64_t col = n_begin; col < n_end; ++col) {
+    const float b = bias_.empty() ? 0.0f : bias_[col];
+    if (!quantized_) {
+      const uint8_t* wrow = dense_.data() + col * k_ * dtype_size(dtype_);
+      for (int64_t r = 0; r < m; ++r) {
+        const float* xr = x + r * k_;
+        float acc;
+        if (dtype_ == DType::kF32) {
+          acc = kern.dot_f32(reinterpret_cast<const float*>(wrow), xr, k_);
+        } else if (dtype_ == DType::kF16) {
+          acc = kern.dot_f16(reinterpret_cast<const uint16_t*>(wrow), xr, k_);
+        } else {
+          acc = kern.dot_bf16(reinterpret_cast<const uint16_t*>(wrow), xr, k_);
+        }
+        y[r * n_ + col] = acc + b;
+      }
+      continue;
+    }
+    const uint8_t* q = q_.data() + col * (kp_ / 2);
+    const float* s = scales_.data() + col * num_groups_;
+    const float* z = zeros_.data() + col * num_groups_;
+    for (int64_t r = 0; r < m; ++r) {
+      const float* xr = xp + r * kp_;
+      const float* xs = xsum + r * num_groups_;
+      float acc = 0;
+      for (int64_t g = 0; g < num_groups_; ++g) {
+        const int64_t off = group_offset_[g];
+        const float d = kern.dot_q4(q + off / 2, xr + off, (group_offset_[g + 1] - off) / kQ4Block);
+        acc += s[g] * (d - z[g] * xs[g]);
+      }
+      y[r * n_ + col] = acc + b;
+    }
+  }
+}
+
+void CpuLinear::forward(const float* x, int64_t m, float* y, ThreadPool& pool, const Kernels& kern,
+                        std::vector<float>& scratch) const {
+  if (m >= kGemmMinRows) {
+    // BLAS on blocks of dequantized rows: Y[:, n0:n0+nb] = X · Wblk^T.
+    if (!quantized_ && dtype_ == DType::kF32) {
+      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(m), static_cast<int>(n_),
+                  static_cast<int>(k_), 1.0f, x, static_cast<int>(k_), reinterpret_cast<const float*>(dense_.data()),
+                  static_cast<int>(k_), 0.0f, y, static_cast<int>(n_));
+    } else {
+      const int64_t nb = std::max<int64_t>(64, std::min<int64_t>(n_, kGemmBlockElems / k_));
+      scratch.resize(static_cast<size_t>(nb * k_));
+      for (int64_t n0 = 0; n0 < n_; n0 += nb) {
+        const int64_t cnt = std::min(nb, n_ - n0);
+        pool.parallel_for(cnt, 8, [&](int64_t b, int64_t e) {
+          dequantize_rows(n0 + b, e - b, scratch.data() + b * k_, kern);
+        });
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(m), static_cast<int>(cnt),
+                    static_cast<int>(k_), 1.0f, x, static_cast<int>(k_), scratch.data(), static_cast<int>(k_), 0.0f,
+                    y + n0, static_cast<int>(n_));
+      }
+    }
+    if (!bias_.empty())
+      for (int64_t r = 0; r < m; ++r)
+        for (int64_t c = 0; c < n_; ++c) y[r * n_ + c] += bias_[c];
+    return;
+  }
+  const float* xp = nullptr;
+  const float* xsum = nullptr;
+  if (quantized_) {
+    // Activations in the padded, group-sorted order, and their sum per group.
+    scratch.assign(static_cast<size_t>(m * (kp_ + num_groups_)), 0.0f);
+    float* p = scratch.data();
+    float* sums = p + m * kp_;
+    for (int64_t r = 0; r < m; ++r)
+      for (int64_t i = 0; i < kp_; ++i) {
+        const int32_t kk = padded_to_k_[i];
+        if (kk >= 0) {
+          const float v = x[r * k_ + kk];
+          p[r * kp_ + i] = v;
+          sums[r * num_groups_ + k_group_[kk]] += v;
+        }
+      }
+    xp = p;
+    xsum = sums;
+  }
+  pool.parallel_for(n_, 16, [&](int64_t b, int64_t e) { gemv_rows(x, m, y, b, e, kern, xp, xsum); });
+}
+
+}  // namespace tandem::cpu

@@ -5,11 +5,12 @@
 namespace tandem::cuda {
 namespace {
 
+template <typename U>
 __global__ void gather_rows_kernel(const char* src, char* dst, const int32_t* index,
                                    int64_t row_words, int64_t src_stride, int64_t dst_stride) {
   const int i = blockIdx.x;
-  const uint32_t* s = reinterpret_cast<const uint32_t*>(src + index[i] * src_stride);
-  uint32_t* d = reinterpret_cast<uint32_t*>(dst + i * dst_stride);
+  const U* s = reinterpret_cast<const U*>(src + index[i] * src_stride);
+  U* d = reinterpret_cast<U*>(dst + i * dst_stride);
   for (int64_t j = threadIdx.x; j < row_words; j += blockDim.x) d[j] = s[j];
 }
 
@@ -33,9 +34,16 @@ __global__ void convert_kernel(const S* src, D* dst, int64_t n) {
 
 void launch_gather_rows(const GatherRowsParams& p, cudaStream_t stream) {
   if (p.num_rows == 0) return;
-  gather_rows_kernel<<<p.num_rows, 256, 0, stream>>>(
-      static_cast<const char*>(p.src), static_cast<char*>(p.dst), p.index, p.row_bytes / 4,
-      p.src_stride_bytes, p.dst_stride_bytes);
+  const bool words = p.row_bytes % 4 == 0 && p.src_stride_bytes % 4 == 0 && p.dst_stride_bytes % 4 == 0;
+  if (words) {
+    gather_rows_kernel<uint32_t><<<p.num_rows, 256, 0, stream>>>(
+        static_cast<const char*>(p.src), static_cast<char*>(p.dst), p.index, p.row_bytes / 4,
+        p.src_stride_bytes, p.dst_stride_bytes);
+  } else {  // 16-bit rows of odd length
+    gather_rows_kernel<uint16_t><<<p.num_rows, 256, 0, stream>>>(
+        static_cast<const char*>(p.src), static_cast<char*>(p.dst), p.index, p.row_bytes / 2,
+        p.src_stride_bytes, p.dst_stride_bytes);
+  }
 }
 
 void launch_copy_blocks(const CopyBlocksParams& p, cudaStream_t stream) {

@@ -80,7 +80,7 @@ struct KvWriteParams {
 };
 void launch_kv_write(const KvWriteParams& p, cudaStream_t stream);
 
-// dst[i] = src[index[i]] for rows of row_bytes bytes (row_bytes % 4 == 0).
+// dst[i] = src[index[i]] for rows of row_bytes bytes (row_bytes even).
 struct GatherRowsParams {
   const void* src;
   void* dst;

@@ -52,7 +52,7 @@ class CudaLinear : public PreparedLinear {
   DType dtype = DType::kF16;  // dense weight / scales / bias type (= activation type)
   DeviceBuffer weight;      // dense [N, K]
   DeviceBuffer qweight;     // int4 tiled
-  DeviceBuffer scale_zero;  // [N, K/G] pairs
+  DeviceBuffer scale_zero;  // scales [K/G, N] then zeros [N, K/G]
   DeviceBuffer perm;        // [K] or empty
   DeviceBuffer bias;        // [N] or empty
 };
@@ -61,6 +61,7 @@ class CudaBackend : public Backend {
  public:
   CudaBackend() = default;
   ~CudaBackend() override {
+    workspace_.reset();  // frees through this backend while the stream still exists
     if (stream_) {
       cudaStreamSynchronize(stream_);
       cudaStreamDestroy(stream_);
@@ -220,7 +221,7 @@ class CudaBackend : public Backend {
     Int4Weight iw{static_cast<const uint32_t*>(w.qweight.data()), w.scale_zero.data(),
                   static_cast<const int32_t*>(w.perm.data()), w.bias.data(), K, N, w.group_size};
     if (M <= 16) {
-      Int4GemvParams p{iw, xin, out.data, M, K, N, reinterpret_cast<float*>(rest), num_sms_, et, yt};
+      Int4GemvParams p{iw, xin, out.data, M, K, N, reinterpret_cast<float*>(rest), num_sms_, 0, et, yt};
       launch_int4_gemv(p, stream_);
     } else {
       launch_int4_dequant(iw, rest, et, stream_);

@@ -38,8 +38,11 @@ __global__ void int4_dequant_kernel(const uint4* qweight, const typename Pair<T>
   T* row = out + static_cast<int64_t>(n) * K + kt * kInt4TileK;
 #pragma unroll
   for (int w = 0; w < 4; ++w) {
-    const T2 sz = scale_zero[static_cast<int64_t>(n) * num_groups + (kt * kInt4TileK + 32 * w) / group_size];
-    const T2 scale2 = T2{sz.x, sz.x}, zero2 = T2{sz.y, sz.y};
+    const int group = (kt * kInt4TileK + 32 * w) / group_size;
+    const T* scales = reinterpret_cast<const T*>(scale_zero);
+    const T* zeros = scales + static_cast<int64_t>(num_groups) * N;
+    const T s = scales[static_cast<int64_t>(group) * N + n], z = zeros[static_cast<int64_t>(n) * num_groups + group];
+    const T2 scale2 = T2{s, s}, zero2 = T2{z, z};
 #pragma unroll
     for (int pp = 0; pp < 4; ++pp) {
       const uint32_t bits = ((words[w] >> (4 * pp)) & 0x000F000Fu) | Pair<T>::kMagic;

@@ -14,6 +14,7 @@ constexpr int kWarps = 4;       // per block
 constexpr int kTilesPerWarp = 4;  // n8 tiles (32 columns) per warp -> 128 columns per block
 constexpr int kMaxTilesPerSplit = 16;  // 2048 rows of x per block in shared memory
 constexpr int kXPad = 8;        // elements of padding per x row (bank-conflict-free A loads)
+constexpr int kDefaultBlocksPerSm = 4;  // split-K target: enough loads in flight on every SM
 
 template <typename T>
 struct Int4Traits;
@@ -67,21 +68,20 @@ __device__ __forceinline__ uint4 load_stream(const uint4* p) {
   return v;
 }
 
-// (scale, magic + zero) -> dequantized pair for nibble pair p of `word`.
+// (pair - (magic + zero)): the exact integers q - zero of nibble pair p of `word`.
 template <typename T>
-__device__ __forceinline__ uint32_t dequant_pair(uint32_t word, int shift,
-                                                 typename Int4Traits<T>::T2 zero2,
-                                                 typename Int4Traits<T>::T2 scale2) {
+__device__ __forceinline__ uint32_t int_pair(uint32_t word, int shift, typename Int4Traits<T>::T2 zero2) {
   using T2 = typename Int4Traits<T>::T2;
   const uint32_t bits = ((word >> shift) & 0x000F000Fu) | Int4Traits<T>::kMagic;
-  const T2 v = __hmul2(__hsub2(from_u32<T2>(bits), zero2), scale2);
-  return as_u32(v);
+  return as_u32(__hsub2(from_u32<T2>(bits), zero2));
 }
 
 // grid (column blocks, splits); block kWarps warps. Dynamic smem: M rows of x.
+// Tensor cores multiply x by the exact integers (q - z); each group's partial
+// sum is scaled into the fp32 accumulator when the group (or the tile) ends.
 template <typename T>
 __global__ void __launch_bounds__(kWarps * 32)
-    int4_gemv_kernel(const uint4* __restrict__ qweight, const typename Int4Traits<T>::T2* __restrict__ scale_zero,
+    int4_gemv_kernel(const uint4* __restrict__ qweight, const T* __restrict__ scales,
                      const T* __restrict__ x, const T* __restrict__ bias, T* __restrict__ y,
                      float* __restrict__ partial, int M, int K, int N, int group_size,
                      int64_t x_stride, int64_t y_stride, int tiles_per_split) {
@@ -91,6 +91,9 @@ __global__ void __launch_bounds__(kWarps * 32)
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int num_ktiles = K / kInt4TileK;
   const int num_ntiles = N / kInt4TileN;
+  const int num_groups = K / group_size;
+  const int words_per_group = group_size / 32;
+  const T* zeros = scales + static_cast<int64_t>(num_groups) * N;
   const int kt_begin = blockIdx.y * tiles_per_split;
   const int kt_end = min(num_ktiles, kt_begin + tiles_per_split);
   const int rows_k = (kt_end - kt_begin) * kInt4TileK;
@@ -119,10 +122,13 @@ __global__ void __launch_bounds__(kWarps * 32)
 
   const int g = lane >> 2, q = lane & 3;
   const bool row_lo = g < M, row_hi = g + 8 < M;
-  const int num_groups = K / group_size;
-  float acc[kTilesPerWarp][4];
+  float acc[kTilesPerWarp][4], tmp[kTilesPerWarp][4];
 #pragma unroll
-  for (int j = 0; j < kTilesPerWarp; ++j) acc[j][0] = acc[j][1] = acc[j][2] = acc[j][3] = 0.f;
+  for (int j = 0; j < kTilesPerWarp; ++j) {
+#pragma unroll
+    for (int e = 0; e < 4; ++e) acc[j][e] = tmp[j][e] = 0.f;
+  }
+  T2 zero2[kTilesPerWarp];
 
   for (int kt = kt_begin; kt < kt_end; ++kt) {
     uint4 nxt[kTilesPerWarp];
@@ -137,6 +143,16 @@ __global__ void __launch_bounds__(kWarps * 32)
     const int kl = (kt - kt_begin) * kInt4TileK;  // row of the tile inside xs
 #pragma unroll
     for (int w = 0; w < 4; ++w) {
+      const int gw = kt * 4 + w;  // global index of this 32-row word
+      const int group = gw / words_per_group;
+      if (w == 0 || gw % words_per_group == 0) {
+#pragma unroll
+        for (int j = 0; j < kTilesPerWarp; ++j) {
+          const int n = min(nt0 + j, num_ntiles - 1) * kInt4TileN + g;
+          const T z = zeros[static_cast<int64_t>(n) * num_groups + group];
+          zero2[j] = T2{z, z};
+        }
+      }
       // A fragments of steps 2w and 2w+1 (16 rows of k each).
       uint32_t a[2][4];
 #pragma unroll
@@ -149,22 +165,23 @@ __global__ void __launch_bounds__(kWarps * 32)
         a[h][2] = row_lo ? *reinterpret_cast<const uint32_t*>(lo + 8) : 0u;
         a[h][3] = row_hi ? *reinterpret_cast<const uint32_t*>(hi + 8) : 0u;
       }
-      const int group = (kt * kInt4TileK + 32 * w) / group_size;
+      const bool flush = w == 3 || (gw + 1) % words_per_group == 0;
 #pragma unroll
       for (int j = 0; j < kTilesPerWarp; ++j) {
-        const int nt = nt0 + j;
-        if (nt >= num_ntiles) continue;
-        const int n = nt * kInt4TileN + g;
-        const T2 sz = scale_zero[static_cast<int64_t>(n) * num_groups + group];
-        const T2 scale2 = T2{sz.x, sz.x};
-        const T2 zero2 = T2{sz.y, sz.y};
         const uint32_t word = w == 0 ? cur[j].x : w == 1 ? cur[j].y : w == 2 ? cur[j].z : cur[j].w;
-        const uint32_t b00 = dequant_pair<T>(word, 0, zero2, scale2);
-        const uint32_t b01 = dequant_pair<T>(word, 4, zero2, scale2);
-        const uint32_t b10 = dequant_pair<T>(word, 8, zero2, scale2);
-        const uint32_t b11 = dequant_pair<T>(word, 12, zero2, scale2);
-        mma_16816<T>(acc[j], a[0], b00, b01);
-        mma_16816<T>(acc[j], a[1], b10, b11);
+        mma_16816<T>(tmp[j], a[0], int_pair<T>(word, 0, zero2[j]), int_pair<T>(word, 4, zero2[j]));
+        mma_16816<T>(tmp[j], a[1], int_pair<T>(word, 8, zero2[j]), int_pair<T>(word, 12, zero2[j]));
+        if (flush) {
+          // C columns of this lane: 2q, 2q + 1 of the tile.
+          const int nc = min(nt0 + j, num_ntiles - 1) * kInt4TileN + 2 * q;
+          const T2 s2 = *reinterpret_cast<const T2*>(scales + static_cast<int64_t>(group) * N + nc);
+          const float s0 = to_f32(s2.x), s1 = to_f32(s2.y);
+          acc[j][0] += tmp[j][0] * s0;
+          acc[j][1] += tmp[j][1] * s1;
+          acc[j][2] += tmp[j][2] * s0;
+          acc[j][3] += tmp[j][3] * s1;
+          tmp[j][0] = tmp[j][1] = tmp[j][2] = tmp[j][3] = 0.f;
+        }
       }
     }
 #pragma unroll
@@ -208,10 +225,10 @@ __global__ void splitk_reduce_kernel(const float* partial, const T* bias, Y* y, 
   y[m * y_stride + n] = from_f32<Y>(s);
 }
 
-int tiles_per_split_for(int K, int N, int num_sms) {
+int tiles_per_split_for(int K, int N, int num_sms, int blocks_per_sm) {
   const int num_ktiles = K / kInt4TileK;
   const int col_blocks = ceil_div(N / kInt4TileN, kWarps * kTilesPerWarp);
-  const int target_blocks = 4 * (num_sms > 0 ? num_sms : 132);
+  const int target_blocks = (blocks_per_sm > 0 ? blocks_per_sm : kDefaultBlocksPerSm) * (num_sms > 0 ? num_sms : 132);
   int splits = target_blocks / col_blocks;
   if (splits < 1) splits = 1;
   if (splits > num_ktiles) splits = num_ktiles;
@@ -222,18 +239,18 @@ int tiles_per_split_for(int K, int N, int num_sms) {
 
 }  // namespace
 
-int int4_gemv_num_splits(int K, int N, int num_sms) {
-  return ceil_div(K / kInt4TileK, tiles_per_split_for(K, N, num_sms));
+int int4_gemv_num_splits(int K, int N, int num_sms, int blocks_per_sm) {
+  return ceil_div(K / kInt4TileK, tiles_per_split_for(K, N, num_sms, blocks_per_sm));
 }
 
-size_t int4_gemv_workspace_floats(int K, int N, int num_sms) {
-  const int splits = int4_gemv_num_splits(K, N, num_sms);
+size_t int4_gemv_workspace_floats(int K, int N, int num_sms, int blocks_per_sm) {
+  const int splits = int4_gemv_num_splits(K, N, num_sms, blocks_per_sm);
   return static_cast<size_t>(splits) * 16 * N;  // also used by fp32 outputs
 }
 
 void launch_int4_gemv(const Int4GemvParams& p, cudaStream_t stream) {
   if (p.M == 0) return;
-  const int tiles = tiles_per_split_for(p.w.K, p.w.N, p.num_sms);
+  const int tiles = tiles_per_split_for(p.w.K, p.w.N, p.num_sms, p.blocks_per_sm);
   const int splits = ceil_div(p.w.K / kInt4TileK, tiles);
   dim3 grid(ceil_div(p.w.N / kInt4TileN, kWarps * kTilesPerWarp), splits);
   const size_t smem = static_cast<size_t>(p.M) * (tiles * kInt4TileK + kXPad) * 2;
@@ -242,12 +259,13 @@ void launch_int4_gemv(const Int4GemvParams& p, cudaStream_t stream) {
   float* partial = direct ? nullptr : p.partial;
   auto run = [&](auto tag) {
     using T = decltype(tag);
-    using T2 = typename Int4Traits<T>::T2;
     auto kernel = int4_gemv_kernel<T>;
-    cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, 16 * (2048 + kXPad) * 2);
+    if (smem > 48 * 1024) {
+      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, 16 * (2048 + kXPad) * 2);
+    }
     kernel<<<grid, kWarps * 32, smem, stream>>>(
         static_cast<const uint4*>(static_cast<const void*>(p.w.qweight)),
-        static_cast<const T2*>(p.w.scale_zero), static_cast<const T*>(p.x),
+        static_cast<const T*>(p.w.scale_zero), static_cast<const T*>(p.x),
         static_cast<const T*>(p.w.bias), static_cast<T*>(p.y), partial, p.M, p.w.K, p.w.N,
         p.w.group_size, p.x_stride, p.y_stride, tiles);
     if (!direct) {

@@ -12,9 +12,11 @@
 //   p=2: (r0, r1) of step 2w+1  p=3: (r8, r9) of step 2w+1
 // so `(word >> 4p) & 0x000F000F | magic` yields two fp16/bf16 values at once.
 //
-// Scales and zeros: one pair per (column, group), [N][K/G], stored as
-// (scale, magic + zero) in the activation type, magic = 1024 (fp16) or 128
-// (bf16), so dequantization is w = (pair - (magic + zero)) * scale.
+// Scales and zeros (one buffer, two arrays, in the activation type):
+//   scales [K/G][N]           (a lane's two output columns are one 32-bit load)
+//   zeros  [N][K/G]           stored as magic + zero, magic = 1024 (fp16) or 128 (bf16)
+// so (pair - (magic + zero)) is the exact integer q - zero, and the scale is
+// applied to the fp32 accumulator once per group: y = sum_g s[g] * sum_k x (q - z).
 // Act-order (GPTQ desc_act): rows are sorted by group at repack time and
 // `perm[K]` says which input column feeds packed row k: x_packed[k] = x[perm[k]].
 #pragma once

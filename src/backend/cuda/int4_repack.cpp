@@ -143,9 +143,8 @@ StatusOr<Int4Packed> repack_int4(const LinearWeight& w, DType act_type) {
     for (int64_t n = 0; n < N; ++n) {
       const int z = zval(g, n);
       if (z < 0 || z > 16) return bad(w, "zero point " + std::to_string(z) + " out of range");
-      out.scale_zero[(n * ng + g) * 2] =
-          to_act_bits(load_as_f32(w.scales.data, w.scales.dtype, g * N + n), act_type);
-      out.scale_zero[(n * ng + g) * 2 + 1] = to_act_bits(magic + static_cast<float>(z), act_type);
+      out.scale_zero[g * N + n] = to_act_bits(load_as_f32(w.scales.data, w.scales.dtype, g * N + n), act_type);
+      out.scale_zero[N * ng + n * ng + g] = to_act_bits(magic + static_cast<float>(z), act_type);
     }
   }
   out.perm = std::move(perm);
@@ -157,8 +156,8 @@ float int4_packed_value(const Int4Packed& p, DType act_type, int64_t k, int64_t 
   const uint32_t q = (p.qweight[pos.word] >> (4 * pos.nibble)) & 0xF;
   const int64_t ng = p.K / p.group_size, g = k / p.group_size;
   auto f = [act_type](uint16_t b) { return act_type == DType::kBF16 ? bf16_to_f32(b) : f16_to_f32(b); };
-  const float scale = f(p.scale_zero[(n * ng + g) * 2]);
-  const float zero = f(p.scale_zero[(n * ng + g) * 2 + 1]) - (act_type == DType::kBF16 ? 128.f : 1024.f);
+  const float scale = f(p.scale_zero[g * p.N + n]);
+  const float zero = f(p.scale_zero[p.N * ng + n * ng + g]) - (act_type == DType::kBF16 ? 128.f : 1024.f);
   return (static_cast<float>(q) - zero) * scale;
 }
 

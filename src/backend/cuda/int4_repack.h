@@ -13,7 +13,7 @@ namespace tandem::cuda {
 struct Int4Packed {
   int K = 0, N = 0, group_size = 0;
   std::vector<uint32_t> qweight;     // K * N / 8 words, tiled
-  std::vector<uint16_t> scale_zero;  // [N][K/G][2]: scale, magic + zero (fp16 or bf16 bits)
+  std::vector<uint16_t> scale_zero;  // scales [K/G][N], then zeros [N][K/G] as magic + zero (fp16/bf16 bits)
   std::vector<int32_t> perm;         // [K] act-order input permutation, empty if none
 };
 

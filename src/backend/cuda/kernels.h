@@ -110,7 +110,7 @@ void launch_convert(const void* src, ElemType src_type, void* dst, ElemType dst_
 
 struct Int4Weight {
   const uint32_t* qweight;   // tiled, K*N/8 words
-  const void* scale_zero;    // [N][K/G] pairs (scale, magic + zero) of `type`
+  const void* scale_zero;    // scales [K/G][N] then zeros [N][K/G] (magic + zero), `type`
   const int32_t* perm;       // [K] or null (act-order)
   const void* bias;          // [N] or null, `type`
   int K, N, group_size;
@@ -127,11 +127,12 @@ struct Int4GemvParams {
   int64_t x_stride, y_stride;
   float* partial;
   int num_sms;
+  int blocks_per_sm;  // split-K target; 0 = default (benchmarks sweep it)
   ElemType type;  // x, y, scales (fp16 or bf16)
   ElemType y_type;
 };
-int int4_gemv_num_splits(int K, int N, int num_sms);
-size_t int4_gemv_workspace_floats(int K, int N, int num_sms);
+int int4_gemv_num_splits(int K, int N, int num_sms, int blocks_per_sm = 0);
+size_t int4_gemv_workspace_floats(int K, int N, int num_sms, int blocks_per_sm = 0);
 void launch_int4_gemv(const Int4GemvParams& p, cudaStream_t stream);
 
 // out[N][K] (row-major, `type`) = dequantized W^T, for the cuBLAS prefill path.

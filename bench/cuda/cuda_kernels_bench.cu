@@ -146,7 +146,7 @@ int main(int argc, char** argv) {
   __half* x = static_cast<__half*>(dalloc(size_t{max_m} * max_k * 2));
   __half* y = static_cast<__half*>(dalloc(size_t{max_m} * 38400 * 2));
   fill_random_half<<<1024, 256>>>(x, int64_t{max_m} * max_k, 7, -1.f, 1.f);
-  __half* deq = static_cast<__half*>(dalloc(size_t{19200} * 7168 * 2));
+  __half* deq = static_cast<__half*>(dalloc(size_t{38400} * 7168 * 2));  // largest K x N below
   void* lt_ws = dalloc(32 << 20);
   LtGemm lt;
   const char* err = nullptr;

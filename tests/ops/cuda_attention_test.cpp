@@ -110,7 +110,7 @@ TEST_F(CudaAttention, SlidingWindow) {
 
 TEST_F(CudaAttention, WriteKvAndCopyPages) {
   for (auto [kv_heads, dim, page_size] : {std::tuple{8, 128, 16}, {2, 64, 1}, {1, 64, 32}}) {
-    const int num_pages = 24, T = 37;
+    const int T = 37, num_pages = std::max(24, (T + page_size - 1) / page_size + 8);  // distinct slots for all T
     const int64_t cache_elems = int64_t{num_pages} * page_size * kv_heads * dim;
     auto kc = random(cache_elems), vc = random(cache_elems);
     auto k = random(int64_t{T} * kv_heads * dim), v = random(int64_t{T} * kv_heads * dim);
@@ -119,7 +119,7 @@ TEST_F(CudaAttention, WriteKvAndCopyPages) {
     std::shuffle(slots.begin(), slots.end(), rng_);
     slots.resize(T);
     slots[3] = -1;  // skipped
-    const std::vector<std::pair<int32_t, int32_t>> copies = {{0, 5}, {7, 1}, {23, 22}};
+    const std::vector<std::pair<int32_t, int32_t>> copies = {{0, 5}, {7, 1}, {num_pages - 1, num_pages - 2}};
     auto run = [&](Backend& b, DType t) {
       auto kd = put(b, kc, t, {num_pages, page_size, kv_heads, dim});
       auto vd = put(b, vc, t, {num_pages, page_size, kv_heads, dim});

@@ -14,7 +14,9 @@ constexpr int kWarps = 4;       // per block
 constexpr int kTilesPerWarp = 4;  // n8 tiles (32 columns) per warp -> 128 columns per block
 constexpr int kMaxTilesPerSplit = 16;  // 2048 rows of x per block in shared memory
 constexpr int kXPad = 8;        // elements of padding per x row (bank-conflict-free A loads)
-constexpr int kDefaultBlocksPerSm = 4;  // split-K target: enough loads in flight on every SM
+constexpr int kDefaultBlocksPerSm = 8;
+constexpr int kStages = 4;  // weight tiles in flight per warp (cp.async ring in shared memory)
+constexpr int kWeightSmemBytes = kWarps * kStages * kTilesPerWarp * 512;  // split-K target: enough loads in flight on every SM
 
 template <typename T>
 struct Int4Traits;
@@ -60,13 +62,15 @@ __device__ __forceinline__ void mma_16816<__nv_bfloat16>(float (&c)[4], const ui
       : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
 }
 
-__device__ __forceinline__ uint4 load_stream(const uint4* p) {
-  uint4 v;
-  asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];\n"
-               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
-               : "l"(p));
-  return v;
+// 16-byte global -> shared copy that bypasses registers and L1 (cp.async.cg).
+__device__ __forceinline__ void cp_async16(void* smem, const void* gmem, bool valid) {
+  const uint32_t dst = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
+  const int bytes = valid ? 16 : 0;  // 0: zero-fill, reads nothing
+  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(gmem), "r"(bytes));
 }
+__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
+template <int N>
+__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
 
 // (pair - (magic + zero)): the exact integers q - zero of nibble pair p of `word`.
 template <typename T>
@@ -87,7 +91,6 @@ __global__ void __launch_bounds__(kWarps * 32)
                      int64_t x_stride, int64_t y_stride, int tiles_per_split) {
   using T2 = typename Int4Traits<T>::T2;
   extern __shared__ __align__(16) unsigned char smem_raw[];
-  T* xs = reinterpret_cast<T*>(smem_raw);
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   const int num_ktiles = K / kInt4TileK;
   const int num_ntiles = N / kInt4TileN;
@@ -100,15 +103,23 @@ __global__ void __launch_bounds__(kWarps * 32)
   const int xs_stride = tiles_per_split * kInt4TileK + kXPad;
   const int nt0 = (blockIdx.x * kWarps + warp) * kTilesPerWarp;
 
-  // Issue the first weight loads before waiting on x.
-  uint4 cur[kTilesPerWarp];
+  // Weight ring: each lane copies (and later reads back) only its own 16 bytes
+  // of each tile, so cp.async.wait_group alone orders the reads.
+  uint4* ring = reinterpret_cast<uint4*>(smem_raw) + (warp * kStages * kTilesPerWarp) * 32 + lane;
+  T* xs = reinterpret_cast<T*>(smem_raw + kWeightSmemBytes);
+  auto issue = [&](int kt) {
+    const int stage = (kt - kt_begin) % kStages;
 #pragma unroll
-  for (int j = 0; j < kTilesPerWarp; ++j) {
-    const int nt = nt0 + j;
-    cur[j] = nt < num_ntiles && kt_begin < kt_end
-                 ? load_stream(qweight + (static_cast<int64_t>(nt) * num_ktiles + kt_begin) * 32 + lane)
-                 : make_uint4(0, 0, 0, 0);
-  }
+    for (int j = 0; j < kTilesPerWarp; ++j) {
+      const int nt = min(nt0 + j, num_ntiles - 1);
+      const bool valid = nt0 + j < num_ntiles && kt < kt_end;
+      cp_async16(ring + (stage * kTilesPerWarp + j) * 32,
+                 qweight + (static_cast<int64_t>(nt) * num_ktiles + min(kt, num_ktiles - 1)) * 32 + lane, valid);
+    }
+    cp_async_commit();
+  };
+#pragma unroll
+  for (int s = 0; s < kStages - 1; ++s) issue(kt_begin + s);
 
   // Stage x[0:M, k range] in shared memory (16-byte copies).
   const int vecs_per_row = rows_k / 8;
@@ -131,15 +142,11 @@ __global__ void __launch_bounds__(kWarps * 32)
   T2 zero2[kTilesPerWarp];
 
   for (int kt = kt_begin; kt < kt_end; ++kt) {
-    uint4 nxt[kTilesPerWarp];
-    const bool more = kt + 1 < kt_end;
+    issue(kt + kStages - 1);
+    cp_async_wait<kStages - 1>();  // tile kt has landed
+    uint4 cur[kTilesPerWarp];
 #pragma unroll
-    for (int j = 0; j < kTilesPerWarp; ++j) {
-      const int nt = nt0 + j;
-      nxt[j] = more && nt < num_ntiles
-                   ? load_stream(qweight + (static_cast<int64_t>(nt) * num_ktiles + kt + 1) * 32 + lane)
-                   : make_uint4(0, 0, 0, 0);
-    }
+    for (int j = 0; j < kTilesPerWarp; ++j) cur[j] = ring[(((kt - kt_begin) % kStages) * kTilesPerWarp + j) * 32];
     const int kl = (kt - kt_begin) * kInt4TileK;  // row of the tile inside xs
 #pragma unroll
     for (int w = 0; w < 4; ++w) {
@@ -184,9 +191,8 @@ __global__ void __launch_bounds__(kWarps * 32)
         }
       }
     }
-#pragma unroll
-    for (int j = 0; j < kTilesPerWarp; ++j) cur[j] = nxt[j];
   }
+  cp_async_wait<0>();
 
   // C fragment: rows g and g + 8, columns 2q, 2q + 1 of each n8 tile.
 #pragma unroll
@@ -253,7 +259,7 @@ void launch_int4_gemv(const Int4GemvParams& p, cudaStream_t stream) {
   const int tiles = tiles_per_split_for(p.w.K, p.w.N, p.num_sms, p.blocks_per_sm);
   const int splits = ceil_div(p.w.K / kInt4TileK, tiles);
   dim3 grid(ceil_div(p.w.N / kInt4TileN, kWarps * kTilesPerWarp), splits);
-  const size_t smem = static_cast<size_t>(p.M) * (tiles * kInt4TileK + kXPad) * 2;
+  const size_t smem = kWeightSmemBytes + static_cast<size_t>(p.M) * (tiles * kInt4TileK + kXPad) * 2;
   // Direct output needs y in the activation type; fp32 output goes through the reduction.
   const bool direct = splits == 1 && p.y_type == p.type;
   float* partial = direct ? nullptr : p.partial;
@@ -261,7 +267,8 @@ void launch_int4_gemv(const Int4GemvParams& p, cudaStream_t stream) {
     using T = decltype(tag);
     auto kernel = int4_gemv_kernel<T>;
     if (smem > 48 * 1024) {
-      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, 16 * (2048 + kXPad) * 2);
+      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                           kWeightSmemBytes + 16 * (kMaxTilesPerSplit * kInt4TileK + kXPad) * 2);
     }
     kernel<<<grid, kWarps * 32, smem, stream>>>(
         static_cast<const uint4*>(static_cast<const void*>(p.w.qweight)),

@@ -4,7 +4,7 @@
 // same run (bytes read + written). CUDA events, medians; weights rotate over
 // copies larger than L2 so every call streams from HBM. Random data, never zeros.
 //
-//   tandem_cuda_bench [--json FILE] [--quick]
+//   tandem_cuda_bench [--json FILE] [--quick] [--profile]
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -66,6 +66,8 @@ void* dalloc(size_t bytes) {
 
 // Median milliseconds per call of `fn`: each sample times `inner` back-to-back
 // calls between two events (as in a decode step), after `warm` calls.
+cudaStream_t st = nullptr;  // the benchmark's stream (graphs need a non-legacy stream)
+
 double time_ms(const std::function<void(int)>& fn, int warm = 3, int reps = 20, int inner = 10) {
   cudaEvent_t a, b;
   CK(cudaEventCreate(&a));
@@ -74,9 +76,9 @@ double time_ms(const std::function<void(int)>& fn, int warm = 3, int reps = 20, 
   std::vector<float> t;
   int call = 0;
   for (int i = 0; i < reps; ++i) {
-    CK(cudaEventRecord(a));
+    CK(cudaEventRecord(a, st));
     for (int j = 0; j < inner; ++j) fn(call++);
-    CK(cudaEventRecord(b));
+    CK(cudaEventRecord(b, st));
     CK(cudaEventSynchronize(b));
     float ms = 0;
     CK(cudaEventElapsedTime(&ms, a, b));
@@ -87,6 +89,23 @@ double time_ms(const std::function<void(int)>& fn, int warm = 3, int reps = 20, 
   cudaEventDestroy(a);
   cudaEventDestroy(b);
   return t[t.size() / 2];
+}
+
+// The same, with the `inner` calls captured once into a CUDA graph and replayed:
+// no host launch gaps, as in a graph-captured decode step.
+double time_graph_ms(const std::function<void(int)>& fn, int reps = 20, int inner = 20) {
+  cudaGraph_t graph;
+  cudaGraphExec_t exec;
+  fn(0);  // warm outside the capture
+  CK(cudaStreamSynchronize(st));
+  CK(cudaStreamBeginCapture(st, cudaStreamCaptureModeThreadLocal));
+  for (int j = 0; j < inner; ++j) fn(j);
+  CK(cudaStreamEndCapture(st, &graph));
+  CK(cudaGraphInstantiate(&exec, graph, 0));
+  const double ms = time_ms([&](int) { CK(cudaGraphLaunch(exec, st)); }, 2, reps, 1) / inner;
+  CK(cudaGraphExecDestroy(exec));
+  CK(cudaGraphDestroy(graph));
+  return ms;
 }
 
 struct Shape {
@@ -114,11 +133,13 @@ void record(const std::string& kv) { json += (json.empty() ? "" : ",\n") + std::
 int main(int argc, char** argv) {
   const char* json_path = nullptr;
   bool quick = false;
+  bool profile = false;  // one GEMV shape and one attention case, for a profiler
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--json") && i + 1 < argc) json_path = argv[++i];
     else if (!std::strcmp(argv[i], "--quick")) quick = true;
+    else if (!std::strcmp(argv[i], "--profile")) profile = quick = true;
     else {
-      std::fprintf(stderr, "usage: %s [--json FILE] [--quick]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--json FILE] [--quick] [--profile]\n", argv[0]);
       return 2;
     }
   }
@@ -126,14 +147,16 @@ int main(int argc, char** argv) {
   CK(cudaGetDeviceProperties(&prop, 0));
   std::printf("device: %s, %d SMs, L2 %.0f MiB\n", prop.name, prop.multiProcessorCount, prop.l2CacheSize / 1048576.0);
   const int sms = prop.multiProcessorCount;
+  CK(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
+  CK(int4_gemv_configure());
   const int reps = quick ? 5 : 20;
 
   // 1. Device copy bandwidth (read + write).
   const size_t copy_bytes = size_t{1} << 30;
   void* c0 = dalloc(copy_bytes);
   void* c1 = dalloc(copy_bytes);
-  fill_random_bits<<<1024, 256>>>(static_cast<uint32_t*>(c0), copy_bytes / 4, 1);
-  const double copy_ms = time_ms([&](int) { CK(cudaMemcpyAsync(c1, c0, copy_bytes, cudaMemcpyDeviceToDevice)); }, 2, reps, 2);
+  fill_random_bits<<<1024, 256, 0, st>>>(static_cast<uint32_t*>(c0), copy_bytes / 4, 1);
+  const double copy_ms = time_ms([&](int) { CK(cudaMemcpyAsync(c1, c0, copy_bytes, cudaMemcpyDeviceToDevice, st)); }, 2, reps, 2);
   const double copy_gbs = 2.0 * copy_bytes / copy_ms / 1e6;
   std::printf("device copy: %.0f GB/s (read + write)\n", copy_gbs);
   record("\"bench\": \"copy\", \"gbs\": " + std::to_string(copy_gbs));
@@ -146,6 +169,7 @@ int main(int argc, char** argv) {
   __half* x = static_cast<__half*>(dalloc(size_t{max_m} * max_k * 2));
   __half* y = static_cast<__half*>(dalloc(size_t{max_m} * 38400 * 2));
   fill_random_half<<<1024, 256>>>(x, int64_t{max_m} * max_k, 7, -1.f, 1.f);
+  CK(cudaDeviceSynchronize());  // fills ran on the legacy stream
   __half* deq = static_cast<__half*>(dalloc(size_t{38400} * 7168 * 2));  // largest K x N below
   void* lt_ws = dalloc(32 << 20);
   LtGemm lt;
@@ -168,6 +192,7 @@ int main(int argc, char** argv) {
                                  "M=1 GB/s", "(% copy)", "M=16 GB/s", "(% copy)", "M=2048 TF", "dense TF");
   std::map<std::string, double> model_us;  // int4 linears of one decode step (all layers), default config
   for (const Shape& s : shapes) {
+    if (profile && std::strcmp(s.name, "gate_up") != 0) continue;
     const size_t w_bytes = size_t{s.K} * s.N / 2;
     const size_t sz_elems = size_t{s.N} * (s.K / 128);
     // Enough copies that the set exceeds 4x L2: every call reads from HBM.
@@ -187,30 +212,35 @@ int main(int argc, char** argv) {
     int idx = 0;
     for (int M : {1, 16}) {
       gbs[idx] = 0;
-      for (int bps : {2, 4, 8}) {  // split-K target (blocks per SM): 4 is the backend's default
-        const double ms = time_ms([&](int i) {
+      for (int bps : {2, 4, 8}) {  // split-K target (blocks per SM): 8 is the backend default
+        auto call = [&](int i) {
           Int4Weight w{qw[i % copies], sz[i % copies], nullptr, nullptr, s.K, s.N, 128};
           Int4GemvParams p{w, x, y, M, s.K, s.N, partial, sms, bps, ElemType::kF16, ElemType::kF16};
-          launch_int4_gemv(p, nullptr);
-        }, 3, reps);
+          launch_int4_gemv(p, st);
+        };
+        const double ms_stream = time_ms(call, 3, reps);
+        const double ms = time_graph_ms(call, reps);
+        std::printf("  [%s %s M=%d blocks/SM %d: stream %.1f us, graph %.1f us]\n", s.model, s.name, M, bps,
+                    ms_stream * 1e3, ms * 1e3);
         const double v = (bytes_read + size_t{M} * (s.K + s.N) * 2) / ms / 1e6;
         std::printf("  [%s %s M=%d blocks/SM %d: %.1f us, %.0f GB/s]\n", s.model, s.name, M, bps, ms * 1e3, v);
-        if (bps == 4) model_us[std::string(s.model) + (M == 1 ? "/1" : "/16")] += ms * 1e3 * s.per_layer;
+        if (bps == 8) model_us[std::string(s.model) + (M == 1 ? "/1" : "/16")] += ms * 1e3 * s.per_layer;
         if (v > gbs[idx]) gbs[idx] = v, best_bps[idx] = bps;
       }
       ++idx;
     }
+    if (profile) break;
     // Prefill: dequantize + cuBLASLt at M = 2048.
     const int M = 2048;
     const double ms_pre = time_ms([&](int i) {
       Int4Weight w{qw[i % copies], sz[i % copies], nullptr, nullptr, s.K, s.N, 128};
-      launch_int4_dequant(w, deq, ElemType::kF16, nullptr);
+      launch_int4_dequant(w, deq, ElemType::kF16, st);
       LtGemmArgs g{deq, x, y, M, s.N, s.K, s.K, s.N, ElemType::kF16, ElemType::kF16, ElemType::kF16};
-      if (lt.run(g, nullptr) != 0) std::exit(1);
+      if (lt.run(g, st) != 0) std::exit(1);
     }, 2, quick ? 3 : 10);
     const double ms_dense = time_ms([&](int) {
       LtGemmArgs g{deq, x, y, M, s.N, s.K, s.K, s.N, ElemType::kF16, ElemType::kF16, ElemType::kF16};
-      if (lt.run(g, nullptr) != 0) std::exit(1);
+      if (lt.run(g, st) != 0) std::exit(1);
     }, 2, quick ? 3 : 10);
     const double flops = 2.0 * M * s.K * s.N;
     table += buf_printf("%-13s %-8s %6d %6d | %9.0f %8.0f%% | %9.0f %8.0f%% | %10.0f %10.0f  (best blocks/SM %d, %d)\n",
@@ -247,6 +277,7 @@ int main(int argc, char** argv) {
                             {"mistral-7b", 32, 8, 128, 1024}, {"deepseek-33b", 56, 8, 1, 4096},
                             {"deepseek-33b", 56, 8, 32, 2048}};
   for (const AttnCase& c : cases) {
+    if (profile && (c.batch != 1 || c.ctx != 4096 || c.heads != 32)) continue;
     const int D = 128, ps = 16;
     const int pages_per_seq = (c.ctx + ps - 1) / ps;
     const int num_pages = pages_per_seq * c.batch;
@@ -270,6 +301,7 @@ int main(int argc, char** argv) {
     __half* q = static_cast<__half*>(dalloc(size_t{c.batch} * c.heads * D * 2));
     __half* o = static_cast<__half*>(dalloc(size_t{c.batch} * c.heads * D * 2));
     fill_random_half<<<256, 256>>>(q, int64_t{c.batch} * c.heads * D, 13, -1, 1);
+    CK(cudaDeviceSynchronize());
     // Same split policy as CudaBackend::attention.
     const int base_blocks = c.batch * c.kv_heads * (c.heads / c.kv_heads / (c.heads / c.kv_heads <= 8 ? c.heads / c.kv_heads : 8));
     int splits = 1;
@@ -285,7 +317,9 @@ int main(int argc, char** argv) {
     p.token_stride = int64_t{c.kv_heads} * D; p.page_stride = p.token_stride * ps; p.window = 0;
     p.scale = 0.0884f; p.num_splits = splits; p.split_size = split_size; p.partial_out = pout; p.partial_ml = pml;
     p.type = ElemType::kF16;
-    const double ms = time_ms([&](int) { launch_attention(p, nullptr); }, 3, reps);
+    const double ms_stream = time_ms([&](int) { launch_attention(p, st); }, 3, reps);
+    const double ms = time_graph_ms([&](int) { launch_attention(p, st); }, reps);
+    std::printf("  [attention %s b=%d ctx=%d: stream %.1f us, graph %.1f us]\n", c.model, c.batch, c.ctx, ms_stream * 1e3, ms * 1e3);
     const double bytes = 2.0 * c.batch * c.ctx * c.kv_heads * D * 2;
     std::printf("%-13s %5d %6d | %9.1f %9.0f %7.0f%%   (splits %d)\n", c.model, c.batch, c.ctx, ms * 1000,
                 bytes / ms / 1e6, 100 * bytes / ms / 1e6 / copy_gbs, splits);

@@ -81,6 +81,7 @@ class CudaBackend : public Backend {
     num_sms_ = prop.multiProcessorCount;
     device_ = o.device;
     CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    CUDA_CHECK(int4_gemv_configure());
     const char* err = nullptr;
     if (!arena_.init(o.memory_bytes, &err)) {
       return Status(StatusCode::kResourceExhausted,

@@ -254,6 +254,13 @@ size_t int4_gemv_workspace_floats(int K, int N, int num_sms, int blocks_per_sm) 
   return static_cast<size_t>(splits) * 16 * N;  // also used by fp32 outputs
 }
 
+cudaError_t int4_gemv_configure() {
+  const int bytes = kWeightSmemBytes + 16 * (kMaxTilesPerSplit * kInt4TileK + kXPad) * 2;
+  cudaError_t e = cudaFuncSetAttribute(int4_gemv_kernel<__half>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
+  if (e != cudaSuccess) return e;
+  return cudaFuncSetAttribute(int4_gemv_kernel<__nv_bfloat16>, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
+}
+
 void launch_int4_gemv(const Int4GemvParams& p, cudaStream_t stream) {
   if (p.M == 0) return;
   const int tiles = tiles_per_split_for(p.w.K, p.w.N, p.num_sms, p.blocks_per_sm);
@@ -265,11 +272,7 @@ void launch_int4_gemv(const Int4GemvParams& p, cudaStream_t stream) {
   float* partial = direct ? nullptr : p.partial;
   auto run = [&](auto tag) {
     using T = decltype(tag);
-    auto kernel = int4_gemv_kernel<T>;
-    if (smem > 48 * 1024) {
-      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                           kWeightSmemBytes + 16 * (kMaxTilesPerSplit * kInt4TileK + kXPad) * 2);
-    }
+    auto kernel = int4_gemv_kernel<T>;  // shared-memory limit raised by int4_gemv_configure()
     kernel<<<grid, kWarps * 32, smem, stream>>>(
         static_cast<const uint4*>(static_cast<const void*>(p.w.qweight)),
         static_cast<const T*>(p.w.scale_zero), static_cast<const T*>(p.x),

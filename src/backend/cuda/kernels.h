@@ -134,6 +134,9 @@ struct Int4GemvParams {
 int int4_gemv_num_splits(int K, int N, int num_sms, int blocks_per_sm = 0);
 size_t int4_gemv_workspace_floats(int K, int N, int num_sms, int blocks_per_sm = 0);
 void launch_int4_gemv(const Int4GemvParams& p, cudaStream_t stream);
+// Raises the GEMV kernels' shared-memory limit; once per process and device,
+// before any launch (launches may then be captured into CUDA graphs).
+cudaError_t int4_gemv_configure();
 
 // out[N][K] (row-major, `type`) = dequantized W^T, for the cuBLAS prefill path.
 void launch_int4_dequant(const Int4Weight& w, void* out, ElemType type, cudaStream_t stream);

@@ -23,7 +23,8 @@ __device__ __forceinline__ void load8(const T* p, float (&v)[8]) {
   for (int i = 0; i < 8; ++i) v[i] = to_f32(e[i]);
 }
 
-template <typename T, int D>
+// kFast: loads batched ahead of use (newer; see docs/cuda.md for its validation status).
+template <typename T, int D, bool kFast>
 __global__ void __launch_bounds__(kWarps * 32)
     attention_kernel(AttnKernelParams p, int group) {
   constexpr int kPerLane = D / 32;
@@ -82,15 +83,39 @@ __global__ void __launch_bounds__(kWarps * 32)
 #pragma unroll
     for (int h = 0; h < kMaxGroup; ++h) sc[h] = 0.f;
     if (off >= 0) {
+      if constexpr (kFast) {
+        // Issue 8 row loads (128 bytes) before using any: DRAM latency once per chunk.
+#pragma unroll
+        for (int c0 = 0; c0 < D; c0 += 64) {
+          uint4 raw[8];
+#pragma unroll
+          for (int u = 0; u < 8; ++u) {
+            raw[u] = c0 + 8 * u < D ? *reinterpret_cast<const uint4*>(kc + off + c0 + 8 * u) : make_uint4(0, 0, 0, 0);
+          }
+#pragma unroll
+          for (int u = 0; u < 8; ++u) {
+            if (c0 + 8 * u >= D) continue;
+            const T* e = reinterpret_cast<const T*>(&raw[u]);
+#pragma unroll
+            for (int h = 0; h < kMaxGroup; ++h) {
+              if (h < group) {
+#pragma unroll
+                for (int i = 0; i < 8; ++i) sc[h] += q_s[h][c0 + 8 * u + i] * to_f32(e[i]);
+              }
+            }
+          }
+        }
+      } else {
 #pragma unroll 4
-      for (int d0 = 0; d0 < D; d0 += 8) {
-        float kv[8];
-        load8(kc + off + d0, kv);
+        for (int d0 = 0; d0 < D; d0 += 8) {
+          float kv[8];
+          load8(kc + off + d0, kv);
 #pragma unroll
-        for (int h = 0; h < kMaxGroup; ++h) {
-          if (h < group) {
+          for (int h = 0; h < kMaxGroup; ++h) {
+            if (h < group) {
 #pragma unroll
-            for (int i = 0; i < 8; ++i) sc[h] += q_s[h][d0 + i] * kv[i];
+              for (int i = 0; i < 8; ++i) sc[h] += q_s[h][d0 + i] * kv[i];
+            }
           }
         }
       }
@@ -112,19 +137,44 @@ __global__ void __launch_bounds__(kWarps * 32)
     __syncwarp();
     // P·V: lanes own dims [lane * kPerLane, +kPerLane).
     const int n = min(32, hi - tile);
-    for (int j = 0; j < n; ++j) {
-      const int64_t o = __shfl_sync(0xffffffffu, off, j);
-      if (o < 0) continue;
-      float v[kPerLane];
-      const T* vr = vc + o + lane * kPerLane;
+    if constexpr (kFast) {
+      // 8 keys at a time: their V rows are loaded before any is used. Invalid
+      // keys have p = 0 and read nothing.
+      for (int j0 = 0; j0 < n; j0 += 8) {
+        float v[8][kPerLane];
 #pragma unroll
-      for (int e = 0; e < kPerLane; ++e) v[e] = to_f32(vr[e]);
+        for (int u = 0; u < 8; ++u) {
+          const int64_t o = __shfl_sync(0xffffffffu, off, j0 + u);
+          const T* vr = vc + (o >= 0 ? o : 0) + lane * kPerLane;
 #pragma unroll
-      for (int h = 0; h < kMaxGroup; ++h) {
-        if (h >= group) continue;
-        const float pj = p_s[warp][h][j];
+          for (int e = 0; e < kPerLane; ++e) v[u][e] = o >= 0 ? to_f32(vr[e]) : 0.f;
+        }
 #pragma unroll
-        for (int e = 0; e < kPerLane; ++e) acc[h][e] += pj * v[e];
+        for (int u = 0; u < 8; ++u) {
+#pragma unroll
+          for (int h = 0; h < kMaxGroup; ++h) {
+            if (h >= group) continue;
+            const float pj = p_s[warp][h][j0 + u];
+#pragma unroll
+            for (int e = 0; e < kPerLane; ++e) acc[h][e] += pj * v[u][e];
+          }
+        }
+      }
+    } else {
+      for (int j = 0; j < n; ++j) {
+        const int64_t o = __shfl_sync(0xffffffffu, off, j);
+        if (o < 0) continue;
+        float v[kPerLane];
+        const T* vr = vc + o + lane * kPerLane;
+#pragma unroll
+        for (int e = 0; e < kPerLane; ++e) v[e] = to_f32(vr[e]);
+#pragma unroll
+        for (int h = 0; h < kMaxGroup; ++h) {
+          if (h >= group) continue;
+          const float pj = p_s[warp][h][j];
+#pragma unroll
+          for (int e = 0; e < kPerLane; ++e) acc[h][e] += pj * v[e];
+        }
       }
     }
     __syncwarp();
@@ -203,9 +253,17 @@ void launch_attention(const AttnKernelParams& p, cudaStream_t stream) {
   auto run = [&](auto tag) {
     using T = decltype(tag);
     if (p.head_dim == 128) {
-      attention_kernel<T, 128><<<grid, kWarps * 32, 0, stream>>>(p, group);
+      if (p.variant == 1) {
+        attention_kernel<T, 128, true><<<grid, kWarps * 32, 0, stream>>>(p, group);
+      } else {
+        attention_kernel<T, 128, false><<<grid, kWarps * 32, 0, stream>>>(p, group);
+      }
     } else if (p.head_dim == 64) {
-      attention_kernel<T, 64><<<grid, kWarps * 32, 0, stream>>>(p, group);
+      if (p.variant == 1) {
+        attention_kernel<T, 64, true><<<grid, kWarps * 32, 0, stream>>>(p, group);
+      } else {
+        attention_kernel<T, 64, false><<<grid, kWarps * 32, 0, stream>>>(p, group);
+      }
     }
     if (p.num_splits > 1) {
       attention_combine_kernel<T><<<dim3(p.num_tokens, p.num_q_heads), p.head_dim, 0, stream>>>(p);

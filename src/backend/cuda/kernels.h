@@ -167,6 +167,7 @@ struct AttnKernelParams {
   float* partial_out;
   float* partial_ml;
   ElemType type;
+  int variant;  // 0: first validated kernel; 1: loads batched ahead of use
 };
 void launch_attention(const AttnKernelParams& p, cudaStream_t stream);
 

@@ -212,20 +212,23 @@ int main(int argc, char** argv) {
     int idx = 0;
     for (int M : {1, 16}) {
       gbs[idx] = 0;
-      for (int bps : {2, 4, 8}) {  // split-K target (blocks per SM): 8 is the backend default
+      for (int vb : {2, 4, 8, 108}) {  // split-K target (blocks per SM, 8 = default); 108: variant 1 at 8
+        const int variant = vb > 100 ? 1 : 0, bps = vb > 100 ? vb - 100 : vb;
         auto call = [&](int i) {
           Int4Weight w{qw[i % copies], sz[i % copies], nullptr, nullptr, s.K, s.N, 128};
-          Int4GemvParams p{w, x, y, M, s.K, s.N, partial, sms, bps, ElemType::kF16, ElemType::kF16};
+          Int4GemvParams p{w, x, y, M, s.K, s.N, partial, sms, bps, variant, ElemType::kF16, ElemType::kF16};
           launch_int4_gemv(p, st);
         };
         const double ms_stream = time_ms(call, 3, reps);
         const double ms = time_graph_ms(call, reps);
-        std::printf("  [%s %s M=%d blocks/SM %d: stream %.1f us, graph %.1f us]\n", s.model, s.name, M, bps,
-                    ms_stream * 1e3, ms * 1e3);
+        std::printf("  [%s %s M=%d variant %d blocks/SM %d: stream %.1f us, graph %.1f us]\n", s.model, s.name, M,
+                    variant, bps, ms_stream * 1e3, ms * 1e3);
         const double v = (bytes_read + size_t{M} * (s.K + s.N) * 2) / ms / 1e6;
-        std::printf("  [%s %s M=%d blocks/SM %d: %.1f us, %.0f GB/s]\n", s.model, s.name, M, bps, ms * 1e3, v);
-        if (bps == 8) model_us[std::string(s.model) + (M == 1 ? "/1" : "/16")] += ms * 1e3 * s.per_layer;
-        if (v > gbs[idx]) gbs[idx] = v, best_bps[idx] = bps;
+        std::printf("  [%s %s M=%d variant %d blocks/SM %d: %.1f us, %.0f GB/s]\n", s.model, s.name, M, variant, bps,
+                    ms * 1e3, v);
+        if (vb == 8) model_us[std::string(s.model) + (M == 1 ? "/1" : "/16")] += ms * 1e3 * s.per_layer;
+        if (vb == 108) model_us[std::string(s.model) + (M == 1 ? "/1v1" : "/16v1")] += ms * 1e3 * s.per_layer;
+        if (v > gbs[idx]) gbs[idx] = v, best_bps[idx] = vb;
       }
       ++idx;
     }
@@ -243,7 +246,7 @@ int main(int argc, char** argv) {
       if (lt.run(g, st) != 0) std::exit(1);
     }, 2, quick ? 3 : 10);
     const double flops = 2.0 * M * s.K * s.N;
-    table += buf_printf("%-13s %-8s %6d %6d | %9.0f %8.0f%% | %9.0f %8.0f%% | %10.0f %10.0f  (best blocks/SM %d, %d)\n",
+    table += buf_printf("%-13s %-8s %6d %6d | %9.0f %8.0f%% | %9.0f %8.0f%% | %10.0f %10.0f  (best config %d, %d; 10x = variant 1)\n",
                         s.model, s.name, s.K, s.N, gbs[0], 100 * gbs[0] / copy_gbs, gbs[1], 100 * gbs[1] / copy_gbs,
                         flops / ms_pre / 1e9, flops / ms_dense / 1e9, best_bps[0], best_bps[1]);
     record("\"bench\": \"int4_gemm\", \"model\": \"" + std::string(s.model) + "\", \"layer\": \"" + s.name +
@@ -259,7 +262,7 @@ int main(int argc, char** argv) {
   std::printf("%s", table.c_str());
   for (const char* m : {"mistral-7b", "deepseek-33b"}) {
     const double roof_us = model_bytes[m] / (copy_gbs * 1e3);
-    for (const char* b : {"/1", "/16"}) {
+    for (const char* b : {"/1", "/16", "/1v1", "/16v1"}) {
       const double us = model_us[std::string(m) + b];
       std::printf("%s int4 linears of one decode step (M=%s): %.0f us, %.0f GB/s, %.0f%% of copy-bandwidth roofline (%.0f us)\n",
                   m, b + 1, us, model_bytes[m] / us / 1e3, 100 * roof_us / us, roof_us);
@@ -317,8 +320,13 @@ int main(int argc, char** argv) {
     p.token_stride = int64_t{c.kv_heads} * D; p.page_stride = p.token_stride * ps; p.window = 0;
     p.scale = 0.0884f; p.num_splits = splits; p.split_size = split_size; p.partial_out = pout; p.partial_ml = pml;
     p.type = ElemType::kF16;
+    p.variant = 1;
+    const double ms_v1 = time_graph_ms([&](int) { launch_attention(p, st); }, reps);
+    p.variant = 0;
     const double ms_stream = time_ms([&](int) { launch_attention(p, st); }, 3, reps);
     const double ms = time_graph_ms([&](int) { launch_attention(p, st); }, reps);
+    std::printf("  [attention %s b=%d ctx=%d variant 1: graph %.1f us, %.0f GB/s]\n", c.model, c.batch, c.ctx, ms_v1 * 1e3,
+                2.0 * c.batch * c.ctx * c.kv_heads * D * 2 / ms_v1 / 1e6);
     std::printf("  [attention %s b=%d ctx=%d: stream %.1f us, graph %.1f us]\n", c.model, c.batch, c.ctx, ms_stream * 1e3, ms * 1e3);
     const double bytes = 2.0 * c.batch * c.ctx * c.kv_heads * D * 2;
     std::printf("%-13s %5d %6d | %9.1f %9.0f %7.0f%%   (splits %d)\n", c.model, c.batch, c.ctx, ms * 1000,

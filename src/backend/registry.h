@@ -33,6 +33,9 @@ struct CudaBackendOptions {
   int device = 0;                      // CUDA device ordinal
   size_t memory_bytes = size_t{1} << 30;  // the one up-front device allocation (weights, KV, workspace)
   DType activation_dtype = DType::kF16;   // F16 or BF16
+  // 0: the kernels validated on the H200 (docs/cuda.md); 1: newer, faster-by-design
+  // int4 GEMV and attention kernels, opt-in until `scripts/gpu-check ops` passes with them.
+  int kernel_variant = 0;
 };
 // The CUDA backend; kUnavailable when it was not compiled in or no GPU is there,
 // kResourceExhausted when memory_bytes cannot be allocated.

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <random>
@@ -31,6 +32,8 @@ class OpTest : public ::testing::Test {
     cpu_ = make_cpu_backend(2);
     CudaBackendOptions o;
     o.memory_bytes = size_t{3} << 30;
+    // scripts/gpu-check runs the op tests once per kernel variant.
+    if (const char* v = std::getenv("TANDEM_CUDA_KERNEL_VARIANT")) o.kernel_variant = std::atoi(v);
     auto g = make_cuda_backend(o);
     ASSERT_TRUE(g.ok()) << g.status().to_string();
     gpu_ = std::move(g).value();

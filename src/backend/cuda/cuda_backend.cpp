@@ -72,6 +72,9 @@ class CudaBackend : public Backend {
     if (o.activation_dtype != DType::kF16 && o.activation_dtype != DType::kBF16)
       return invalid_argument("CUDA backend activations must be F16 or BF16");
     act_ = o.activation_dtype;
+    if (o.kernel_variant != 0 && o.kernel_variant != 1)
+      return invalid_argument("CUDA kernel_variant must be 0 or 1, not " + std::to_string(o.kernel_variant));
+    variant_ = o.kernel_variant;
     if (cudaSetDevice(o.device) != cudaSuccess) {
       cudaGetLastError();
       return invalid_argument("no CUDA device " + std::to_string(o.device));
@@ -222,7 +225,7 @@ class CudaBackend : public Backend {
     Int4Weight iw{static_cast<const uint32_t*>(w.qweight.data()), w.scale_zero.data(),
                   static_cast<const int32_t*>(w.perm.data()), w.bias.data(), K, N, w.group_size};
     if (M <= 16) {
-      Int4GemvParams p{iw, xin, out.data, M, K, N, reinterpret_cast<float*>(rest), num_sms_, 0, et, yt};
+      Int4GemvParams p{iw, xin, out.data, M, K, N, reinterpret_cast<float*>(rest), num_sms_, 0, variant_, et, yt};
       launch_int4_gemv(p, stream_);
     } else {
       launch_int4_dequant(iw, rest, et, stream_);
@@ -315,6 +318,7 @@ class CudaBackend : public Backend {
     p.partial_out = splits > 1 ? reinterpret_cast<float*>(ws + seq_bytes) : nullptr;
     p.partial_ml = splits > 1 ? reinterpret_cast<float*>(ws + seq_bytes + out_bytes) : nullptr;
     p.type = elem(act_);
+    p.variant = variant_;
     launch_attention(p, stream_);
     CUDA_CHECK_LAUNCH();
   }
@@ -399,6 +403,7 @@ class CudaBackend : public Backend {
 
   int device_ = 0;
   int num_sms_ = 132;
+  int variant_ = 0;  // CudaBackendOptions::kernel_variant
   DType act_ = DType::kF16;
   cudaStream_t stream_ = nullptr;
   DeviceArena arena_;  // destroyed after the buffers below (declared first)

@@ -128,6 +128,7 @@ struct Int4GemvParams {
   float* partial;
   int num_sms;
   int blocks_per_sm;  // split-K target; 0 = default (benchmarks sweep it)
+  int variant;        // 0: first validated kernel; 1: ldmatrix + zero folded after the mma
   ElemType type;  // x, y, scales (fp16 or bf16)
   ElemType y_type;
 };

@@ -231,7 +231,10 @@ class Backend {
                              const std::vector<std::pair<int32_t, int32_t>>& src_dst) = 0;
 };
 
-// The CPU backend (always compiled). num_threads <= 0: all cores.
-std::unique_ptr<Backend> make_cpu_backend(int num_threads = 0);
+// The CPU backend (always compiled). num_threads <= 0: all cores. By default
+// every output element is computed the same way whatever the batch (batch
+// invariant); blas_prefill routes linears of >= 16 rows through OpenBLAS sgemm
+// instead (faster prefill, results then depend on the batch's size).
+std::unique_ptr<Backend> make_cpu_backend(int num_threads = 0, bool blas_prefill = false);
 
 }  // namespace tandem

@@ -53,12 +53,12 @@ StatusOr<std::unique_ptr<Backend>> create_cuda_backend(const BackendOptions& opt
 }  // namespace
 
 StatusOr<std::unique_ptr<Backend>> create_backend(const std::string& device, const BackendOptions& options) {
-  if (device == "cpu") return make_cpu_backend(options.cpu_threads);
+  if (device == "cpu") return make_cpu_backend(options.cpu_threads, options.cpu_blas_prefill);
   if (device == "cuda") return create_cuda_backend(options);
   if (device == "auto") {
     auto cuda = create_cuda_backend(options);
     if (cuda.ok()) return cuda;
-    return make_cpu_backend(options.cpu_threads);
+    return make_cpu_backend(options.cpu_threads, options.cpu_blas_prefill);
   }
   return invalid_argument("--device: unknown device '" + device + "' (expected cpu, cuda or auto)");
 }

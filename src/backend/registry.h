@@ -17,7 +17,8 @@ std::vector<std::string> compiled_backends();
 int cuda_device_count();
 
 struct BackendOptions {
-  int cpu_threads = 0;  // CPU backend threads; <= 0: all cores
+  int cpu_threads = 0;        // CPU backend threads; <= 0: all cores
+  bool cpu_blas_prefill = false;  // OpenBLAS for prefill (faster, not batch invariant)
   int cuda_device = 0;  // CUDA device index
   // CUDA: the one up-front device allocation; 0 = 90% of the device's free memory.
   size_t cuda_memory_bytes = 0;

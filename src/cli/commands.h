@@ -5,5 +5,8 @@
 namespace tandem::cli {
 
 int run_version(int argc, char** argv);
+int run_generate(int argc, char** argv);
+int run_tokenize(int argc, char** argv);
+int run_detokenize(int argc, char** argv);
 
 }  // namespace tandem::cli

@@ -16,6 +16,9 @@ struct Subcommand {
 
 const Subcommand kSubcommands[] = {
     {"version", tandem::cli::run_version, "print the version and compiled backends"},
+    {"generate", tandem::cli::run_generate, "generate a continuation of one prompt"},
+    {"tokenize", tandem::cli::run_tokenize, "stdin text -> token ids"},
+    {"detokenize", tandem::cli::run_detokenize, "stdin token ids -> text"},
 };
 
 void print_usage() {

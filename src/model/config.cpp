@@ -393,16 +393,17 @@ StatusOr<ModelConfig> ModelConfig::parse(const std::string& config_json,
     // Every quantized linear's K must split into whole groups, and AWQ packs N by 8.
     const int g = c.quant.group_size;
     const std::string gsrc = c.quant.source + ": group_size " + std::to_string(g);
-    auto check_k = [&](int k, const char* what) -> Status {
-      if (g > 0 && k % g != 0)
-        return invalid_argument(gsrc + " does not divide " + what + " (" + std::to_string(k) + ")");
+    auto check_k = [&](int k, const char* what, const char* tensor) -> Status {
+      if (g > 0 && k % g != 0 && !(c.quant.method == QuantMethod::kGptq && c.quant.desc_act))
+        return invalid_argument(gsrc + " does not divide " + what + " (" + std::to_string(k) +
+                                "), the input size K of tensor '" + tensor + "'");
       if (k % 8 != 0) return invalid_argument(cfg_file + ": " + what + " (" + std::to_string(k) +
-                                              ") must be a multiple of 8 for int4 packing");
+                                              ") must be a multiple of 8 for int4 packing (tensor '" + tensor + "')");
       return ok_status();
     };
-    RETURN_IF_ERROR(check_k(c.hidden_size, "hidden_size"));
-    RETURN_IF_ERROR(check_k(c.intermediate_size, "intermediate_size"));
-    RETURN_IF_ERROR(check_k(c.q_size(), "num_attention_heads * head_dim"));
+    RETURN_IF_ERROR(check_k(c.hidden_size, "hidden_size", "model.layers.0.self_attn.q_proj"));
+    RETURN_IF_ERROR(check_k(c.intermediate_size, "intermediate_size", "model.layers.0.mlp.down_proj"));
+    RETURN_IF_ERROR(check_k(c.q_size(), "num_attention_heads * head_dim", "model.layers.0.self_attn.o_proj"));
   }
   return c;
 }

@@ -23,7 +23,8 @@ void check_f32(const TensorView& t, const char* what) {
 
 class CpuBackend : public Backend {
  public:
-  explicit CpuBackend(int num_threads) : pool_(num_threads), kern_(select_kernels()) {}
+  CpuBackend(int num_threads, bool blas_prefill)
+      : pool_(num_threads), kern_(select_kernels()), blas_prefill_(blas_prefill) {}
 
   std::string name() const override { return "cpu"; }
   DType activation_dtype() const override { return DType::kF32; }
@@ -77,7 +78,7 @@ class CpuBackend : public Backend {
     const int64_t m = x.dim(0);
     CHECK_EQ(x.numel(), m * lin.num_in());
     CHECK_EQ(out.numel(), m * lin.num_out());
-    lin.forward(x.as<float>(), m, out.as<float>(), pool_, kern_, scratch_);
+    lin.forward(x.as<float>(), m, out.as<float>(), pool_, kern_, scratch_, blas_prefill_);
   }
 
   void rope(const RopeParams& p) override {
@@ -195,6 +196,7 @@ class CpuBackend : public Backend {
   ThreadPool pool_;
   Kernels kern_;
   std::vector<float> scratch_;  // reused by linear(); the backend runs on one thread
+  bool blas_prefill_;
 };
 
 void CpuBackend::attention(const AttentionParams& p) {
@@ -251,6 +253,8 @@ void CpuBackend::attention(const AttentionParams& p) {
 }  // namespace
 }  // namespace cpu
 
-std::unique_ptr<Backend> make_cpu_backend(int num_threads) { return std::make_unique<cpu::CpuBackend>(num_threads); }
+std::unique_ptr<Backend> make_cpu_backend(int num_threads, bool blas_prefill) {
+  return std::make_unique<cpu::CpuBackend>(num_threads, blas_prefill);
+}
 
 }  // namespace tandem

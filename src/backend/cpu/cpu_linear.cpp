@@ -17,6 +17,8 @@ namespace {
 constexpr int64_t kGemmMinRows = 16;
 // Rows of W dequantized per sgemm call (bounded scratch).
 constexpr int64_t kGemmBlockElems = int64_t{4} << 20;
+// Activation rows per pass over the weights on the streaming path.
+constexpr int64_t kRowBlock = 32;
 
 }  // namespace
 
@@ -108,13 +110,14 @@ void CpuLinear::dequantize_rows(int64_t n0, int64_t count, float* out, const Ker
     const uint8_t* q = q_.data() + col * (kp_ / 2);
     for (int64_t g = 0; g < num_groups_; ++g) {
       const float s = scales_[col * num_groups_ + g], z = zeros_[col * num_groups_ + g];
-      for (int64_t p = group_offset_[g]; p < group_offset_[g + 1]; ++p) {
-        const int32_t kk = padded_to_k_[p];
-        if (kk < 0) continue;
-        const int64_t b = p / kQ4Block, j = p % kQ4Block;
-        const uint8_t byte = q[b * 16 + (j & 15)];
-        const int v = j < 16 ? (byte & 15) : (byte >> 4);
-        dst[kk] = (static_cast<float>(v) - z) * s;
+      // Groups start on 32-value block boundaries.
+      for (int64_t p0 = group_offset_[g]; p0 < group_offset_[g + 1]; p0 += kQ4Block) {
+        const uint8_t* bytes = q + p0 / 2;
+        const int32_t* ks = padded_to_k_.data() + p0;
+        for (int j = 0; j < 16; ++j) {
+          if (ks[j] >= 0) dst[ks[j]] = (static_cast<float>(bytes[j] & 15) - z) * s;
+          if (ks[j + 16] >= 0) dst[ks[j + 16]] = (static_cast<float>(bytes[j] >> 4) - z) * s;
+        }
       }
     }
   }
@@ -158,8 +161,8 @@ void CpuLinear::gemv_rows(const float* x, int64_t m, float* y, int64_t n_begin, 
 }
 
 void CpuLinear::forward(const float* x, int64_t m, float* y, ThreadPool& pool, const Kernels& kern,
-                        std::vector<float>& scratch) const {
-  if (m >= kGemmMinRows) {
+                        std::vector<float>& scratch, bool use_blas) const {
+  if (use_blas && m >= kGemmMinRows) {
     // BLAS on blocks of dequantized rows: Y[:, n0:n0+nb] = X · Wblk^T.
     if (!quantized_ && dtype_ == DType::kF32) {
       cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(m), static_cast<int>(n_),
@@ -202,7 +205,14 @@ void CpuLinear::forward(const float* x, int64_t m, float* y, ThreadPool& pool, c
     xp = p;
     xsum = sums;
   }
-  pool.parallel_for(n_, 16, [&](int64_t b, int64_t e) { gemv_rows(x, m, y, b, e, kern, xp, xsum); });
+  // Rows in blocks that stay in cache while each thread streams its columns.
+  for (int64_t r0 = 0; r0 < m; r0 += kRowBlock) {
+    const int64_t rows = std::min(kRowBlock, m - r0);
+    const float* xr = x + r0 * k_;
+    const float* xpr = xp == nullptr ? nullptr : xp + r0 * kp_;
+    const float* xsr = xsum == nullptr ? nullptr : xsum + r0 * num_groups_;
+    pool.parallel_for(n_, 16, [&](int64_t b, int64_t e) { gemv_rows(xr, rows, y + r0 * n_, b, e, kern, xpr, xsr); });
+  }
 }
 
 }  // namespace tandem::cpu

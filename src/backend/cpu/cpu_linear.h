@@ -21,8 +21,12 @@ class CpuLinear : public PreparedLinear {
   size_t nbytes() const override;
 
   // y[M, N] (f32) = x[M, K] (f32) · W^T + b. `scratch` is reused between calls.
+  // Without use_blas every y[r, n] is computed by the same code whatever M is
+  // (batch invariance: a sequence's logits do not depend on its batch-mates);
+  // with it, M >= 16 goes through OpenBLAS sgemm on dequantized blocks (faster
+  // prefill, rounding depends on M).
   void forward(const float* x, int64_t m, float* y, ThreadPool& pool, const Kernels& kern,
-               std::vector<float>& scratch) const;
+               std::vector<float>& scratch, bool use_blas) const;
 
   // Rows [n0, n0 + count) of W as fp32 [count, K] in original input order.
   void dequantize_rows(int64_t n0, int64_t count, float* out, const Kernels& kern) const;

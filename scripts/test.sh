@@ -11,4 +11,5 @@ stage() {
 }
 stage setup scripts/setup.sh
 stage build scripts/build.sh
+stage models scripts/make_tiny_awq.sh
 stage test ctest --test-dir "${BUILD_DIR:-build}" --output-on-failure -j "${JOBS:-$(nproc)}" ${CTEST_ARGS:-}

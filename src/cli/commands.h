@@ -8,5 +8,7 @@ int run_version(int argc, char** argv);
 int run_generate(int argc, char** argv);
 int run_tokenize(int argc, char** argv);
 int run_detokenize(int argc, char** argv);
+int run_quantize(int argc, char** argv);
+int run_eval(int argc, char** argv);
 
 }  // namespace tandem::cli

@@ -19,6 +19,8 @@ const Subcommand kSubcommands[] = {
     {"generate", tandem::cli::run_generate, "generate a continuation of one prompt"},
     {"tokenize", tandem::cli::run_tokenize, "stdin text -> token ids"},
     {"detokenize", tandem::cli::run_detokenize, "stdin token ids -> text"},
+    {"quantize", tandem::cli::run_quantize, "write a 4-bit AWQ checkpoint (awq or rtn)"},
+    {"eval", tandem::cli::run_eval, "evaluate a model (ppl: perplexity)"},
 };
 
 void print_usage() {

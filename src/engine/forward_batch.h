@@ -46,3 +46,11 @@ class ModelRunner {
 };
 
 }  // namespace tandem
+
+namespace tandem {
+
+// A batch holding one fresh sequence prefilled from position 0, its pages
+// numbered 0, 1, ...; logits for every token when all_logits, else the last.
+ForwardBatch single_sequence_prefill(const std::vector<int32_t>& token_ids, int page_size, bool all_logits);
+
+}  // namespace tandem

@@ -72,8 +72,8 @@ class CudaBackend : public Backend {
     if (o.activation_dtype != DType::kF16 && o.activation_dtype != DType::kBF16)
       return invalid_argument("CUDA backend activations must be F16 or BF16");
     act_ = o.activation_dtype;
-    if (o.kernel_variant != 0 && o.kernel_variant != 1)
-      return invalid_argument("CUDA kernel_variant must be 0 or 1, not " + std::to_string(o.kernel_variant));
+    if (o.kernel_variant < 0 || o.kernel_variant > 2)
+      return invalid_argument("CUDA kernel_variant must be 0, 1 or 2, not " + std::to_string(o.kernel_variant));
     variant_ = o.kernel_variant;
     if (cudaSetDevice(o.device) != cudaSuccess) {
       cudaGetLastError();

@@ -417,12 +417,17 @@ cudaError_t int4_gemv_configure() {
     const cudaError_t e = cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes);
     if (e != cudaSuccess) return e;
   }
-  return cudaSuccess;
+  return int4_gemv_v2_configure();
 }
 
 void launch_int4_gemv(const Int4GemvParams& p, cudaStream_t stream) {
   if (p.M == 0) return;
-  const int tiles = tiles_per_split_for(p.w.K, p.w.N, p.num_sms, p.blocks_per_sm);
+  if (p.variant == 2 && int4_gemv_v2_supports(p.M, p.w.K, p.type, p.y_type)) {
+    launch_int4_gemv_v2(p, stream);
+    return;
+  }
+  // blocks_per_sm > 100 is variant 2's K-split override: the default here.
+  const int tiles = tiles_per_split_for(p.w.K, p.w.N, p.num_sms, p.blocks_per_sm > 100 ? 0 : p.blocks_per_sm);
   const int splits = ceil_div(p.w.K / kInt4TileK, tiles);
   dim3 grid(ceil_div(p.w.N / kInt4TileN, kWarps * kTilesPerWarp), splits);
   const size_t smem = kWeightSmemBytes + static_cast<size_t>(p.M) * (tiles * kInt4TileK + kXPad) * 2 +

@@ -128,7 +128,9 @@ struct Int4GemvParams {
   float* partial;
   int num_sms;
   int blocks_per_sm;  // split-K target; 0 = default (benchmarks sweep it)
-  int variant;        // 0: first validated kernel; 1: ldmatrix + zero folded after the mma
+  int variant;        // 0: first validated kernel; 1: ldmatrix + zero folded after the mma;
+                      // 2: CUDA-core GEMV for M <= 4 (int4_gemv_v2.cu; blocks_per_sm = 100 + k
+                      // forces k warps along K), variant 0 for larger M
   ElemType type;  // x, y, scales (fp16 or bf16)
   ElemType y_type;
 };
@@ -138,6 +140,11 @@ void launch_int4_gemv(const Int4GemvParams& p, cudaStream_t stream);
 // Raises the GEMV kernels' shared-memory limit; once per process and device,
 // before any launch (launches may then be captured into CUDA graphs).
 cudaError_t int4_gemv_configure();
+// Variant 2 (int4_gemv_v2.cu): whether it takes this call, its K split, its launcher.
+bool int4_gemv_v2_supports(int M, int K, ElemType type, ElemType y_type);
+int int4_gemv_v2_kparts(int K, int N, int num_sms);
+cudaError_t int4_gemv_v2_configure();
+void launch_int4_gemv_v2(const Int4GemvParams& p, cudaStream_t stream);
 
 // out[N][K] (row-major, `type`) = dequantized W^T, for the cuBLAS prefill path.
 void launch_int4_dequant(const Int4Weight& w, void* out, ElemType type, cudaStream_t stream);

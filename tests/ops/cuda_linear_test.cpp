@@ -16,6 +16,7 @@ class CudaLinear : public OpTest {
     int K, N, G;
     bool act_order, bias;
     int zero_offset;
+    float x_range = 1.f;  // x drawn from [-x_range, x_range]
   };
 
   // Random packed tensors (every 32-bit word is a valid packing of 8 nibbles).
@@ -56,7 +57,7 @@ class CudaLinear : public OpTest {
     auto lg = gpu_->prepare_linear(w);
     ASSERT_TRUE(lg.ok()) << lg.status().to_string();
     for (int M : batch_sizes) {
-      auto x = random(int64_t{M} * c.K);
+      auto x = random(int64_t{M} * c.K, -c.x_range, c.x_range);
       auto xc = put(*cpu_, x, DType::kF32, {M, c.K});
       auto xg = put(*gpu_, x, act(), {M, c.K});
       auto oc = out(*cpu_, DType::kF32, {M, c.N});
@@ -110,6 +111,8 @@ TEST_F(CudaLinear, Awq) {
   check_int4({WeightFormat::kAwqGemm, 4096, 1024, 128, false, true, 0}, {1, 8, 9, 16, 40});
   check_int4({WeightFormat::kAwqGemm, 14336, 512, 128, false, false, 0}, {1, 2, 16});
   check_int4({WeightFormat::kAwqGemm, 128, 8, 128, false, true, 0}, {1, 16, 33});
+  // Large activations (as down_proj inputs can be): no fp16 overflow in the partial sums.
+  check_int4({WeightFormat::kAwqGemm, 4096, 256, 128, false, false, 0, 2000.f}, {1, 4});
 }
 
 TEST_F(CudaLinear, Gptq) {

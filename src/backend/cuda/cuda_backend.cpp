@@ -75,6 +75,7 @@ class CudaBackend : public Backend {
     if (o.kernel_variant < 0 || o.kernel_variant > 2)
       return invalid_argument("CUDA kernel_variant must be 0, 1 or 2, not " + std::to_string(o.kernel_variant));
     variant_ = o.kernel_variant;
+    pdl_ = o.int4_pdl;
     if (cudaSetDevice(o.device) != cudaSuccess) {
       cudaGetLastError();
       return invalid_argument("no CUDA device " + std::to_string(o.device));
@@ -226,6 +227,7 @@ class CudaBackend : public Backend {
                   static_cast<const int32_t*>(w.perm.data()), w.bias.data(), K, N, w.group_size};
     if (M <= 16) {
       Int4GemvParams p{iw, xin, out.data, M, K, N, reinterpret_cast<float*>(rest), num_sms_, 0, variant_, et, yt};
+      p.pdl = pdl_;
       launch_int4_gemv(p, stream_);
     } else {
       launch_int4_dequant(iw, rest, et, stream_);
@@ -404,6 +406,7 @@ class CudaBackend : public Backend {
   int device_ = 0;
   int num_sms_ = 132;
   int variant_ = 0;  // CudaBackendOptions::kernel_variant
+  bool pdl_ = true;  // CudaBackendOptions::int4_pdl
   DType act_ = DType::kF16;
   cudaStream_t stream_ = nullptr;
   DeviceArena arena_;  // destroyed after the buffers below (declared first)

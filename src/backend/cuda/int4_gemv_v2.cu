@@ -122,7 +122,13 @@ __global__ void __launch_bounds__(32 * kCols * kMaxParts)
   const uint4* wcol = qweight + static_cast<int64_t>(min(nt, num_ntiles - 1)) * num_ktiles * 32 + lane;
   const T* zcol = scales + static_cast<int64_t>(num_groups) * N + static_cast<int64_t>(n) * num_groups;
 
-  // First weight batch in flight before x is staged.
+  // First weight batch in flight before x is staged. Weights are constants, so
+  // under programmatic dependent launch (PDL) these loads may start while the
+  // kernel before (which writes x) is still running; griddepcontrol.wait then
+  // waits for it to finish (a no-op when launched without PDL).
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
   uint4 wv[kUnroll];
   int kt = kt_begin;
   const bool first_full = active && kt + kUnroll <= kt_end;
@@ -130,6 +136,9 @@ __global__ void __launch_bounds__(32 * kCols * kMaxParts)
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) wv[u] = ld_stream(wcol + (kt + u) * 32);
   }
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
 
   // Stage x: chunk j = (kt * 4 + w) * 4 + q holds the pairs at rows
   // 128 kt + 32 w + 2 q + {0, 8, 16, 24}.
@@ -219,11 +228,22 @@ __global__ void __launch_bounds__(32 * kCols * kMaxParts)
 
 template <typename T, typename Y, int MR, bool G>
 void launch_typed(const Int4GemvParams& p, int kparts, size_t smem, cudaStream_t stream) {
-  const int blocks = ceil_div(p.w.N / kInt4TileN, kCols);
-  int4_gemv_v2_kernel<T, Y, MR, G><<<blocks, 32 * kCols * kparts, smem, stream>>>(
-      static_cast<const uint4*>(static_cast<const void*>(p.w.qweight)), static_cast<const T*>(p.w.scale_zero),
-      static_cast<const T*>(p.x), static_cast<const T*>(p.w.bias), static_cast<Y*>(p.y), p.w.K, p.w.N,
-      p.w.group_size, p.x_stride, p.y_stride, kparts);
+  cudaLaunchConfig_t cfg{};
+  cfg.gridDim = dim3(ceil_div(p.w.N / kInt4TileN, kCols));
+  cfg.blockDim = dim3(32 * kCols * kparts);
+  cfg.dynamicSmemBytes = smem;
+  cfg.stream = stream;
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  cfg.attrs = attr;
+  cfg.numAttrs = p.pdl ? 1 : 0;
+  // Errors surface through cudaGetLastError like a <<<>>> launch.
+  (void)cudaLaunchKernelEx(&cfg, int4_gemv_v2_kernel<T, Y, MR, G>,
+                           static_cast<const uint4*>(static_cast<const void*>(p.w.qweight)),
+                           static_cast<const T*>(p.w.scale_zero), static_cast<const T*>(p.x),
+                           static_cast<const T*>(p.w.bias), static_cast<Y*>(p.y), p.w.K, p.w.N, p.w.group_size,
+                           p.x_stride, p.y_stride, kparts);
 }
 
 template <typename T, typename Y>
@@ -268,13 +288,13 @@ bool int4_gemv_v2_supports(int M, int K, ElemType type, ElemType y_type) {
          (y_type == type || y_type == ElemType::kF32);
 }
 
-// Warps along K: enough warps in the grid to fill every SM several times over,
-// at least 4 tiles per warp.
+// Warps along K. Measured on the H100 (docs/cuda.md, run 5) over the Mistral-7B
+// and DeepSeek-33B shapes: 2 when there are at least 2 blocks per SM, else 4
+// (8 was never more than 3% better, 1 and 8 up to 2x worse elsewhere); at least
+// 4 tiles per warp.
 int int4_gemv_v2_kparts(int K, int N, int num_sms) {
   const int blocks = ceil_div(N / kInt4TileN, kCols);
-  const int target_warps = (num_sms > 0 ? num_sms : 132) * 40;
-  int kp = target_warps / (blocks * kCols);
-  kp = kp < 1 ? 1 : kp > kMaxParts ? kMaxParts : kp;
+  int kp = blocks >= 2 * (num_sms > 0 ? num_sms : 132) ? 2 : 4;
   const int num_ktiles = K / kInt4TileK;
   while (kp > 1 && num_ktiles / kp < 4) --kp;
   return kp;

@@ -133,6 +133,10 @@ struct Int4GemvParams {
                       // forces k warps along K), variant 0 for larger M
   ElemType type;  // x, y, scales (fp16 or bf16)
   ElemType y_type;
+  // Variant 2: launch with programmatic dependent launch, so the weight loads
+  // start while the previous kernel of the stream finishes (x is read after
+  // griddepcontrol.wait).
+  bool pdl = false;
 };
 int int4_gemv_num_splits(int K, int N, int num_sms, int blocks_per_sm = 0);
 size_t int4_gemv_workspace_floats(int K, int N, int num_sms, int blocks_per_sm = 0);

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "backend/cuda/cuda_common.cuh"
 #include "backend/cuda/int4_layout.h"
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/lt_gemm.h"
@@ -59,8 +60,9 @@ __global__ void fill_scale_zero(__half* p, int64_t n_scales, uint32_t seed) {
 }
 
 // Rewrites x[0:K] in place (one block): a stand-in for the RMSNorm that writes
-// the GEMV's input in a decode step.
+// the GEMV's input in a decode step (which, like it, allows dependent launch).
 __global__ void touch_rows(__half* x, int K) {
+  allow_dependent_launch();
   for (int i = threadIdx.x; i < K; i += blockDim.x) x[i] = __hneg(__hneg(x[i]));
 }
 

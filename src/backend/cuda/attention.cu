@@ -27,6 +27,7 @@ __device__ __forceinline__ void load8(const T* p, float (&v)[8]) {
 template <typename T, int D, bool kFast>
 __global__ void __launch_bounds__(kWarps * 32)
     attention_kernel(AttnKernelParams p, int group) {
+  allow_dependent_launch();
   constexpr int kPerLane = D / 32;
   __shared__ float q_s[kMaxGroup][D];
   __shared__ float p_s[kWarps][kMaxGroup][32];
@@ -220,6 +221,7 @@ __global__ void __launch_bounds__(kWarps * 32)
 // grid (T, Hq), block D threads: merges the splits of one (token, head).
 template <typename T>
 __global__ void attention_combine_kernel(AttnKernelParams p) {
+  allow_dependent_launch();
   const int t = blockIdx.x, qh = blockIdx.y, d = threadIdx.x;
   const int64_t base = (static_cast<int64_t>(t) * p.num_q_heads + qh) * p.num_splits;
   float mx = -FLT_MAX;

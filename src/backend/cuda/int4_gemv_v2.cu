@@ -126,9 +126,7 @@ __global__ void __launch_bounds__(32 * kCols * kMaxParts)
   // under programmatic dependent launch (PDL) these loads may start while the
   // kernel before (which writes x) is still running; griddepcontrol.wait then
   // waits for it to finish (a no-op when launched without PDL).
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
-#endif
+  allow_dependent_launch();
   uint4 wv[kUnroll];
   int kt = kt_begin;
   const bool first_full = active && kt + kUnroll <= kt_end;
@@ -290,12 +288,14 @@ bool int4_gemv_v2_supports(int M, int K, ElemType type, ElemType y_type) {
 
 // Warps along K. Measured on the H100 (docs/cuda.md, run 5) over the Mistral-7B
 // and DeepSeek-33B shapes: 2 when there are at least 2 blocks per SM, else 4
-// (8 was never more than 3% better, 1 and 8 up to 2x worse elsewhere); at least
+// (1 was never best; 8 only for long K with at most one block per SM); at least
 // 4 tiles per warp.
 int int4_gemv_v2_kparts(int K, int N, int num_sms) {
   const int blocks = ceil_div(N / kInt4TileN, kCols);
-  int kp = blocks >= 2 * (num_sms > 0 ? num_sms : 132) ? 2 : 4;
+  const int sms = num_sms > 0 ? num_sms : 132;
   const int num_ktiles = K / kInt4TileK;
+  // Mistral down (K = 14336, 128 blocks): 8 beat 4 in both runs.
+  int kp = blocks >= 2 * sms ? 2 : blocks <= sms && num_ktiles >= 64 ? 8 : 4;
   while (kp > 1 && num_ktiles / kp < 4) --kp;
   return kp;
 }

@@ -8,6 +8,7 @@ namespace {
 template <typename T, typename W>
 __global__ void rms_norm_kernel(const T* x, T* residual, const W* weight, T* out, int hidden,
                                 int64_t x_stride, int64_t out_stride, float eps) {
+  allow_dependent_launch();
   extern __shared__ float row[];  // [hidden] the (summed) input in fp32
   __shared__ float scratch[32];
   const int64_t r = blockIdx.x;

@@ -8,6 +8,7 @@ namespace {
 template <typename T>
 __global__ void silu_mul_kernel(const T* gate, const T* up, T* out, int inter,
                                 int64_t gate_stride, int64_t up_stride, int64_t out_stride) {
+  allow_dependent_launch();
   const int64_t r = blockIdx.y;
   const int j = blockIdx.x * blockDim.x + threadIdx.x;
   if (j >= inter) return;

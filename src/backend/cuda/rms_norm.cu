@@ -45,7 +45,10 @@ void launch_rms_norm(const RmsNormParams& p, cudaStream_t stream) {
       cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                            static_cast<int>(smem));
     }
-    kernel<<<p.rows, 256, smem, stream>>>(
+    // One block per row: at batch 1 that one block is the whole kernel, so give
+    // it 1024 threads for wide rows (4 elements per thread at hidden 4096).
+    const int threads = p.hidden >= 4096 ? 1024 : 256;
+    kernel<<<p.rows, threads, smem, stream>>>(
         static_cast<const T*>(p.x), static_cast<T*>(p.residual), static_cast<const W*>(p.weight),
         static_cast<T*>(p.out), p.hidden, p.x_stride, p.out_stride, p.eps);
   }));

@@ -96,10 +96,11 @@ __device__ __forceinline__ float word_dot(uint32_t word, const uint4& xq, typena
   }
 }
 
-// grid: ceil(N / (8 * kCols)); block: 32 * kCols * kparts threads.
+// grid: ceil(N / (8 * kC)); block: 32 * kC * kparts threads. kC = kCols, or 1
+// for narrow layers (N < ~2k: k/v projections) so that more SMs get blocks.
 // Dynamic smem: x [MR][K/8] uint4 in lane order, then kparts * MR * 32 floats.
-template <typename T, typename Y, int MR, bool kTileGroups>
-__global__ void __launch_bounds__(32 * kCols * kMaxParts)
+template <typename T, typename Y, int MR, bool kTileGroups, int kC>
+__global__ void __launch_bounds__(32 * kC * kMaxParts)
     int4_gemv_v2_kernel(const uint4* __restrict__ qweight, const T* __restrict__ scales,
                         const T* __restrict__ x, const T* __restrict__ bias, Y* __restrict__ y, int K, int N,
                         int group_size, int64_t x_stride, int64_t y_stride, int kparts) {
@@ -110,11 +111,11 @@ __global__ void __launch_bounds__(32 * kCols * kMaxParts)
   float* red = reinterpret_cast<float*>(xs + MR * words_k);
 
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const int ct = warp % kCols, kp = warp / kCols;
+  const int ct = warp % kC, kp = warp / kC;
   const int q = lane & 3;
   const int num_ktiles = K / kInt4TileK, num_ntiles = N / kInt4TileN;
   const int num_groups = K / group_size;
-  const int nt = blockIdx.x * kCols + ct;
+  const int nt = blockIdx.x * kC + ct;
   const bool active = nt < num_ntiles;
   const int n = min(nt, num_ntiles - 1) * kInt4TileN + (lane >> 2);
   const int per = (num_ktiles + kparts - 1) / kparts;
@@ -210,25 +211,25 @@ __global__ void __launch_bounds__(32 * kCols * kMaxParts)
     float v = acc[m];
     v += __shfl_xor_sync(0xffffffffu, v, 1);
     v += __shfl_xor_sync(0xffffffffu, v, 2);
-    if (q == 0) red[(kp * MR + m) * (kCols * 8) + ct * 8 + (lane >> 2)] = v * kPost;
+    if (q == 0) red[(kp * MR + m) * (kC * 8) + ct * 8 + (lane >> 2)] = v * kPost;
   }
   __syncthreads();
-  for (int i = threadIdx.x; i < MR * kCols * 8; i += blockDim.x) {
-    const int m = i / (kCols * 8), c = i % (kCols * 8);
-    const int col = blockIdx.x * kCols * 8 + c;
+  for (int i = threadIdx.x; i < MR * kC * 8; i += blockDim.x) {
+    const int m = i / (kC * 8), c = i % (kC * 8);
+    const int col = blockIdx.x * kC * 8 + c;
     if (col >= N) continue;
     float s = 0.f;
-    for (int k = 0; k < kparts; ++k) s += red[(k * MR + m) * (kCols * 8) + c];
+    for (int k = 0; k < kparts; ++k) s += red[(k * MR + m) * (kC * 8) + c];
     if (bias) s += to_f32(bias[col]);
     y[m * y_stride + col] = from_f32<Y>(s);
   }
 }
 
-template <typename T, typename Y, int MR, bool G>
+template <typename T, typename Y, int MR, bool G, int kC>
 void launch_typed(const Int4GemvParams& p, int kparts, size_t smem, cudaStream_t stream) {
   cudaLaunchConfig_t cfg{};
-  cfg.gridDim = dim3(ceil_div(p.w.N / kInt4TileN, kCols));
-  cfg.blockDim = dim3(32 * kCols * kparts);
+  cfg.gridDim = dim3(ceil_div(p.w.N / kInt4TileN, kC));
+  cfg.blockDim = dim3(32 * kC * kparts);
   cfg.dynamicSmemBytes = smem;
   cfg.stream = stream;
   cudaLaunchAttribute attr[1];
@@ -237,7 +238,7 @@ void launch_typed(const Int4GemvParams& p, int kparts, size_t smem, cudaStream_t
   cfg.attrs = attr;
   cfg.numAttrs = p.pdl ? 1 : 0;
   // Errors surface through cudaGetLastError like a <<<>>> launch.
-  (void)cudaLaunchKernelEx(&cfg, int4_gemv_v2_kernel<T, Y, MR, G>,
+  (void)cudaLaunchKernelEx(&cfg, int4_gemv_v2_kernel<T, Y, MR, G, kC>,
                            static_cast<const uint4*>(static_cast<const void*>(p.w.qweight)),
                            static_cast<const T*>(p.w.scale_zero), static_cast<const T*>(p.x),
                            static_cast<const T*>(p.w.bias), static_cast<Y*>(p.y), p.w.K, p.w.N, p.w.group_size,
@@ -245,13 +246,18 @@ void launch_typed(const Int4GemvParams& p, int kparts, size_t smem, cudaStream_t
 }
 
 template <typename T, typename Y>
-void launch_rows(const Int4GemvParams& p, int kparts, size_t smem, cudaStream_t stream) {
+void launch_rows(const Int4GemvParams& p, int kparts, bool narrow, size_t smem, cudaStream_t stream) {
   const bool g = p.w.group_size % kInt4TileK == 0;
   switch (p.M) {
-#define TANDEM_V2_CASE(MR)                                         \
-  case MR:                                                         \
-    if (g) launch_typed<T, Y, MR, true>(p, kparts, smem, stream);  \
-    else launch_typed<T, Y, MR, false>(p, kparts, smem, stream);   \
+#define TANDEM_V2_CASE(MR)                                                               \
+  case MR:                                                                               \
+    if (narrow) {                                                                        \
+      if (g) launch_typed<T, Y, MR, true, 1>(p, kparts, smem, stream);                   \
+      else launch_typed<T, Y, MR, false, 1>(p, kparts, smem, stream);                    \
+    } else {                                                                             \
+      if (g) launch_typed<T, Y, MR, true, kCols>(p, kparts, smem, stream);               \
+      else launch_typed<T, Y, MR, false, kCols>(p, kparts, smem, stream);                \
+    }                                                                                    \
     break;
     TANDEM_V2_CASE(1)
     TANDEM_V2_CASE(2)
@@ -269,14 +275,22 @@ void configure_typed(cudaError_t* err) {
     const cudaError_t e = cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, kMaxSmem + 4096);
     if (e != cudaSuccess && *err == cudaSuccess) *err = e;
   };
-  set(reinterpret_cast<const void*>(int4_gemv_v2_kernel<T, Y, 1, true>));
-  set(reinterpret_cast<const void*>(int4_gemv_v2_kernel<T, Y, 1, false>));
-  set(reinterpret_cast<const void*>(int4_gemv_v2_kernel<T, Y, 2, true>));
-  set(reinterpret_cast<const void*>(int4_gemv_v2_kernel<T, Y, 2, false>));
-  set(reinterpret_cast<const void*>(int4_gemv_v2_kernel<T, Y, 3, true>));
-  set(reinterpret_cast<const void*>(int4_gemv_v2_kernel<T, Y, 3, false>));
-  set(reinterpret_cast<const void*>(int4_gemv_v2_kernel<T, Y, 4, true>));
-  set(reinterpret_cast<const void*>(int4_gemv_v2_kernel<T, Y, 4, false>));
+  set(reinterpret_cast<const void*>(int4_gemv_v2_kernel<T, Y, 1, true, kCols>));
+  set(reinterpret_cast<const void*>(int4_gemv_v2_kernel<T, Y, 1, false, kCols>));
+  set(reinterpret_cast<const void*>(int4_gemv_v2_kernel<T, Y, 2, true, kCols>));
+  set(reinterpret_cast<const void*>(int4_gemv_v2_kernel<T, Y, 2, false, kCols>));
+  set(reinterpret_cast<const void*>(int4_gemv_v2_kernel<T, Y, 3, true, kCols>));
+  set(reinterpret_cast<const void*>(int4_gemv_v2_kernel<T, Y, 3, false, kCols>));
+  set(reinterpret_cast<const void*>(int4_gemv_v2_kernel<T, Y, 4, true, kCols>));
+  set(reinterpret_cast<const void*>(int4_gemv_v2_kernel<T, Y, 4, false, kCols>));
+  set(reinterpret_cast<const void*>(int4_gemv_v2_kernel<T, Y, 1, true, 1>));
+  set(reinterpret_cast<const void*>(int4_gemv_v2_kernel<T, Y, 1, false, 1>));
+  set(reinterpret_cast<const void*>(int4_gemv_v2_kernel<T, Y, 2, true, 1>));
+  set(reinterpret_cast<const void*>(int4_gemv_v2_kernel<T, Y, 2, false, 1>));
+  set(reinterpret_cast<const void*>(int4_gemv_v2_kernel<T, Y, 3, true, 1>));
+  set(reinterpret_cast<const void*>(int4_gemv_v2_kernel<T, Y, 3, false, 1>));
+  set(reinterpret_cast<const void*>(int4_gemv_v2_kernel<T, Y, 4, true, 1>));
+  set(reinterpret_cast<const void*>(int4_gemv_v2_kernel<T, Y, 4, false, 1>));
 }
 
 }  // namespace
@@ -290,10 +304,21 @@ bool int4_gemv_v2_supports(int M, int K, ElemType type, ElemType y_type) {
 // and DeepSeek-33B shapes: 2 when there are at least 2 blocks per SM, else 4
 // (1 was never best; 8 only for long K with at most one block per SM); at least
 // 4 tiles per warp.
+namespace {
+// Narrow layers (fewer than half as many 4-tile blocks as SMs) get blocks of 1
+// column tile.
+bool v2_narrow(int N, int sms) { return ceil_div(N / kInt4TileN, kCols) * 2 < sms; }
+}  // namespace
+
 int int4_gemv_v2_kparts(int K, int N, int num_sms) {
-  const int blocks = ceil_div(N / kInt4TileN, kCols);
   const int sms = num_sms > 0 ? num_sms : 132;
   const int num_ktiles = K / kInt4TileK;
+  if (v2_narrow(N, sms)) {
+    int kp = kMaxParts;
+    while (kp > 1 && num_ktiles / kp < 4) --kp;
+    return kp;
+  }
+  const int blocks = ceil_div(N / kInt4TileN, kCols);
   // Mistral down (K = 14336, 128 blocks): 8 beat 4 in both runs.
   int kp = blocks >= 2 * sms ? 2 : blocks <= sms && num_ktiles >= 64 ? 8 : 4;
   while (kp > 1 && num_ktiles / kp < 4) --kp;
@@ -311,13 +336,14 @@ cudaError_t int4_gemv_v2_configure() {
 
 void launch_int4_gemv_v2(const Int4GemvParams& p, cudaStream_t stream) {
   const int kparts = p.blocks_per_sm > 100 ? p.blocks_per_sm - 100 : int4_gemv_v2_kparts(p.w.K, p.w.N, p.num_sms);
+  const bool narrow = v2_narrow(p.w.N, p.num_sms > 0 ? p.num_sms : 132);
   const size_t smem = static_cast<size_t>(p.M) * p.w.K * 2 + static_cast<size_t>(kparts) * p.M * kCols * 8 * 4;
   if (p.type == ElemType::kBF16) {
-    if (p.y_type == ElemType::kF32) launch_rows<__nv_bfloat16, float>(p, kparts, smem, stream);
-    else launch_rows<__nv_bfloat16, __nv_bfloat16>(p, kparts, smem, stream);
+    if (p.y_type == ElemType::kF32) launch_rows<__nv_bfloat16, float>(p, kparts, narrow, smem, stream);
+    else launch_rows<__nv_bfloat16, __nv_bfloat16>(p, kparts, narrow, smem, stream);
   } else {
-    if (p.y_type == ElemType::kF32) launch_rows<__half, float>(p, kparts, smem, stream);
-    else launch_rows<__half, __half>(p, kparts, smem, stream);
+    if (p.y_type == ElemType::kF32) launch_rows<__half, float>(p, kparts, narrow, smem, stream);
+    else launch_rows<__half, __half>(p, kparts, narrow, smem, stream);
   }
 }
 

@@ -18,7 +18,8 @@ endif()
 message(STATUS "CUDA backend: ${TANDEM_HAVE_CUDA} (archs ${TANDEM_CUDA_ARCHS})")
 
 if(TANDEM_HAVE_CUDA)
-  set(CMAKE_CUDA_STANDARD 20)
+  # .cu files include only backend/cuda headers; this CMake knows no CUDA20 dialect for nvcc 13.
+  set(CMAKE_CUDA_STANDARD 17)
   set(CMAKE_CUDA_STANDARD_REQUIRED ON)
   file(GLOB_RECURSE TANDEM_CUDA_SOURCES CONFIGURE_DEPENDS
        ${CMAKE_SOURCE_DIR}/src/backend/cuda/*.cu ${CMAKE_SOURCE_DIR}/src/backend/cuda/*.cpp)

@@ -2,6 +2,7 @@
 #include "backend/registry.h"
 
 #ifdef TANDEM_WITH_CUDA
+#include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/cuda_info.h"
 #include "backend/cuda/overhead_probe.h"
 #endif
@@ -35,13 +36,27 @@ StatusOr<std::string> measure_cuda_overheads_json(int device) {
 #endif
 }
 
+StatusOr<std::unique_ptr<Backend>> make_cuda_backend(const CudaBackendOptions& options) {
+#ifdef TANDEM_WITH_CUDA
+  if (cuda::device_count() == 0) return unavailable("no CUDA device found");
+  return cuda::create_cuda_backend(options);
+#else
+  (void)options;
+  return unavailable("this build has no CUDA backend (configure with -DTANDEM_CUDA=ON)");
+#endif
+}
+
 namespace {
 
 StatusOr<std::unique_ptr<Backend>> create_cuda_backend(const BackendOptions& options) {
 #ifdef TANDEM_WITH_CUDA
   if (cuda::device_count() == 0) return unavailable("--device cuda: no usable CUDA device found");
-  // The CUDA engineer replaces this with the CUDA backend's factory.
-  return unavailable("--device cuda: the CUDA backend has no ops yet (use --device cpu)");
+  CudaBackendOptions o;
+  o.device = options.cuda_device;
+  o.activation_dtype = options.cuda_activation_dtype;
+  o.memory_bytes = options.cuda_memory_bytes != 0 ? options.cuda_memory_bytes
+                                                  : cuda::free_memory_bytes(options.cuda_device) / 10 * 9;
+  return cuda::create_cuda_backend(o);
 #else
   return unavailable("--device cuda: this tandem was built without the CUDA backend (backends: cpu)");
 #endif

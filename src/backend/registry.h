@@ -1,6 +1,7 @@
 // The one place that knows which compute backends were compiled in.
 #pragma once
 
+#include <cstddef>
 #include <memory>
 #include <string>
 #include <vector>
@@ -23,11 +24,30 @@ struct BackendOptions {
   int cpu_threads = 0;        // CPU backend threads; <= 0: all cores
   bool cpu_blas_prefill = false;  // OpenBLAS for prefill (faster, not batch invariant)
   int cuda_device = 0;  // CUDA device index
+  // CUDA: the one up-front device allocation; 0 = 90% of the device's free memory.
+  size_t cuda_memory_bytes = 0;
+  DType cuda_activation_dtype = DType::kF16;  // F16 or BF16
 };
 
 // device: "cpu", "cuda", or "auto" (cuda when compiled in and a GPU is usable,
 // else cpu). kUnavailable with a one-line reason when "cuda" cannot be had.
 StatusOr<std::unique_ptr<Backend>> create_backend(const std::string& device,
                                                    const BackendOptions& options = {});
+
+struct CudaBackendOptions {
+  int device = 0;                      // CUDA device ordinal
+  size_t memory_bytes = size_t{1} << 30;  // the one up-front device allocation (weights, KV, workspace)
+  DType activation_dtype = DType::kF16;   // F16 or BF16
+  // 0: the first kernels validated on the GPU (docs/cuda.md); 1: ldmatrix int4 GEMV and
+  // batched-load attention; 2 (default): the CUDA-core int4 GEMV for M <= 4 (variant 0
+  // kernels otherwise), 1.5-2x faster than 0 at batch 1 on the H100.
+  int kernel_variant = 2;
+  // Variant 2's GEMV starts its weight loads while the previous kernel finishes
+  // (programmatic dependent launch, sm_90).
+  bool int4_pdl = true;
+};
+// The CUDA backend; kUnavailable when it was not compiled in or no GPU is there,
+// kResourceExhausted when memory_bytes cannot be allocated.
+StatusOr<std::unique_ptr<Backend>> make_cuda_backend(const CudaBackendOptions& options = {});
 
 }  // namespace tandem

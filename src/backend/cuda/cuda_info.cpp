@@ -25,3 +25,22 @@ std::string device_description(int device) {
 }
 
 }  // namespace tandem::cuda
+
+namespace tandem::cuda {
+
+size_t free_memory_bytes(int device) {
+  int prev = 0;
+  if (cudaGetDevice(&prev) != cudaSuccess || cudaSetDevice(device) != cudaSuccess) {
+    cudaGetLastError();
+    return 0;
+  }
+  size_t free_b = 0, total_b = 0;
+  if (cudaMemGetInfo(&free_b, &total_b) != cudaSuccess) {
+    cudaGetLastError();
+    free_b = 0;
+  }
+  cudaSetDevice(prev);
+  return free_b;
+}
+
+}  // namespace tandem::cuda

@@ -1,0 +1,425 @@
+// CudaBackend: backend.h on one CUDA stream, all memory from one DeviceArena.
+#include "backend/cuda/cuda_backend.h"
+
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "backend/cuda/device_arena.h"
+#include "backend/cuda/int4_repack.h"
+#include "backend/cuda/kernels.h"
+#include "backend/cuda/lt_gemm.h"
+#include "common/check.h"
+
+#define CUDA_CHECK(expr)                                                              \
+  do {                                                                                \
+    const cudaError_t tandem_err_ = (expr);                                           \
+    CHECK_MSG(tandem_err_ == cudaSuccess, #expr << ": " << cudaGetErrorString(tandem_err_)); \
+  } while (0)
+// After a launch: configuration errors are reported at once, faults at the next sync.
+#define CUDA_CHECK_LAUNCH() CUDA_CHECK(cudaGetLastError())
+
+namespace tandem::cuda {
+namespace {
+
+constexpr size_t kLtWorkspaceBytes = 32ull << 20;
+
+ElemType elem(DType t) {
+  switch (t) {
+    case DType::kF32: return ElemType::kF32;
+    case DType::kF16: return ElemType::kF16;
+    case DType::kBF16: return ElemType::kBF16;
+    default: break;
+  }
+  CHECK_MSG(false, "not a float dtype: " << dtype_name(t));
+  return ElemType::kF32;
+}
+
+class CudaLinear : public PreparedLinear {
+ public:
+  int64_t num_out() const override { return N; }
+  int64_t num_in() const override { return K; }
+  size_t nbytes() const override {
+    return weight.bytes() + qweight.bytes() + scale_zero.bytes() + perm.bytes() + bias.bytes();
+  }
+
+  bool int4 = false;
+  int64_t N = 0, K = 0;
+  int group_size = 0;
+  DType dtype = DType::kF16;  // dense weight / scales / bias type (= activation type)
+  DeviceBuffer weight;      // dense [N, K]
+  DeviceBuffer qweight;     // int4 tiled
+  DeviceBuffer scale_zero;  // scales [K/G, N] then zeros [N, K/G]
+  DeviceBuffer perm;        // [K] or empty
+  DeviceBuffer bias;        // [N] or empty
+};
+
+class CudaBackend : public Backend {
+ public:
+  CudaBackend() = default;
+  ~CudaBackend() override {
+    workspace_.reset();  // frees through this backend while the stream still exists
+    if (stream_) {
+      cudaStreamSynchronize(stream_);
+      cudaStreamDestroy(stream_);
+    }
+  }
+
+  Status init(const CudaBackendOptions& o) {
+    if (o.activation_dtype != DType::kF16 && o.activation_dtype != DType::kBF16)
+      return invalid_argument("CUDA backend activations must be F16 or BF16");
+    act_ = o.activation_dtype;
+    if (o.kernel_variant < 0 || o.kernel_variant > 2)
+      return invalid_argument("CUDA kernel_variant must be 0, 1 or 2, not " + std::to_string(o.kernel_variant));
+    variant_ = o.kernel_variant;
+    pdl_ = o.int4_pdl;
+    if (cudaSetDevice(o.device) != cudaSuccess) {
+      cudaGetLastError();
+      return invalid_argument("no CUDA device " + std::to_string(o.device));
+    }
+    cudaDeviceProp prop{};
+    CUDA_CHECK(cudaGetDeviceProperties(&prop, o.device));
+    num_sms_ = prop.multiProcessorCount;
+    device_ = o.device;
+    CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    CUDA_CHECK(int4_gemv_configure());
+    const char* err = nullptr;
+    if (!arena_.init(o.memory_bytes, &err)) {
+      return Status(StatusCode::kResourceExhausted,
+                    "cannot allocate " + std::to_string(o.memory_bytes) + " bytes on " +
+                        prop.name + ": " + err);
+    }
+    void* ws = arena_.allocate(kLtWorkspaceBytes);
+    if (ws == nullptr) return Status(StatusCode::kResourceExhausted, "CUDA memory too small for the cuBLASLt workspace");
+    if (!lt_.init(ws, kLtWorkspaceBytes, &err)) return Status(StatusCode::kInternal, err);
+    return ok_status();
+  }
+
+  std::string name() const override { return "cuda"; }
+  DType activation_dtype() const override { return act_; }
+
+  StatusOr<DeviceBuffer> allocate(size_t bytes) override {
+    void* p = arena_.allocate(std::max<size_t>(bytes, 1));
+    if (p == nullptr) {
+      return Status(StatusCode::kResourceExhausted,
+                    "CUDA arena: " + std::to_string(bytes) + " bytes requested, " +
+                        std::to_string(arena_.capacity() - arena_.used()) + " of " +
+                        std::to_string(arena_.capacity()) + " free (fragments may be smaller)");
+    }
+    return DeviceBuffer(this, p, bytes);
+  }
+  void free_memory(void* data, size_t) override {
+    // Kernels already queued may still read it; the arena may hand it out at once.
+    CUDA_CHECK(cudaStreamSynchronize(stream_));
+    arena_.release(data);
+  }
+  void copy_host_to_device(void* dst, const void* src, size_t bytes) override {
+    CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream_));
+    CUDA_CHECK(cudaStreamSynchronize(stream_));  // the host buffer may go away on return
+  }
+  void copy_device_to_host(void* dst, const void* src, size_t bytes) override {
+    CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream_));
+    CUDA_CHECK(cudaStreamSynchronize(stream_));
+  }
+  void copy_device_to_device(void* dst, const void* src, size_t bytes) override {
+    CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream_));
+  }
+  void fill_zero(void* dst, size_t bytes) override {
+    CUDA_CHECK(cudaMemsetAsync(dst, 0, bytes, stream_));
+  }
+  void synchronize() override { CUDA_CHECK(cudaStreamSynchronize(stream_)); }
+
+  StatusOr<std::unique_ptr<PreparedLinear>> prepare_linear(const LinearWeight& w) override {
+    auto out = std::make_unique<CudaLinear>();
+    out->N = w.num_out;
+    out->K = w.num_in;
+    out->dtype = act_;
+    if (!w.bias.empty()) {
+      if (w.bias.numel() != w.num_out || !is_float_dtype(w.bias.dtype))
+        return invalid_argument(w.name + ": bias has shape " + w.bias.shape_string());
+      ASSIGN_OR_RETURN(DeviceTensor b, upload(w.bias, act_));
+      out->bias = std::move(b.buffer);
+    }
+    if (w.format == WeightFormat::kDense) {
+      if (w.weight.ndim != 2 || w.weight.shape[0] != w.num_out || w.weight.shape[1] != w.num_in ||
+          !is_float_dtype(w.weight.dtype))
+        return invalid_argument(w.name + ": weight has shape " + w.weight.shape_string() +
+                                ", expected [" + std::to_string(w.num_out) + ", " +
+                                std::to_string(w.num_in) + "]");
+      ASSIGN_OR_RETURN(DeviceTensor t, upload(w.weight, act_));
+      out->weight = std::move(t.buffer);
+      return std::unique_ptr<PreparedLinear>(std::move(out));
+    }
+    ASSIGN_OR_RETURN(Int4Packed packed, repack_int4(w, act_));
+    out->int4 = true;
+    out->group_size = packed.group_size;
+    ASSIGN_OR_RETURN(out->qweight, allocate(packed.qweight.size() * 4));
+    copy_host_to_device(out->qweight.data(), packed.qweight.data(), packed.qweight.size() * 4);
+    ASSIGN_OR_RETURN(out->scale_zero, allocate(packed.scale_zero.size() * 2));
+    copy_host_to_device(out->scale_zero.data(), packed.scale_zero.data(), packed.scale_zero.size() * 2);
+    if (!packed.perm.empty()) {
+      ASSIGN_OR_RETURN(out->perm, allocate(packed.perm.size() * 4));
+      copy_host_to_device(out->perm.data(), packed.perm.data(), packed.perm.size() * 4);
+    }
+    return std::unique_ptr<PreparedLinear>(std::move(out));
+  }
+
+  void embedding(const TensorView& table, const TensorView& ids, const TensorView& out) override {
+    CHECK(ids.dtype == DType::kI32 && table.ndim == 2 && out.ndim == 2);
+    CHECK_EQ(out.shape[0], ids.numel());
+    CHECK_EQ(out.shape[1], table.shape[1]);
+    if (table.dtype == out.dtype) {
+      launch_embedding({ids.as<const int32_t>(), table.data, out.data, static_cast<int>(ids.numel()),
+                        static_cast<int>(table.shape[1]), static_cast<int>(table.shape[0]), elem(out.dtype)},
+                       stream_);
+      CUDA_CHECK_LAUNCH();
+      return;
+    }
+    // Different types: gather into scratch in the table's type, then convert.
+    const int64_t n = out.numel();
+    char* tmp = workspace(n * dtype_size(table.dtype));
+    launch_embedding({ids.as<const int32_t>(), table.data, tmp, static_cast<int>(ids.numel()),
+                      static_cast<int>(table.shape[1]), static_cast<int>(table.shape[0]), elem(table.dtype)},
+                     stream_);
+    launch_convert(tmp, elem(table.dtype), out.data, elem(out.dtype), n, stream_);
+    CUDA_CHECK_LAUNCH();
+  }
+
+  void rms_norm(const TensorView& x, const TensorView& weight, float eps, const TensorView& out) override {
+    norm(x, nullptr, weight, eps, out);
+  }
+  void add_rms_norm(const TensorView& x, const TensorView& residual, const TensorView& weight, float eps,
+                    const TensorView& out) override {
+    CHECK(residual.dtype == x.dtype && residual.numel() == x.numel());
+    norm(x, residual.data, weight, eps, out);
+  }
+
+  void linear(const TensorView& x, const PreparedLinear& pw, const TensorView& out) override {
+    const auto& w = static_cast<const CudaLinear&>(pw);
+    CHECK_MSG(x.dtype == act_, "linear input is " << dtype_name(x.dtype));
+    CHECK_EQ(x.row_numel(), w.K);
+    CHECK_EQ(out.row_numel(), w.N);
+    const int M = static_cast<int>(x.shape[0]);
+    CHECK_EQ(out.shape[0], M);
+    if (M == 0) return;
+    const ElemType et = elem(act_), yt = elem(out.dtype);
+    if (!w.int4) {
+      gemm(w.weight.data(), x.data, out.data, M, w.N, w.K, yt);
+      if (w.bias.data()) launch_add_bias(out.data, yt, w.bias.data(), et, M, static_cast<int>(w.N), w.N, stream_);
+      CUDA_CHECK_LAUNCH();
+      return;
+    }
+    const int K = static_cast<int>(w.K), N = static_cast<int>(w.N);
+    const size_t xperm_bytes = w.perm.data() ? static_cast<size_t>(M) * K * 2 : 0;
+    const size_t rest_bytes = M <= 16 ? int4_gemv_workspace_floats(K, N, num_sms_) * 4
+                                      : static_cast<size_t>(N) * K * 2;
+    char* ws = workspace(align(xperm_bytes) + rest_bytes);
+    const void* xin = x.data;
+    if (w.perm.data()) {
+      launch_gather_cols(x.data, ws, static_cast<const int32_t*>(w.perm.data()), M, K, K, et, stream_);
+      xin = ws;
+    }
+    char* rest = ws + align(xperm_bytes);
+    Int4Weight iw{static_cast<const uint32_t*>(w.qweight.data()), w.scale_zero.data(),
+                  static_cast<const int32_t*>(w.perm.data()), w.bias.data(), K, N, w.group_size};
+    if (M <= 16) {
+      Int4GemvParams p{iw, xin, out.data, M, K, N, reinterpret_cast<float*>(rest), num_sms_, 0, variant_, et, yt};
+      p.pdl = pdl_;
+      launch_int4_gemv(p, stream_);
+    } else {
+      launch_int4_dequant(iw, rest, et, stream_);
+      gemm(rest, xin, out.data, M, N, K, yt);
+      if (w.bias.data()) launch_add_bias(out.data, yt, w.bias.data(), et, M, N, N, stream_);
+    }
+    CUDA_CHECK_LAUNCH();
+  }
+
+  void rope(const RopeParams& p) override {
+    CHECK(p.q.dtype == act_ && p.positions.dtype == DType::kI32 && p.inv_freq.dtype == DType::kF32);
+    const int T = static_cast<int>(p.q.shape[0]);
+    const int H = static_cast<int>(p.q.shape[1]), D = static_cast<int>(p.q.shape[2]);
+    const int KH = p.k.empty() ? 0 : static_cast<int>(p.k.shape[1]);
+    CHECK(p.rotary_dim > 0 && p.rotary_dim <= D && p.rotary_dim % 2 == 0);
+    RopeKernelParams k{p.q.data, p.k.empty() ? nullptr : p.k.data, p.positions.as<const int32_t>(),
+                       p.inv_freq.as<const float>(), T, H, KH, D, p.rotary_dim,
+                       static_cast<int64_t>(H) * D, static_cast<int64_t>(KH) * D, elem(act_)};
+    launch_rope(k, stream_);
+    CUDA_CHECK_LAUNCH();
+  }
+
+  void write_kv(const TensorView& k, const TensorView& v, const TensorView& slot_mapping,
+                const KvCacheView& cache) override {
+    CHECK(k.dtype == cache.k.dtype && v.dtype == cache.v.dtype && slot_mapping.dtype == DType::kI32);
+    const int T = static_cast<int>(k.shape[0]), KH = static_cast<int>(k.shape[1]),
+              D = static_cast<int>(k.shape[2]);
+    CHECK_EQ(cache.k.shape[2], KH);
+    CHECK_EQ(cache.k.shape[3], D);
+    const int page_size = static_cast<int>(cache.k.shape[1]);
+    KvWriteParams p{k.data, v.data, cache.k.data, cache.v.data, slot_mapping.as<const int32_t>(), T, KH, D,
+                    page_size, static_cast<int64_t>(KH) * D, static_cast<int64_t>(KH) * D,
+                    static_cast<int64_t>(page_size) * KH * D, static_cast<int64_t>(KH) * D,
+                    elem(k.dtype)};
+    launch_kv_write(p, stream_);
+    CUDA_CHECK_LAUNCH();
+  }
+
+  void attention(const AttentionParams& a) override {
+    CHECK(a.q.dtype == act_ && a.out.dtype == act_ && a.cache.k.dtype == act_);
+    CHECK_MSG(a.head_dim == 64 || a.head_dim == 128, "CUDA attention supports head_dim 64 and 128, not " << a.head_dim);
+    CHECK(a.num_kv_heads > 0 && a.num_heads % a.num_kv_heads == 0);
+    const int T = a.pages.num_tokens, S = a.pages.num_seqs;
+    if (T == 0) return;
+    const int page_size = static_cast<int>(a.cache.k.shape[1]);
+    CHECK_EQ(page_size, a.pages.page_size);
+    // Split long contexts when the batch alone would not fill the GPU (FlashDecoding).
+    const int ratio = a.num_heads / a.num_kv_heads;
+    int group = 8;
+    while (ratio % group) --group;
+    const int base_blocks = T * a.num_kv_heads * (ratio / group);
+    int splits = 1;
+    const int max_kv = a.pages.max_kv_len;
+    if (max_kv > 0 && base_blocks < 2 * num_sms_) {
+      splits = std::min({(2 * num_sms_ + base_blocks - 1) / base_blocks, (max_kv + 127) / 128, 64});
+      splits = std::max(splits, 1);
+    }
+    int split_size = 1 << 30;
+    if (splits > 1) split_size = ((max_kv + splits - 1) / splits + 31) / 32 * 32;
+    const size_t seq_bytes = align(static_cast<size_t>(T) * 4);
+    const size_t out_bytes = splits > 1 ? align(static_cast<size_t>(T) * a.num_heads * splits * a.head_dim * 4) : 0;
+    const size_t ml_bytes = splits > 1 ? align(static_cast<size_t>(T) * a.num_heads * splits * 2 * 4) : 0;
+    char* ws = workspace(seq_bytes + out_bytes + ml_bytes);
+    int32_t* token_seq = reinterpret_cast<int32_t*>(ws);
+    launch_token_seq(a.pages.query_start, S, token_seq, T, stream_);
+    AttnKernelParams p{};
+    p.q = a.q.data;
+    p.k_cache = a.cache.k.data;
+    p.v_cache = a.cache.v.data;
+    p.out = a.out.data;
+    p.query_start = a.pages.query_start;
+    p.kv_len = a.pages.kv_len;
+    p.page_indptr = a.pages.page_indptr;
+    p.page_indices = a.pages.page_indices;
+    p.token_seq = token_seq;
+    p.num_tokens = T;
+    p.num_seqs = S;
+    p.num_q_heads = a.num_heads;
+    p.num_kv_heads = a.num_kv_heads;
+    p.head_dim = a.head_dim;
+    p.page_size = page_size;
+    p.q_stride = static_cast<int64_t>(a.num_heads) * a.head_dim;
+    p.out_stride = p.q_stride;
+    p.token_stride = static_cast<int64_t>(a.num_kv_heads) * a.head_dim;
+    p.page_stride = p.token_stride * page_size;
+    p.window = a.sliding_window;
+    p.scale = a.scale;
+    p.num_splits = splits;
+    p.split_size = split_size;
+    p.partial_out = splits > 1 ? reinterpret_cast<float*>(ws + seq_bytes) : nullptr;
+    p.partial_ml = splits > 1 ? reinterpret_cast<float*>(ws + seq_bytes + out_bytes) : nullptr;
+    p.type = elem(act_);
+    p.variant = variant_;
+    launch_attention(p, stream_);
+    CUDA_CHECK_LAUNCH();
+  }
+
+  void silu_mul(const TensorView& gate, const TensorView& up, const TensorView& out) override {
+    CHECK(gate.dtype == up.dtype && gate.dtype == out.dtype && gate.numel() == up.numel());
+    const int rows = static_cast<int>(gate.shape[0]);
+    const int64_t inter = gate.row_numel();
+    launch_silu_mul({gate.data, up.data, out.data, rows, static_cast<int>(inter), inter, inter, inter,
+                     elem(gate.dtype)},
+                    stream_);
+    CUDA_CHECK_LAUNCH();
+  }
+
+  void gather_rows(const TensorView& x, const TensorView& rows, const TensorView& out) override {
+    CHECK(rows.dtype == DType::kI32 && x.dtype == out.dtype);
+    const int64_t row_bytes = x.row_numel() * static_cast<int64_t>(dtype_size(x.dtype));
+    launch_gather_rows({x.data, out.data, rows.as<const int32_t>(), static_cast<int>(rows.numel()),
+                        row_bytes, row_bytes, row_bytes},
+                       stream_);
+    CUDA_CHECK_LAUNCH();
+  }
+
+  void convert(const TensorView& src, const TensorView& dst) override {
+    CHECK_EQ(src.numel(), dst.numel());
+    launch_convert(src.data, elem(src.dtype), dst.data, elem(dst.dtype), src.numel(), stream_);
+    CUDA_CHECK_LAUNCH();
+  }
+
+  void copy_kv_pages(const KvCacheView& cache,
+                     const std::vector<std::pair<int32_t, int32_t>>& src_dst) override {
+    if (src_dst.empty()) return;
+    const int n = static_cast<int>(src_dst.size());
+    // Host image: [2 base pointers][n src][n dst], uploaded into the workspace.
+    std::vector<char> host(16 + 8 * static_cast<size_t>(n));
+    void* bases[2] = {cache.k.data, cache.v.data};
+    std::memcpy(host.data(), bases, 16);
+    int32_t* ids = reinterpret_cast<int32_t*>(host.data() + 16);
+    for (int i = 0; i < n; ++i) {
+      ids[i] = src_dst[i].first;
+      ids[n + i] = src_dst[i].second;
+    }
+    char* ws = workspace(host.size());
+    CUDA_CHECK(cudaMemcpyAsync(ws, host.data(), host.size(), cudaMemcpyHostToDevice, stream_));
+    const int64_t page_bytes = cache.k.row_numel() * static_cast<int64_t>(dtype_size(cache.k.dtype));
+    launch_copy_blocks({reinterpret_cast<void* const*>(ws), 2, reinterpret_cast<const int32_t*>(ws + 16),
+                        reinterpret_cast<const int32_t*>(ws + 16) + n, n, page_bytes},
+                       stream_);
+    CUDA_CHECK_LAUNCH();
+    // The pageable host image must outlive the copy's staging; the copy above
+    // returns only after staging, so `host` may go.
+  }
+
+ private:
+  static size_t align(size_t b) { return (b + 255) / 256 * 256; }
+
+  // Scratch space for one op (ops run in stream order, so one region serves all).
+  char* workspace(size_t bytes) {
+    if (bytes <= workspace_.bytes()) return static_cast<char*>(workspace_.data());
+    workspace_.reset();  // synchronizes before the range goes back to the arena
+    auto buf = allocate(std::max(bytes, size_t{4} << 20));
+    CHECK_MSG(buf.ok(), "CUDA workspace of " << bytes << " bytes: " << buf.status().message());
+    workspace_ = std::move(buf).value();
+    return static_cast<char*>(workspace_.data());
+  }
+
+  void norm(const TensorView& x, void* residual, const TensorView& weight, float eps, const TensorView& out) {
+    CHECK(x.dtype == out.dtype && x.numel() == out.numel());
+    const int64_t hidden = weight.numel();
+    CHECK_EQ(x.row_numel(), hidden);
+    RmsNormParams p{x.data, residual, weight.data, out.data, static_cast<int>(x.shape[0]),
+                    static_cast<int>(hidden), hidden, hidden, eps, elem(x.dtype), elem(weight.dtype)};
+    launch_rms_norm(p, stream_);
+    CUDA_CHECK_LAUNCH();
+  }
+
+  void gemm(const void* w, const void* x, void* y, int M, int64_t N, int64_t K, ElemType yt) {
+    LtGemmArgs g{w, x, y, M, static_cast<int>(N), static_cast<int>(K), K, N, elem(act_), elem(act_), yt};
+    const int st = lt_.run(g, stream_);
+    CHECK_MSG(st == 0, "cuBLASLt matmul M=" << M << " N=" << N << " K=" << K << " failed: status " << st);
+  }
+
+  int device_ = 0;
+  int num_sms_ = 132;
+  int variant_ = 0;  // CudaBackendOptions::kernel_variant
+  bool pdl_ = true;  // CudaBackendOptions::int4_pdl
+  DType act_ = DType::kF16;
+  cudaStream_t stream_ = nullptr;
+  DeviceArena arena_;  // destroyed after the buffers below (declared first)
+  LtGemm lt_;
+  DeviceBuffer workspace_;
+};
+
+}  // namespace
+
+StatusOr<std::unique_ptr<Backend>> create_cuda_backend(const CudaBackendOptions& options) {
+  auto b = std::make_unique<CudaBackend>();
+  RETURN_IF_ERROR(b->init(options));
+  return std::unique_ptr<Backend>(std::move(b));
+}
+
+}  // namespace tandem::cuda

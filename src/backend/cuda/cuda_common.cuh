@@ -1,0 +1,90 @@
+// Device-side helpers shared by the kernels of the CUDA backend (CUDA-only header).
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+namespace tandem::cuda {
+
+// Scalar conversions between the activation types and fp32.
+__device__ __forceinline__ float to_f32(float v) { return v; }
+__device__ __forceinline__ float to_f32(__half v) { return __half2float(v); }
+__device__ __forceinline__ float to_f32(__nv_bfloat16 v) { return __bfloat162float(v); }
+
+template <typename T>
+__device__ __forceinline__ T from_f32(float v);
+template <>
+__device__ __forceinline__ float from_f32<float>(float v) { return v; }
+template <>
+__device__ __forceinline__ __half from_f32<__half>(float v) { return __float2half_rn(v); }
+template <>
+__device__ __forceinline__ __nv_bfloat16 from_f32<__nv_bfloat16>(float v) {
+  return __float2bfloat16_rn(v);
+}
+
+// Lets a kernel launched after this one with programmatic dependent launch (the
+// int4 GEMV, variant 2) start early: it loads its weights, then waits
+// (griddepcontrol.wait) for this grid to finish before reading what it wrote.
+// No effect on kernels launched normally.
+__device__ __forceinline__ void allow_dependent_launch() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
+#endif
+}
+
+__device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+__device__ __forceinline__ float warp_max(float v) {
+#pragma unroll
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+
+// Sum over a block of blockDim.x threads (a multiple of 32, at most 1024);
+// every thread gets the result. `scratch` holds 32 floats.
+__device__ __forceinline__ float block_sum(float v, float* scratch) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  v = warp_sum(v);
+  __syncthreads();  // scratch may still be read by a previous call
+  if (lane == 0) scratch[warp] = v;
+  __syncthreads();
+  const int num_warps = blockDim.x >> 5;
+  float t = lane < num_warps ? scratch[lane] : 0.f;
+  return warp_sum(t);
+}
+
+}  // namespace tandem::cuda
+
+namespace tandem::cuda {
+
+// Runs `body` with `T` bound to the C++ type of an ElemType value.
+#define TANDEM_DISPATCH_TYPE(elem, T, ...)                       \
+  do {                                                           \
+    switch (elem) {                                              \
+      case ::tandem::cuda::ElemType::kF32: {                     \
+        using T = float;                                         \
+        __VA_ARGS__;                                             \
+        break;                                                   \
+      }                                                          \
+      case ::tandem::cuda::ElemType::kF16: {                     \
+        using T = __half;                                        \
+        __VA_ARGS__;                                             \
+        break;                                                   \
+      }                                                          \
+      case ::tandem::cuda::ElemType::kBF16: {                    \
+        using T = __nv_bfloat16;                                 \
+        __VA_ARGS__;                                             \
+        break;                                                   \
+      }                                                          \
+    }                                                            \
+  } while (0)
+
+inline int ceil_div(int64_t a, int64_t b) { return static_cast<int>((a + b - 1) / b); }
+
+}  // namespace tandem::cuda

@@ -1,0 +1,350 @@
+// int4 GEMV for M <= 4 on CUDA cores (kernel variant 2): the decode path.
+//
+// Same tiled layout as the tensor-core kernel (int4_layout.h): a tile is 8
+// columns x 128 rows = 512 contiguous bytes, and lane t's 16 bytes are the 32
+// rows {32w + 16h + 8p' + 2q + {0,1}} of column 8*nt + t/4 (q = t % 4). So one
+// warp reading one tile is one fully coalesced 512-byte load, and every lane
+// finishes a dot product of 32 weights of a single column; the 4 lanes of a
+// column are summed with two shuffles at the end.
+//
+// Block: kCols (4) column tiles x kparts warps along K (kparts picked at launch
+// so the grid fills the GPU); the whole block shares x, staged once in shared
+// memory in "lane order" (lane q reads its 4 x pairs of a 32-row word with one
+// 16-byte load; the 4 quads hit 4 consecutive 16-byte chunks: no bank
+// conflicts). Each warp keeps kUnroll tiles (2 KB) of loads in flight, with
+// their scales and zeros. No split-K across blocks: the kparts partial sums are
+// added in a fixed order in shared memory, so the result does not depend on M
+// or on the launch (deterministic).
+//
+// Dequantization: ((w >> 4p) & 0x000F000F) | magic gives the pair (magic + q);
+// subtracting the stored (magic + zero) gives the exact integers q - zero.
+// fp16: 8 products of a word (x pre-scaled by 1/16, exact, so the fp16 partial
+// cannot overflow below |x| ~ 8000) are summed with hfma2, then the word's sum
+// goes to fp32; the scale is applied once per group in fp32. bf16 (8-bit
+// mantissa) multiplies in fp32.
+#include "backend/cuda/cuda_common.cuh"
+#include "backend/cuda/int4_layout.h"
+#include "backend/cuda/kernels.h"
+
+#include <type_traits>
+
+namespace tandem::cuda {
+namespace {
+
+constexpr int kCols = 4;      // column tiles (8 columns each) per block
+constexpr int kMaxParts = 8;  // warps along K per block (block <= 1024 threads)
+constexpr int kUnroll = 4;    // tiles loaded ahead per warp
+constexpr int kMaxRows = 4;   // M handled by this kernel
+constexpr int kMaxSmem = 196608;  // x staging limit (M * K * 2 bytes)
+
+__device__ __forceinline__ uint4 ld_stream(const uint4* p) {
+  uint4 v;
+  asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0,%1,%2,%3}, [%4];\n"
+               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+               : "l"(p));
+  return v;
+}
+
+template <typename T>
+struct V2Traits;
+template <>
+struct V2Traits<__half> {
+  using T2 = __half2;
+  static constexpr uint32_t kMagic = 0x64006400u;
+};
+template <>
+struct V2Traits<__nv_bfloat16> {
+  using T2 = __nv_bfloat162;
+  static constexpr uint32_t kMagic = 0x43004300u;
+};
+
+template <typename T2>
+__device__ __forceinline__ T2 bits_to(uint32_t v) {
+  return *reinterpret_cast<T2*>(&v);
+}
+template <typename T2>
+__device__ __forceinline__ uint32_t to_bits(T2 v) {
+  return *reinterpret_cast<uint32_t*>(&v);
+}
+
+// Sum over the 32 rows of one word: x pairs xq (lane order), weights `word`,
+// zero pair z2 (magic + zero). fp16: returns sum / 16 (x was pre-scaled).
+template <typename T>
+__device__ __forceinline__ float word_dot(uint32_t word, const uint4& xq, typename V2Traits<T>::T2 z2) {
+  using T2 = typename V2Traits<T>::T2;
+  const uint32_t xs[4] = {xq.x, xq.y, xq.z, xq.w};
+  if constexpr (std::is_same_v<T, __half>) {
+    __half2 h = __float2half2_rn(0.f);
+#pragma unroll
+    for (int p = 0; p < 4; ++p) {
+      const __half2 d = __hsub2(bits_to<__half2>(((word >> (4 * p)) & 0x000F000Fu) | V2Traits<T>::kMagic), z2);
+      h = __hfma2(d, bits_to<__half2>(xs[p]), h);
+    }
+    const float2 f = __half22float2(h);
+    return f.x + f.y;
+  } else {
+    float s = 0.f;
+#pragma unroll
+    for (int p = 0; p < 4; ++p) {
+      const T2 d = __hsub2(bits_to<T2>(((word >> (4 * p)) & 0x000F000Fu) | V2Traits<T>::kMagic), z2);
+      const float2 df = __bfloat1622float2(d);
+      const float2 xf = __bfloat1622float2(bits_to<T2>(xs[p]));
+      s = fmaf(df.x, xf.x, s);
+      s = fmaf(df.y, xf.y, s);
+    }
+    return s;
+  }
+}
+
+// grid: ceil(N / (8 * kC)); block: 32 * kC * kparts threads. kC = kCols, or 1
+// for narrow layers (N < ~2k: k/v projections) so that more SMs get blocks.
+// Dynamic smem: x [MR][K/8] uint4 in lane order, then kparts * MR * 32 floats.
+template <typename T, typename Y, int MR, bool kTileGroups, int kC>
+__global__ void __launch_bounds__(32 * kC * kMaxParts)
+    int4_gemv_v2_kernel(const uint4* __restrict__ qweight, const T* __restrict__ scales,
+                        const T* __restrict__ x, const T* __restrict__ bias, Y* __restrict__ y, int K, int N,
+                        int group_size, int64_t x_stride, int64_t y_stride, int kparts) {
+  using T2 = typename V2Traits<T>::T2;
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  uint4* xs = reinterpret_cast<uint4*>(smem_raw);
+  const int words_k = K / 8;  // uint4 per x row (8 elements each)
+  float* red = reinterpret_cast<float*>(xs + MR * words_k);
+
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int ct = warp % kC, kp = warp / kC;
+  const int q = lane & 3;
+  const int num_ktiles = K / kInt4TileK, num_ntiles = N / kInt4TileN;
+  const int num_groups = K / group_size;
+  const int nt = blockIdx.x * kC + ct;
+  const bool active = nt < num_ntiles;
+  const int n = min(nt, num_ntiles - 1) * kInt4TileN + (lane >> 2);
+  const int per = (num_ktiles + kparts - 1) / kparts;
+  const int kt_begin = kp * per, kt_end = min(num_ktiles, kt_begin + per);
+  const uint4* wcol = qweight + static_cast<int64_t>(min(nt, num_ntiles - 1)) * num_ktiles * 32 + lane;
+  const T* zcol = scales + static_cast<int64_t>(num_groups) * N + static_cast<int64_t>(n) * num_groups;
+
+  // First weight batch in flight before x is staged. Weights are constants, so
+  // under programmatic dependent launch (PDL) these loads may start while the
+  // kernel before (which writes x) is still running; griddepcontrol.wait then
+  // waits for it to finish (a no-op when launched without PDL).
+  allow_dependent_launch();
+  uint4 wv[kUnroll];
+  int kt = kt_begin;
+  const bool first_full = active && kt + kUnroll <= kt_end;
+  if (first_full) {
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) wv[u] = ld_stream(wcol + (kt + u) * 32);
+  }
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
+
+  // Stage x: chunk j = (kt * 4 + w) * 4 + q holds the pairs at rows
+  // 128 kt + 32 w + 2 q + {0, 8, 16, 24}.
+  for (int i = threadIdx.x; i < MR * words_k; i += blockDim.x) {
+    const int m = i / words_k, j = i % words_k;
+    const T* src = x + m * x_stride + (j >> 4) * 128 + ((j >> 2) & 3) * 32 + (j & 3) * 2;
+    uint32_t v[4];
+#pragma unroll
+    for (int p = 0; p < 4; ++p) {
+      uint32_t b = *reinterpret_cast<const uint32_t*>(src + 8 * p);
+      if constexpr (std::is_same_v<T, __half>) b = to_bits(__hmul2(bits_to<__half2>(b), __float2half2_rn(0.0625f)));
+      v[p] = b;
+    }
+    xs[i] = make_uint4(v[0], v[1], v[2], v[3]);
+  }
+  __syncthreads();
+
+  float acc[MR];
+#pragma unroll
+  for (int m = 0; m < MR; ++m) acc[m] = 0.f;
+
+  auto tile = [&](const uint4& w4, int t) {
+    const uint32_t words[4] = {w4.x, w4.y, w4.z, w4.w};
+    if constexpr (kTileGroups) {
+      const int g = t * kInt4TileK / group_size;
+      const T z = zcol[g];
+      const T2 z2{z, z};
+      const float s = to_f32(scales[static_cast<int64_t>(g) * N + n]);
+      float part[MR];
+#pragma unroll
+      for (int m = 0; m < MR; ++m) part[m] = 0.f;
+#pragma unroll
+      for (int w = 0; w < 4; ++w) {
+#pragma unroll
+        for (int m = 0; m < MR; ++m) part[m] += word_dot<T>(words[w], xs[m * words_k + (t * 4 + w) * 4 + q], z2);
+      }
+#pragma unroll
+      for (int m = 0; m < MR; ++m) acc[m] = fmaf(part[m], s, acc[m]);
+    } else {
+#pragma unroll
+      for (int w = 0; w < 4; ++w) {
+        const int g = (t * kInt4TileK + 32 * w) / group_size;
+        const T z = zcol[g];
+        const T2 z2{z, z};
+        const float s = to_f32(scales[static_cast<int64_t>(g) * N + n]);
+#pragma unroll
+        for (int m = 0; m < MR; ++m)
+          acc[m] = fmaf(word_dot<T>(words[w], xs[m * words_k + (t * 4 + w) * 4 + q], z2), s, acc[m]);
+      }
+    }
+  };
+
+  if (active) {
+    if (first_full) {
+      for (;;) {
+#pragma unroll
+        for (int u = 0; u < kUnroll; ++u) tile(wv[u], kt + u);
+        kt += kUnroll;
+        if (kt + kUnroll > kt_end) break;
+#pragma unroll
+        for (int u = 0; u < kUnroll; ++u) wv[u] = ld_stream(wcol + (kt + u) * 32);
+      }
+    }
+    for (; kt < kt_end; ++kt) tile(ld_stream(wcol + kt * 32), kt);
+  }
+
+  // The 4 lanes of a column, then the kparts warps of a column tile, in order.
+  constexpr float kPost = std::is_same_v<T, __half> ? 16.f : 1.f;  // undo the x pre-scale
+#pragma unroll
+  for (int m = 0; m < MR; ++m) {
+    float v = acc[m];
+    v += __shfl_xor_sync(0xffffffffu, v, 1);
+    v += __shfl_xor_sync(0xffffffffu, v, 2);
+    if (q == 0) red[(kp * MR + m) * (kC * 8) + ct * 8 + (lane >> 2)] = v * kPost;
+  }
+  __syncthreads();
+  for (int i = threadIdx.x; i < MR * kC * 8; i += blockDim.x) {
+    const int m = i / (kC * 8), c = i % (kC * 8);
+    const int col = blockIdx.x * kC * 8 + c;
+    if (col >= N) continue;
+    float s = 0.f;
+    for (int k = 0; k < kparts; ++k) s += red[(k * MR + m) * (kC * 8) + c];
+    if (bias) s += to_f32(bias[col]);
+    y[m * y_stride + col] = from_f32<Y>(s);
+  }
+}
+
+template <typename T, typename Y, int MR, bool G, int kC>
+void launch_typed(const Int4GemvParams& p, int kparts, size_t smem, cudaStream_t stream) {
+  cudaLaunchConfig_t cfg{};
+  cfg.gridDim = dim3(ceil_div(p.w.N / kInt4TileN, kC));
+  cfg.blockDim = dim3(32 * kC * kparts);
+  cfg.dynamicSmemBytes = smem;
+  cfg.stream = stream;
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  cfg.attrs = attr;
+  cfg.numAttrs = p.pdl ? 1 : 0;
+  // Errors surface through cudaGetLastError like a <<<>>> launch.
+  (void)cudaLaunchKernelEx(&cfg, int4_gemv_v2_kernel<T, Y, MR, G, kC>,
+                           static_cast<const uint4*>(static_cast<const void*>(p.w.qweight)),
+                           static_cast<const T*>(p.w.scale_zero), static_cast<const T*>(p.x),
+                           static_cast<const T*>(p.w.bias), static_cast<Y*>(p.y), p.w.K, p.w.N, p.w.group_size,
+                           p.x_stride, p.y_stride, kparts);
+}
+
+template <typename T, typename Y>
+void launch_rows(const Int4GemvParams& p, int kparts, bool narrow, size_t smem, cudaStream_t stream) {
+  const bool g = p.w.group_size % kInt4TileK == 0;
+  switch (p.M) {
+#define TANDEM_V2_CASE(MR)                                                               \
+  case MR:                                                                               \
+    if (narrow) {                                                                        \
+      if (g) launch_typed<T, Y, MR, true, 1>(p, kparts, smem, stream);                   \
+      else launch_typed<T, Y, MR, false, 1>(p, kparts, smem, stream);                    \
+    } else {                                                                             \
+      if (g) launch_typed<T, Y, MR, true, kCols>(p, kparts, smem, stream);               \
+      else launch_typed<T, Y, MR, false, kCols>(p, kparts, smem, stream);                \
+    }                                                                                    \
+    break;
+    TANDEM_V2_CASE(1)
+    TANDEM_V2_CASE(2)
+    TANDEM_V2_CASE(3)
+    TANDEM_V2_CASE(4)
+#undef TANDEM_V2_CASE
+    default:
+      break;
+  }
+}
+
+template <typename T, typename Y>
+void configure_typed(cudaError_t* err) {
+  auto set = [&](const void* k) {
+    const cudaError_t e = cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, kMaxSmem + 4096);
+    if (e != cudaSuccess && *err == cudaSuccess) *err = e;
+  };
+  set(reinterpret_cast<const void*>(int4_gemv_v2_kernel<T, Y, 1, true, kCols>));
+  set(reinterpret_cast<const void*>(int4_gemv_v2_kernel<T, Y, 1, false, kCols>));
+  set(reinterpret_cast<const void*>(int4_gemv_v2_kernel<T, Y, 2, true, kCols>));
+  set(reinterpret_cast<const void*>(int4_gemv_v2_kernel<T, Y, 2, false, kCols>));
+  set(reinterpret_cast<const void*>(int4_gemv_v2_kernel<T, Y, 3, true, kCols>));
+  set(reinterpret_cast<const void*>(int4_gemv_v2_kernel<T, Y, 3, false, kCols>));
+  set(reinterpret_cast<const void*>(int4_gemv_v2_kernel<T, Y, 4, true, kCols>));
+  set(reinterpret_cast<const void*>(int4_gemv_v2_kernel<T, Y, 4, false, kCols>));
+  set(reinterpret_cast<const void*>(int4_gemv_v2_kernel<T, Y, 1, true, 1>));
+  set(reinterpret_cast<const void*>(int4_gemv_v2_kernel<T, Y, 1, false, 1>));
+  set(reinterpret_cast<const void*>(int4_gemv_v2_kernel<T, Y, 2, true, 1>));
+  set(reinterpret_cast<const void*>(int4_gemv_v2_kernel<T, Y, 2, false, 1>));
+  set(reinterpret_cast<const void*>(int4_gemv_v2_kernel<T, Y, 3, true, 1>));
+  set(reinterpret_cast<const void*>(int4_gemv_v2_kernel<T, Y, 3, false, 1>));
+  set(reinterpret_cast<const void*>(int4_gemv_v2_kernel<T, Y, 4, true, 1>));
+  set(reinterpret_cast<const void*>(int4_gemv_v2_kernel<T, Y, 4, false, 1>));
+}
+
+}  // namespace
+
+bool int4_gemv_v2_supports(int M, int K, ElemType type, ElemType y_type) {
+  return M >= 1 && M <= kMaxRows && static_cast<int64_t>(M) * K * 2 <= kMaxSmem && type != ElemType::kF32 &&
+         (y_type == type || y_type == ElemType::kF32);
+}
+
+// Warps along K. Measured on the H100 (docs/cuda.md, run 5) over the Mistral-7B
+// and DeepSeek-33B shapes: 2 when there are at least 2 blocks per SM, else 4
+// (1 was never best; 8 only for long K with at most one block per SM); at least
+// 4 tiles per warp.
+namespace {
+// Narrow layers (fewer than half as many 4-tile blocks as SMs) get blocks of 1
+// column tile.
+bool v2_narrow(int N, int sms) { return ceil_div(N / kInt4TileN, kCols) * 2 < sms; }
+}  // namespace
+
+int int4_gemv_v2_kparts(int K, int N, int num_sms) {
+  const int sms = num_sms > 0 ? num_sms : 132;
+  const int num_ktiles = K / kInt4TileK;
+  if (v2_narrow(N, sms)) {
+    int kp = kMaxParts;
+    while (kp > 1 && num_ktiles / kp < 4) --kp;
+    return kp;
+  }
+  const int blocks = ceil_div(N / kInt4TileN, kCols);
+  // Mistral down (K = 14336, 128 blocks): 8 beat 4 in both runs.
+  int kp = blocks >= 2 * sms ? 2 : blocks <= sms && num_ktiles >= 64 ? 8 : 4;
+  while (kp > 1 && num_ktiles / kp < 4) --kp;
+  return kp;
+}
+
+cudaError_t int4_gemv_v2_configure() {
+  cudaError_t err = cudaSuccess;
+  configure_typed<__half, __half>(&err);
+  configure_typed<__half, float>(&err);
+  configure_typed<__nv_bfloat16, __nv_bfloat16>(&err);
+  configure_typed<__nv_bfloat16, float>(&err);
+  return err;
+}
+
+void launch_int4_gemv_v2(const Int4GemvParams& p, cudaStream_t stream) {
+  const int kparts = p.blocks_per_sm > 100 ? p.blocks_per_sm - 100 : int4_gemv_v2_kparts(p.w.K, p.w.N, p.num_sms);
+  const bool narrow = v2_narrow(p.w.N, p.num_sms > 0 ? p.num_sms : 132);
+  const size_t smem = static_cast<size_t>(p.M) * p.w.K * 2 + static_cast<size_t>(kparts) * p.M * kCols * 8 * 4;
+  if (p.type == ElemType::kBF16) {
+    if (p.y_type == ElemType::kF32) launch_rows<__nv_bfloat16, float>(p, kparts, narrow, smem, stream);
+    else launch_rows<__nv_bfloat16, __nv_bfloat16>(p, kparts, narrow, smem, stream);
+  } else {
+    if (p.y_type == ElemType::kF32) launch_rows<__half, float>(p, kparts, narrow, smem, stream);
+    else launch_rows<__half, __half>(p, kparts, narrow, smem, stream);
+  }
+}
+
+}  // namespace tandem::cuda

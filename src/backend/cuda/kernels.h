@@ -1,0 +1,201 @@
+// Launchers of the CUDA backend's kernels: plain parameter structs (pointers,
+// sizes, strides), no STL. Internal to src/backend/cuda (uses cudaStream_t).
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstddef>
+#include <cstdint>
+
+namespace tandem::cuda {
+
+// Element type of activations, caches and dense weights.
+enum class ElemType : int { kF32 = 0, kF16 = 1, kBF16 = 2 };
+
+inline size_t elem_size(ElemType t) { return t == ElemType::kF32 ? 4 : 2; }
+
+// ---- elementwise / row ops -------------------------------------------------
+
+// out[i, :] = table[ids[i], :]; ids outside [0, vocab) write zeros.
+struct EmbeddingParams {
+  const int32_t* ids;  // [num_tokens]
+  const void* table;   // [vocab, hidden]
+  void* out;           // [num_tokens, hidden]
+  int num_tokens, hidden, vocab;
+  ElemType type;
+};
+void launch_embedding(const EmbeddingParams& p, cudaStream_t stream);
+
+// If residual != null: residual[i] += x[i] (in fp32, stored back in `type`)
+// and out[i] = rms_norm(residual[i]) * weight; else out[i] = rms_norm(x[i]) * weight.
+struct RmsNormParams {
+  const void* x;       // [rows, hidden], row stride x_stride (elements)
+  void* residual;      // [rows, hidden] or null, row stride hidden
+  const void* weight;  // [hidden]
+  void* out;           // [rows, hidden], row stride out_stride
+  int rows, hidden;
+  int64_t x_stride, out_stride;
+  float eps;
+  ElemType type;         // x, residual, out
+  ElemType weight_type;  // weight
+};
+void launch_rms_norm(const RmsNormParams& p, cudaStream_t stream);
+
+// HF rotate-half RoPE in place on q [T, num_q_heads, D] and k [T, num_kv_heads, D]:
+// angle_i = position * inv_freq[i] (fp32), i < rot_dim/2.
+struct RopeKernelParams {
+  void* q;
+  void* k;  // may be null
+  const int32_t* positions;  // [T]
+  const float* inv_freq;     // [rot_dim / 2], linear scaling already folded in
+  int num_tokens, num_q_heads, num_kv_heads, head_dim, rot_dim;
+  int64_t q_stride, k_stride;  // elements between tokens
+  ElemType type;
+};
+void launch_rope(const RopeKernelParams& p, cudaStream_t stream);
+
+// out[i, j] = silu(gate[i, j]) * up[i, j], j < inter.
+struct SiluMulParams {
+  const void* gate;
+  const void* up;
+  void* out;
+  int rows, inter;
+  int64_t gate_stride, up_stride, out_stride;
+  ElemType type;
+};
+void launch_silu_mul(const SiluMulParams& p, cudaStream_t stream);
+
+// Writes new K/V rows into the paged cache: token i goes to slot
+// slot_mapping[i] = page * page_size + offset (negative slots are skipped).
+// Cache addressing: base + page * page_stride + offset * token_stride + head * head_dim.
+struct KvWriteParams {
+  const void* k;  // [T, num_kv_heads, head_dim], token stride k_stride
+  const void* v;
+  void* k_cache;
+  void* v_cache;
+  const int32_t* slot_mapping;  // [T]
+  int num_tokens, num_kv_heads, head_dim, page_size;
+  int64_t k_stride, v_stride, page_stride, token_stride;  // elements
+  ElemType type;
+};
+void launch_kv_write(const KvWriteParams& p, cudaStream_t stream);
+
+// dst[i] = src[index[i]] for rows of row_bytes bytes (row_bytes even).
+struct GatherRowsParams {
+  const void* src;
+  void* dst;
+  const int32_t* index;
+  int num_rows;
+  int64_t row_bytes, src_stride_bytes, dst_stride_bytes;
+};
+void launch_gather_rows(const GatherRowsParams& p, cudaStream_t stream);
+
+// For each pair j: block dst[j] of block_bytes bytes = block src[j], in each of
+// num_bases regions (e.g. every layer's K and V caches).
+struct CopyBlocksParams {
+  void* const* bases;      // [num_bases] device array of device pointers
+  int num_bases;
+  const int32_t* src;      // [num_pairs]
+  const int32_t* dst;      // [num_pairs]
+  int num_pairs;
+  int64_t block_bytes;     // % 16 == 0
+};
+void launch_copy_blocks(const CopyBlocksParams& p, cudaStream_t stream);
+
+// Converts n elements between types (e.g. fp16 logits to fp32).
+void launch_convert(const void* src, ElemType src_type, void* dst, ElemType dst_type, int64_t n,
+                    cudaStream_t stream);
+
+// ---- int4 GEMM (layout: int4_layout.h) -------------------------------------
+
+struct Int4Weight {
+  const uint32_t* qweight;   // tiled, K*N/8 words
+  const void* scale_zero;    // scales [K/G][N] then zeros [N][K/G] (magic + zero), `type`
+  const int32_t* perm;       // [K] or null (act-order)
+  const void* bias;          // [N] or null, `type`
+  int K, N, group_size;
+};
+
+// y[M, N] = x[M, K] · W + bias for M <= 16 on tensor cores (mma.sync), streaming
+// the packed weights once. split-K partial sums go to `partial`
+// (int4_gemv_workspace_floats(...) floats), reduced in a fixed order.
+struct Int4GemvParams {
+  Int4Weight w;
+  const void* x;  // [M, K], row stride x_stride (already permuted if w.perm)
+  void* y;        // [M, N], row stride y_stride
+  int M;
+  int64_t x_stride, y_stride;
+  float* partial;
+  int num_sms;
+  int blocks_per_sm;  // split-K target; 0 = default (benchmarks sweep it)
+  int variant;        // 0: first validated kernel; 1: ldmatrix + zero folded after the mma;
+                      // 2: CUDA-core GEMV for M <= 4 (int4_gemv_v2.cu; blocks_per_sm = 100 + k
+                      // forces k warps along K), variant 0 for larger M
+  ElemType type;  // x, y, scales (fp16 or bf16)
+  ElemType y_type;
+  // Variant 2: launch with programmatic dependent launch, so the weight loads
+  // start while the previous kernel of the stream finishes (x is read after
+  // griddepcontrol.wait).
+  bool pdl = false;
+};
+int int4_gemv_num_splits(int K, int N, int num_sms, int blocks_per_sm = 0);
+size_t int4_gemv_workspace_floats(int K, int N, int num_sms, int blocks_per_sm = 0);
+void launch_int4_gemv(const Int4GemvParams& p, cudaStream_t stream);
+// Raises the GEMV kernels' shared-memory limit; once per process and device,
+// before any launch (launches may then be captured into CUDA graphs).
+cudaError_t int4_gemv_configure();
+// Variant 2 (int4_gemv_v2.cu): whether it takes this call, its K split, its launcher.
+bool int4_gemv_v2_supports(int M, int K, ElemType type, ElemType y_type);
+int int4_gemv_v2_kparts(int K, int N, int num_sms);
+cudaError_t int4_gemv_v2_configure();
+void launch_int4_gemv_v2(const Int4GemvParams& p, cudaStream_t stream);
+
+// out[N][K] (row-major, `type`) = dequantized W^T, for the cuBLAS prefill path.
+void launch_int4_dequant(const Int4Weight& w, void* out, ElemType type, cudaStream_t stream);
+
+// ---- attention over the paged cache ---------------------------------------
+
+// Query token i of sequence s (query_start[s] <= i < query_start[s+1]) sits at
+// cache index kv_len[s] - q_len + (i - query_start[s]) and attends (causally)
+// to cache indices [max(0, idx - window + 1), idx] (window <= 0: no window).
+// Logical token j of sequence s is in page page_indices[page_indptr[s] + j / page_size].
+struct AttnKernelParams {
+  const void* q;        // [T, num_q_heads, D], token stride q_stride
+  const void* k_cache;  // page_stride / token_stride as in KvWriteParams
+  const void* v_cache;
+  void* out;            // [T, num_q_heads, D], token stride out_stride
+  const int32_t* query_start;   // [S + 1]
+  const int32_t* kv_len;        // [S]
+  const int32_t* page_indptr;   // [S + 1]
+  const int32_t* page_indices;
+  const int32_t* token_seq;     // [T] sequence of each token (filled by the backend)
+  int num_tokens, num_seqs, num_q_heads, num_kv_heads, head_dim, page_size;
+  int64_t q_stride, out_stride, page_stride, token_stride;
+  int window;
+  float scale;
+  // split-K: each (token, kv head) range is cut into chunks of split_size keys;
+  // num_splits > 1 needs partial_out [T, Hq, num_splits, D] and partial_ml [T, Hq, num_splits, 2].
+  int num_splits, split_size;
+  float* partial_out;
+  float* partial_ml;
+  ElemType type;
+  int variant;  // 0: first validated kernel; 1: loads batched ahead of use
+};
+void launch_attention(const AttnKernelParams& p, cudaStream_t stream);
+
+// token_seq[i] = the sequence of token i, from query_start (T tokens, S seqs).
+void launch_token_seq(const int32_t* query_start, int num_seqs, int32_t* token_seq,
+                      int num_tokens, cudaStream_t stream);
+
+}  // namespace tandem::cuda
+
+namespace tandem::cuda {
+
+// dst[m, k] = src[m, perm[k]] (dst rows are contiguous, K elements).
+void launch_gather_cols(const void* src, void* dst, const int32_t* perm, int M, int K,
+                        int64_t src_stride, ElemType type, cudaStream_t stream);
+// y[m, n] += bias[n]
+void launch_add_bias(void* y, ElemType y_type, const void* bias, ElemType bias_type, int M, int N,
+                     int64_t y_stride, cudaStream_t stream);
+
+}  // namespace tandem::cuda

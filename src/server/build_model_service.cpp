@@ -5,6 +5,8 @@
 
 #include "backend/registry.h"
 #include "engine/engine_thread.h"
+#include "memory/planner.h"
+#include "memory/weights.h"
 #include "engine/tokenizer_text_decoder.h"
 #include "model/config.h"
 #include "model/model_runner.h"
@@ -63,9 +65,6 @@ StatusOr<std::unique_ptr<ModelService>> build_model_service(const std::string& n
   if (!config.ok()) return prefix(config.status());
   auto tokenizer = Tokenizer::load(path);
   if (!tokenizer.ok()) return prefix(tokenizer.status());
-  auto backend = create_backend(options.device);
-  if (!backend.ok()) return prefix(backend.status());
-
   int max_len = options.max_model_len;
   if (max_len <= 0) max_len = std::min(config->max_position_embeddings > 0 ? config->max_position_embeddings
                                                                              : kDefaultMaxModelLen,
@@ -78,6 +77,21 @@ StatusOr<std::unique_ptr<ModelService>> build_model_service(const std::string& n
   ModelRunnerOptions ro;
   ro.page_size = kPageSize;
   ro.num_pages = (max_len + kPageSize - 1) / kPageSize * kDefaultFullSequences;
+
+  // A GPU backend takes its memory up front: size it from the planner's formulas
+  // (weights + this model's KV pages + workspace + 1 GiB slack) so that several
+  // models fit side by side instead of the first taking most of the card.
+  BackendOptions bo;
+  {
+    memory::PlanOptions po;
+    if (options.max_num_seqs > 0) po.max_num_seqs = options.max_num_seqs;
+    if (options.max_num_batched_tokens > 0) po.max_num_batched_tokens = options.max_num_batched_tokens;
+    const int64_t kv = static_cast<int64_t>(ro.num_pages) * kPageSize * config->kv_bytes_per_token(DType::kF16);
+    const int64_t act = memory::activation_breakdown(*config, po, max_len).total();
+    bo.cuda_memory_bytes = static_cast<size_t>(memory::weight_bytes(*config) + kv + act + (int64_t{1} << 30));
+  }
+  auto backend = create_backend(options.device, bo);
+  if (!backend.ok()) return prefix(backend.status());
   auto runner = LocalModelRunner::create(std::move(backend).value(), path, ro);
   if (!runner.ok()) return prefix(runner.status());
 

@@ -5,5 +5,8 @@
 set -euo pipefail
 tests=$(dirname "$1")/tests/tandem_tokenizer_tests
 [ -x "$tests" ] || { echo "tandem_tokenizer_tests not built"; exit 1; }
-TANDEM_CHAT_FIXTURE=fixtures/chat_templates/renders.transformers.json.gz \
-  "$tests" --gtest_filter='ChatTemplateFixture.*' 2>&1 | tee /dev/stderr | grep -q "68 of 68"
+out=$(TANDEM_CHAT_FIXTURE=fixtures/chat_templates/renders.transformers.json.gz \
+  "$tests" --gtest_filter='ChatTemplateFixture.*' 2>&1)
+echo "$out"
+grep -q "oracle: transformers" <<<"$out"
+grep -q "68 of 68" <<<"$out"

@@ -223,7 +223,7 @@ TEST_F(AppFixture, StartingIs503AndOneBrokenModelLeavesTheOther) {
   ASSERT_TRUE(add_model_flag("slow=echo", &c).ok());
   auto factory = [](const std::string& name, const std::string& path, const EngineOptions& o)
       -> StatusOr<std::unique_ptr<ModelService>> {
-    if (name == "slow") std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    if (name == "slow") std::this_thread::sleep_for(std::chrono::milliseconds(2000));
     return testing::make_echo_service(name, path, o);
   };
   start(c, factory, /*wait=*/false);
@@ -233,12 +233,21 @@ TEST_F(AppFixture, StartingIs503AndOneBrokenModelLeavesTheOther) {
   std::string slow = request(post("/v1/completions", R"({"model":"slow","prompt":"x"})"));
   EXPECT_NE(slow.find("HTTP/1.1 503"), std::string::npos) << slow;
   EXPECT_NE(slow.find("is starting"), std::string::npos);
+  // "good" and "bad" load in the background too: wait (bounded) until neither is
+  // starting, so a loaded machine cannot race the checks below.
+  for (int i = 0; i < 100; ++i) {
+    std::string h = request("GET /health HTTP/1.1\r\nHost: x\r\n\r\n");
+    if (h.find("\"name\":\"good\",\"state\":\"starting\"") == std::string::npos &&
+        h.find("\"name\":\"bad\",\"state\":\"starting\"") == std::string::npos)
+      break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
   std::string bad = request(post("/v1/completions", R"({"model":"bad","prompt":"x"})"));
   EXPECT_NE(bad.find("HTTP/1.1 503"), std::string::npos);
   EXPECT_NE(bad.find("DIR must be 'echo'"), std::string::npos) << bad;
   EXPECT_NE(request(post("/v1/completions", R"({"model":"good","prompt":"x","max_tokens":1})")).find("HTTP/1.1 200"),
             std::string::npos);
-  std::this_thread::sleep_for(std::chrono::milliseconds(600));
+  std::this_thread::sleep_for(std::chrono::milliseconds(2100));
   health = request("GET /health HTTP/1.1\r\nHost: x\r\n\r\n");
   EXPECT_NE(health.find("\"status\":\"degraded\""), std::string::npos) << health;
   // An engine that breaks is reported and refuses work; the other models serve on.

@@ -3,6 +3,8 @@
 #include <cctype>
 #include <cstring>
 
+#include "tokenizer/unicode.h"
+
 namespace tandem::jinja {
 namespace {
 
@@ -23,23 +25,6 @@ std::string normalize_newlines(const std::string& s) {
   return out;
 }
 
-void append_utf8(uint32_t cp, std::string& out) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xc0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3f));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xe0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
-    out += static_cast<char>(0x80 | (cp & 0x3f));
-  } else {
-    out += static_cast<char>(0xf0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3f));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
-    out += static_cast<char>(0x80 | (cp & 0x3f));
-  }
-}
 
 class Lexer {
  public:
@@ -282,7 +267,7 @@ class Lexer {
         case 'U': {
           long cp = hex(e == 'x' ? 2 : e == 'u' ? 4 : 8);
           if (cp < 0) return error("bad \\" + std::string(1, e) + " escape in string literal");
-          append_utf8(static_cast<uint32_t>(cp), out);
+          unicode::append_utf8(out, static_cast<uint32_t>(cp));
           break;
         }
         default:  // Python keeps unknown escapes as written

@@ -5,6 +5,8 @@
 #include <cmath>
 #include <cstdio>
 
+#include "tokenizer/unicode.h"
+
 namespace tandem::jinja {
 
 void throw_type_error(const std::string& message) { throw RenderError(RenderError::Kind::kType, message); }
@@ -112,8 +114,6 @@ std::string python_float_repr(double f) {
 
 namespace {
 
-uint32_t decode_cp(std::string_view ch);
-uint32_t decode_utf8(std::string_view ch) { return decode_cp(ch); }
 uint32_t decode_cp(std::string_view ch) {
   auto b = [&](size_t i) { return static_cast<uint32_t>(static_cast<unsigned char>(ch[i])); };
   if (ch.size() == 1) return b(0);
@@ -132,7 +132,7 @@ std::string python_str_repr(const std::string& s) {
   char quote = (s.find('\'') != std::string::npos && s.find('"') == std::string::npos) ? '"' : '\'';
   std::string out(1, quote);
   for (std::string_view ch : utf8_chars(s)) {
-    uint32_t cp = decode_utf8(ch);
+    uint32_t cp = decode_cp(ch);
     char buf[16];
     if (cp == '\\') out += "\\\\";
     else if (cp == static_cast<uint32_t>(quote)) out += std::string("\\") + quote;
@@ -211,29 +211,11 @@ uint32_t cp_lower(uint32_t c) {
 
 bool cp_cased(uint32_t c) { return cp_upper(c) != c || cp_lower(c) != c || c == 0xdf; }
 
-void append_cp(uint32_t cp, std::string& out) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xc0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3f));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xe0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
-    out += static_cast<char>(0x80 | (cp & 0x3f));
-  } else {
-    out += static_cast<char>(0xf0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3f));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
-    out += static_cast<char>(0x80 | (cp & 0x3f));
-  }
-}
 
-uint32_t decode_cp(std::string_view ch);
 
 void append_upper(uint32_t c, std::string& out) {
   if (c == 0xdf) out += "SS";  // Python: 'ß'.upper() == 'SS'
-  else append_cp(cp_upper(c), out);
+  else unicode::append_utf8(out, cp_upper(c));
 }
 
 }  // namespace
@@ -253,7 +235,7 @@ std::string change_case(std::string_view s, CaseOp op) {
       case CaseOp::kJinjaTitle: up = word_start; break;
     }
     if (up) append_upper(c, out);
-    else append_cp(cp_lower(c), out);
+    else unicode::append_utf8(out, cp_lower(c));
     prev_cased = cp_cased(c);
     first = false;
     // jinja's title: words begin after whitespace, '-', and opening brackets.
@@ -459,7 +441,7 @@ namespace {
 void json_string(const std::string& s, bool ensure_ascii, std::string& out) {
   out += '"';
   for (std::string_view ch : utf8_chars(s)) {
-    uint32_t cp = decode_utf8(ch);
+    uint32_t cp = decode_cp(ch);
     char buf[16];
     switch (cp) {
       case '"': out += "\\\""; continue;

@@ -58,21 +58,7 @@ DType model_dtype(const std::string& dir) {
 }
 
 std::vector<float> last_logits(LocalModelRunner& runner, const std::vector<int32_t>& ids) {
-  ForwardBatch b;
-  b.page_size = runner.page_size();
-  const int n = static_cast<int>(ids.size()), ps = b.page_size;
-  b.token_ids = ids;
-  for (int i = 0; i < n; ++i) {
-    b.positions.push_back(i);
-    b.slot_mapping.push_back(i);
-  }
-  const int pages = (n + ps - 1) / ps;
-  b.query_start = {0, n};
-  b.kv_len = {n};
-  b.page_indptr = {0, pages};
-  for (int p = 0; p < pages; ++p) b.page_indices.push_back(p);
-  b.last_page_len = {n - (pages - 1) * ps};
-  b.logits_rows = {n - 1};
+  const ForwardBatch b = single_sequence_prefill(ids, runner.page_size(), /*all_logits=*/false);
   std::vector<float> logits;
   Status s = runner.forward(b, &logits);
   EXPECT_TRUE(s.ok()) << s.to_string();

@@ -1,7 +1,8 @@
 // The CPU forward pass on the committed trained models (models/tandem-tiny-*)
 // against HF transformers' sliding-window perplexity in their ppl_fixture.json
 // (scripts/gpu/train_tiny.py: fp32 compute, windows of `context` tokens every
-// `stride`, each token scored once, positions restarting in each window).
+// `stride`, each token scored once, positions restarting in each window),
+// computed by the same code as `tandem eval ppl` (eval/perplexity.h).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -12,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "backend/backend.h"
+#include "eval/perplexity.h"
 #include "model/model_runner.h"
 #include "tokenizer/tokenizer.h"
 
@@ -47,49 +49,17 @@ TEST_P(TinyModelPerplexity, MatchesTransformers) {
   // OpenBLAS prefill: this test is about values, not batch invariance.
   auto runner = LocalModelRunner::create(make_cpu_backend(0, /*blas_prefill=*/true), dir, ro);
   ASSERT_TRUE(runner.ok()) << runner.status().to_string();
-  const int vocab = (*runner)->vocab_size();
-  const int n = static_cast<int>(ids.size());
-  double nll = 0;
-  int64_t scored = 0;
-  int prev_end = 0;
-  for (int begin = 0; begin < n; begin += stride) {
-    const int end = std::min(begin + context, n), len = end - begin;
-    const int trg = end - prev_end;
-    // Row r predicts window token r + 1, scored when r + 1 >= len - trg.
-    ForwardBatch b;
-    b.page_size = ro.page_size;
-    for (int i = 0; i < len; ++i) {
-      b.token_ids.push_back(ids[begin + i]);
-      b.positions.push_back(i);
-      b.slot_mapping.push_back(i);
-      if (i + 1 < len && i + 1 >= len - trg) b.logits_rows.push_back(i);
-    }
-    const int pages = (len + ro.page_size - 1) / ro.page_size;
-    b.query_start = {0, len};
-    b.kv_len = {len};
-    b.page_indptr = {0, pages};
-    for (int p = 0; p < pages; ++p) b.page_indices.push_back(p);
-    b.last_page_len = {len - (pages - 1) * ro.page_size};
-    std::vector<float> logits;
-    ASSERT_TRUE((*runner)->forward(b, &logits).ok());
-    for (size_t k = 0; k < b.logits_rows.size(); ++k) {
-      const float* row = logits.data() + k * vocab;
-      double mx = row[0];
-      for (int v = 1; v < vocab; ++v) mx = std::max(mx, static_cast<double>(row[v]));
-      double sum = 0;
-      for (int v = 0; v < vocab; ++v) sum += std::exp(row[v] - mx);
-      const int target = b.token_ids[b.logits_rows[k] + 1];
-      nll += -(row[target] - mx - std::log(sum));
-      ++scored;
-    }
-    prev_end = end;
-    if (end == n) break;
-  }
-  EXPECT_EQ(scored, fx["tokens_scored"].get<int64_t>());
-  const double ppl = std::exp(nll / scored), want = fx["perplexity"].get<double>();
-  EXPECT_LT(std::fabs(ppl - want) / want, kPerplexityRelTolerance) << "ours " << ppl << ", HF " << want;
-  std::printf("%s: perplexity %.6f (HF %.6f) over %lld tokens\n", GetParam(), ppl, want,
-              static_cast<long long>(scored));
+  PerplexityOptions po;
+  po.context = context;
+  po.stride = stride;
+  auto r = compute_perplexity(**runner, ids, po);
+  ASSERT_TRUE(r.ok()) << r.status().to_string();
+  EXPECT_EQ(r->tokens_scored, fx["tokens_scored"].get<int64_t>());
+  const double want = fx["perplexity"].get<double>();
+  EXPECT_LT(std::fabs(r->perplexity - want) / want, kPerplexityRelTolerance)
+      << "ours " << r->perplexity << ", HF " << want;
+  std::printf("%s: perplexity %.6f (HF %.6f) over %lld tokens\n", GetParam(), r->perplexity, want,
+              static_cast<long long>(r->tokens_scored));
 }
 
 INSTANTIATE_TEST_SUITE_P(Models, TinyModelPerplexity, ::testing::Values("tandem-tiny-general", "tandem-tiny-coder"),

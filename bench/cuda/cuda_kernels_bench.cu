@@ -142,12 +142,14 @@ int main(int argc, char** argv) {
   const char* json_path = nullptr;
   bool quick = false;
   bool profile = false;  // one GEMV shape and one attention case, for a profiler
+  bool copy_only = false;  // only the copy bandwidth (scripts/gpu-check e2e's roofline)
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--json") && i + 1 < argc) json_path = argv[++i];
     else if (!std::strcmp(argv[i], "--quick")) quick = true;
     else if (!std::strcmp(argv[i], "--profile")) profile = quick = true;
+    else if (!std::strcmp(argv[i], "--copy-only")) copy_only = true;
     else {
-      std::fprintf(stderr, "usage: %s [--json FILE] [--quick] [--profile]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--json FILE] [--quick] [--profile] [--copy-only]\n", argv[0]);
       return 2;
     }
   }
@@ -170,6 +172,18 @@ int main(int argc, char** argv) {
   record("\"bench\": \"copy\", \"gbs\": " + std::to_string(copy_gbs));
   CK(cudaFree(c0));
   CK(cudaFree(c1));
+  auto write_json = [&]() -> int {
+    if (!json_path) return 0;
+    FILE* f = std::fopen(json_path, "w");
+    if (!f) {
+      std::fprintf(stderr, "cannot write %s\n", json_path);
+      return 1;
+    }
+    std::fprintf(f, "{\"device\": \"%s\", \"results\": [\n%s\n]}\n", prop.name, json.c_str());
+    std::fclose(f);
+    return 0;
+  };
+  if (copy_only) return write_json();
 
   // Workspaces.
   float* partial = static_cast<float*>(dalloc(size_t{64} << 20));
@@ -360,14 +374,5 @@ int main(int argc, char** argv) {
                       static_cast<void*>(o), static_cast<void*>(pout), static_cast<void*>(pml)})
       CK(cudaFree(ptr));
   }
-  if (json_path) {
-    FILE* f = std::fopen(json_path, "w");
-    if (!f) {
-      std::fprintf(stderr, "cannot write %s\n", json_path);
-      return 1;
-    }
-    std::fprintf(f, "{\"device\": \"%s\", \"results\": [\n%s\n]}\n", prop.name, json.c_str());
-    std::fclose(f);
-  }
-  return 0;
+  return write_json();
 }

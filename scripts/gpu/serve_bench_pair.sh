@@ -1,16 +1,17 @@
 #!/usr/bin/env bash
 # The seed's scenario on the GPU machine: DeepSeek-Coder-33B AWQ + Mistral-7B AWQ
-# (random weights at the published shapes, scripts/synth_awq.py) served together
-# by one `tandem serve --device cuda`, driven by `tandem bench` with mixed
-# traffic; then each model served alone with the same per-model load.
-# Run from a folder holding: tandem (+ lib/ with libsentencepiece), synth_awq.py,
-# the two config .json files and tokenizer/ (a tokenizer folder; both vocabularies
-# cover its 32000 ids). Results: $OUT/{pair,coder_alone,general_alone}.json + logs.
+# (random weights at the published shapes drawn on the GPU: --load-format dummy)
+# served together by one `tandem serve --device cuda`, driven by `tandem bench`
+# with mixed traffic; then each model served alone with the same per-model load.
+# Run from a folder holding: tandem (+ lib/ with libsentencepiece), the two
+# config .json files (configs/models/) and tokenizer/ (a tokenizer folder; both
+# vocabularies cover its 32000 ids): dummy weights still need tokenizer files
+# next to the config. Results: $OUT/{pair,coder_alone,general_alone}.json + logs.
 set -u
 OUT=${OUT:-/tmp/pair}
 export LD_LIBRARY_PATH=$PWD/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 for m in deepseek-coder-33b-instruct-awq mistral-7b-v0.1-awq; do
-  python3 synth_awq.py $m.json /tmp/$m > /dev/null || exit 1
+  mkdir -p /tmp/$m && cp $m.json /tmp/$m/config.json || exit 1
   cp tokenizer/tokenizer.json tokenizer/tokenizer_config.json /tmp/$m/
 done
 coder=/tmp/deepseek-coder-33b-instruct-awq
@@ -19,7 +20,7 @@ BENCH=(--base-url http://127.0.0.1:8000 --input-len 512 --output-len 128 --reque
 
 serve_and_wait() {  # tag, serve args...
   local tag=$1; shift
-  ./tandem serve --device cuda --port 8000 --max-model-len 2048 "$@" > "$OUT/serve_$tag.log" 2>&1 &
+  ./tandem serve --device cuda --load-format dummy --port 8000 --max-model-len 2048 "$@" > "$OUT/serve_$tag.log" 2>&1 &
   SERVE_PID=$!
   for _ in $(seq 1 240); do
     local h

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <sstream>
 
+#include "backend/random_weights.h"
 #include "common/check.h"
 
 namespace tandem {
@@ -100,6 +101,17 @@ StatusOr<DeviceTensor> Backend::upload(const TensorView& host, DType dtype) {
     copy_host_to_device(buf.data(), tmp.data(), tmp.size());
   }
   return DeviceTensor{std::move(buf), shape};
+}
+
+void Backend::fill_random_uniform(const TensorView& t, float lo, float hi, uint64_t seed) {
+  std::vector<uint8_t> host(t.nbytes());
+  random_uniform_host(host.data(), t.dtype, t.numel(), lo, hi, seed);
+  copy_host_to_device(t.data, host.data(), host.size());
+}
+
+StatusOr<std::unique_ptr<PreparedLinear>> Backend::prepare_random_linear(const LinearWeight& w, uint64_t seed) {
+  const RandomLinearHost host = random_linear_host(w, seed);
+  return prepare_linear(host.weight);
 }
 
 }  // namespace tandem

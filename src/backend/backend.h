@@ -204,6 +204,18 @@ class Backend {
   // repacks the layer into backend memory. Int4 stays int4.
   virtual StatusOr<std::unique_ptr<PreparedLinear>> prepare_linear(const LinearWeight& w) = 0;
 
+  // ---- random weights (--load-format dummy; speed and memory runs) ----
+  // Fills a float tensor in backend memory with values uniform in [lo, hi),
+  // a pure function of (seed, element index). Default: drawn on the host and copied.
+  virtual void fill_random_uniform(const TensorView& t, float lo, float hi, uint64_t seed);
+  // prepare_linear of a layer with random values in w's exact format. w's views
+  // carry only dtype and shape (data null); bias and g_idx exist when their ndim
+  // is > 0 (g_idx: act-order). Int4 values uniform in [0, 15], zeros in [5, 10]
+  // (GPTQ sym: 8), scales ~ sqrt(3/K)/4.6, dense and bias ~ U(+-sqrt(3/K)).
+  // Default: checkpoint-layout tensors drawn on the host, then prepare_linear;
+  // a device backend may draw its prepared layout in place (same distribution).
+  virtual StatusOr<std::unique_ptr<PreparedLinear>> prepare_random_linear(const LinearWeight& w, uint64_t seed);
+
   // ---- ops (see the conventions at the top) ----
   // out[t, :] = table[ids[t], :]; table [V, H] any float dtype; out [T, H].
   virtual void embedding(const TensorView& table, const TensorView& ids, const TensorView& out) = 0;

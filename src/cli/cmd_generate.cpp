@@ -1,6 +1,7 @@
 // tandem generate: one prompt, one model, from the shell.
 #include <CLI/CLI.hpp>
 
+#include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
@@ -14,6 +15,7 @@
 #include "engine/batch_generate.h"
 #include "engine/engine_thread.h"
 #include "engine/tokenizer_text_decoder.h"
+#include "memory/weights.h"
 #include "model/config.h"
 #include "model/generate_loop.h"
 #include "model/model_runner.h"
@@ -49,7 +51,13 @@ struct BatchFlags {
   std::string model_dir, device, format;
   int cpu_threads = 0;
   SamplingParams sampling;
+  ModelLoadOptions load;
 };
+
+// --load-format dummy accepts a folder with only config.json or a config JSON file.
+StatusOr<ModelConfig> load_config(const std::string& path, bool dummy) {
+  return dummy ? memory::load_model_config(path) : ModelConfig::load(path);
+}
 
 // --prompt-ids-file: every line is submitted at once to one engine (continuous
 // batching); one output line per prompt, in input order.
@@ -77,6 +85,7 @@ int run_batch(const BatchFlags& f, const std::string& file, const ModelConfig& c
   ModelRunnerOptions ropts;
   ropts.page_size = kPageSize;
   ropts.num_pages = static_cast<int>(pages);
+  ropts.load = f.load;
   auto runner = LocalModelRunner::create(std::move(*backend), f.model_dir, ropts);
   if (!runner.ok()) return fail(runner.status());
   std::unique_ptr<TokenizerTextDecoder> decoder;
@@ -127,6 +136,7 @@ int run_generate(int argc, char** argv) {
   std::optional<float> temperature;
   uint64_t seed = 0;
   bool ignore_eos = false;
+  std::string load_format = "auto";
   app.add_option("--model", model_dir, "checkpoint folder (config.json + safetensors)")->required();
   auto* p_opt = app.add_option("--prompt", prompt, "prompt text (needs the model's tokenizer)");
   auto* ids_opt = app.add_option("--prompt-ids", prompt_ids_text, "prompt token ids, e.g. \"1 2 3\"");
@@ -146,6 +156,10 @@ int run_generate(int argc, char** argv) {
   app.add_option("--format", format, "text, ids or json (auto: text when the folder has a tokenizer, else ids)")
       ->check(CLI::IsMember({"text", "ids", "json", "auto"}));
   app.add_option("--threads", cpu_threads, "CPU threads (default: all cores)");
+  app.add_option("--load-format", load_format,
+                 "auto: the folder's safetensors; dummy: random weights of the config's shapes and format, "
+                 "drawn in backend memory (--model may be a config JSON file)")
+      ->check(CLI::IsMember({"auto", "dummy"}));
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -155,9 +169,11 @@ int run_generate(int argc, char** argv) {
     return fail(invalid_argument("give --prompt TEXT, --prompt-ids \"1 2 3\" or --prompt-ids-file FILE"));
   if (top_p <= 0.0f) return fail(invalid_argument("--top-p must be in (0, 1]"));
   // Text in or out needs the model folder's tokenizer; ids in and out do not.
+  ModelLoadOptions load;
+  load.dummy = load_format == "dummy";
   std::unique_ptr<Tokenizer> tokenizer;
   if (!prompt.empty() || format == "text" || format == "auto") {
-    auto tok = Tokenizer::load(model_dir);
+    auto tok = Tokenizer::load(model_folder(model_dir));
     if (tok.ok()) {
       tokenizer = std::move(*tok);
     } else if (!prompt.empty() || format == "text") {
@@ -166,9 +182,9 @@ int run_generate(int argc, char** argv) {
   }
   if (format == "auto") format = tokenizer ? "text" : "ids";
   if (!prompt_ids_file.empty()) {
-    auto cfg = ModelConfig::load(model_dir);
+    auto cfg = load_config(model_dir, load.dummy);
     if (!cfg.ok()) return fail(cfg.status());
-    BatchFlags f{model_dir, device, format, cpu_threads, {}};
+    BatchFlags f{model_dir, device, format, cpu_threads, {}, load};
     const GenerationDefaults& gd = cfg->generation;
     f.sampling.temperature = temperature.value_or(gd.do_sample.value_or(false) ? gd.temperature.value_or(1.0f) : 0.0f);
     f.sampling.top_p = top_p;
@@ -188,7 +204,7 @@ int run_generate(int argc, char** argv) {
     prompt_ids = std::move(*ids);
   }
   auto* ids = &prompt_ids;
-  auto cfg = ModelConfig::load(model_dir);
+  auto cfg = load_config(model_dir, load.dummy);
   if (!cfg.ok()) return fail(cfg.status());
   for (int32_t id : *ids)
     if (id >= cfg->vocab_size)
@@ -202,8 +218,11 @@ int run_generate(int argc, char** argv) {
   ModelRunnerOptions ropts;
   ropts.page_size = 16;
   ropts.num_pages = static_cast<int>((ids->size() + max_tokens + ropts.page_size - 1) / ropts.page_size) + 1;
+  ropts.load = load;
+  const auto load_start = std::chrono::steady_clock::now();
   auto runner = LocalModelRunner::create(std::move(*backend), model_dir, ropts);
   if (!runner.ok()) return fail(runner.status());
+  const double load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - load_start).count();
 
   SimpleSamplingOptions so;
   const GenerationDefaults& gd = cfg->generation;
@@ -251,7 +270,15 @@ int run_generate(int argc, char** argv) {
                         {"num_prompt_tokens", ids->size()},
                         {"num_output_tokens", out.size()},
                         {"prefill_seconds", result->prefill_seconds},
-                        {"decode_tokens_per_second", decode_tps}};
+                        {"decode_tokens_per_second", decode_tps},
+                        {"load_format", load_format},
+                        {"load_seconds", load_seconds},
+                        // For roofline figures: backend bytes of the weights (the
+                        // embedding table among them, of which a step reads one row).
+                        {"weight_bytes", (*runner)->model().weight_bytes()},
+                        {"embedding_bytes", static_cast<int64_t>(cfg->vocab_size) * cfg->hidden_size *
+                                                dtype_size(cfg->torch_dtype)},
+                        {"kv_bytes_per_token", cfg->kv_bytes_per_token((*runner)->backend().activation_dtype())}};
     if (tokenizer) j["text"] = text;
     std::printf("%s\n", j.dump().c_str());
   }

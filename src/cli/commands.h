@@ -14,5 +14,6 @@ int run_eval(int argc, char** argv);
 int run_bench(int argc, char** argv);
 int run_chat_template(int argc, char** argv);
 int run_serve(int argc, char** argv);
+int run_synth(int argc, char** argv);
 
 }  // namespace tandem::cli

@@ -25,6 +25,7 @@ const Subcommand kSubcommands[] = {
     {"bench", tandem::cli::run_bench, "serving benchmark against an OpenAI-compatible server"},
     {"chat-template", tandem::cli::run_chat_template, "render a chat template over JSON messages"},
     {"serve", tandem::cli::run_serve, "serve models behind one OpenAI-compatible port"},
+    {"synth", tandem::cli::run_synth, "write a random-weight checkpoint of a config's exact shapes"},
 };
 
 void print_usage() {

@@ -33,6 +33,13 @@ StatusOr<ModelConfig> load_model_config(const std::string& path) {
   return Status(c.status().code(), msg);
 }
 
+std::string model_folder(const std::string& path) {
+  std::error_code ec;
+  const fs::path p(path);
+  if (fs::is_directory(p, ec)) return path;
+  return p.parent_path().empty() ? "." : p.parent_path().string();
+}
+
 namespace {
 
 struct Linear {

@@ -25,6 +25,9 @@ struct TensorSpec {
 // PATH is a model folder (config.json + optional generation/quant files) or a
 // JSON file holding a config.json's content (any name).
 StatusOr<ModelConfig> load_model_config(const std::string& path);
+// The folder of such a PATH (itself, or a config file's folder): where its
+// tokenizer files are looked for.
+std::string model_folder(const std::string& path);
 
 // Every tensor, in the order of a typical HF export. Linear layers per
 // FORMATS.md (K = in, N = out, G = group): dense weight [N, K] in torch_dtype;

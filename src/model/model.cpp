@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "common/check.h"
+#include "memory/weights.h"
 #include "model/weights.h"
 
 namespace tandem {
@@ -15,25 +16,37 @@ struct Model::Layer {
 
 Model::~Model() = default;
 
-StatusOr<std::unique_ptr<Model>> Model::load(const std::string& dir, Backend* backend) {
-  ASSIGN_OR_RETURN(ModelConfig cfg, ModelConfig::load(dir));
-  ASSIGN_OR_RETURN(ModelWeightsHost host, load_weights_host(cfg, dir));
+StatusOr<std::unique_ptr<Model>> Model::load(const std::string& dir, Backend* backend,
+                                             const ModelLoadOptions& options) {
+  ASSIGN_OR_RETURN(ModelConfig cfg, options.dummy ? memory::load_model_config(dir) : ModelConfig::load(dir));
+  ASSIGN_OR_RETURN(ModelWeightsHost host, options.dummy ? dummy_weights_host(cfg) : load_weights_host(cfg, dir));
   std::unique_ptr<Model> m(new Model());
   m->config_ = cfg;
   m->backend_ = backend;
   Backend& be = *backend;
-  ASSIGN_OR_RETURN(m->embed_, be.upload(host.embed, host.embed.dtype));
-  ASSIGN_OR_RETURN(m->final_norm_, be.upload(host.final_norm, DType::kF32));
+  // Dummy: every tensor gets its own seed, in load order.
+  uint64_t next_seed = options.seed * 1000003u;
+  auto upload = [&](const TensorView& h, DType dtype, float lo, float hi) -> StatusOr<DeviceTensor> {
+    if (!options.dummy) return be.upload(h, dtype);
+    TensorView v = h;
+    v.dtype = dtype;
+    ASSIGN_OR_RETURN(DeviceBuffer buf, be.allocate(v.nbytes()));
+    v.data = buf.data();
+    be.fill_random_uniform(v, lo, hi, ++next_seed);
+    return DeviceTensor{std::move(buf), v};
+  };
+  ASSIGN_OR_RETURN(m->embed_, upload(host.embed, host.embed.dtype, -1.0f, 1.0f));
+  ASSIGN_OR_RETURN(m->final_norm_, upload(host.final_norm, DType::kF32, 0.8f, 1.2f));
   auto prep = [&](const LinearWeight& w) -> StatusOr<std::unique_ptr<PreparedLinear>> {
-    auto r = be.prepare_linear(w);
+    auto r = options.dummy ? be.prepare_random_linear(w, ++next_seed) : be.prepare_linear(w);
     if (!r.ok()) return Status(r.status().code(), dir + ": " + r.status().message());
     return r;
   };
   for (int i = 0; i < cfg.num_layers; ++i) {
     const LayerWeightsHost& h = host.layers[i];
     auto l = std::make_unique<Layer>();
-    ASSIGN_OR_RETURN(l->input_norm, be.upload(h.input_norm, DType::kF32));
-    ASSIGN_OR_RETURN(l->post_norm, be.upload(h.post_norm, DType::kF32));
+    ASSIGN_OR_RETURN(l->input_norm, upload(h.input_norm, DType::kF32, 0.8f, 1.2f));
+    ASSIGN_OR_RETURN(l->post_norm, upload(h.post_norm, DType::kF32, 0.8f, 1.2f));
     ASSIGN_OR_RETURN(l->q, prep(h.q));
     ASSIGN_OR_RETURN(l->k, prep(h.k));
     ASSIGN_OR_RETURN(l->v, prep(h.v));

@@ -14,6 +14,14 @@
 
 namespace tandem {
 
+struct ModelLoadOptions {
+  // --load-format dummy: random weights of the config's exact shapes and format,
+  // drawn in backend memory (no weight files; speed and memory runs). The path
+  // may then be a folder with only config.json, or a config JSON file.
+  bool dummy = false;
+  uint64_t seed = 1;
+};
+
 class Model {
  public:
   ~Model();
@@ -22,7 +30,8 @@ class Model {
 
   // Reads DIR (config, safetensors) and prepares every weight on `backend`,
   // which must outlive the model.
-  static StatusOr<std::unique_ptr<Model>> load(const std::string& dir, Backend* backend);
+  static StatusOr<std::unique_ptr<Model>> load(const std::string& dir, Backend* backend,
+                                               const ModelLoadOptions& options = {});
 
   const ModelConfig& config() const { return config_; }
   Backend& backend() const { return *backend_; }

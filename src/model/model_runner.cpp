@@ -20,7 +20,7 @@ StatusOr<std::unique_ptr<LocalModelRunner>> LocalModelRunner::create(std::unique
   std::unique_ptr<LocalModelRunner> r(new LocalModelRunner());
   r->backend_ = std::move(backend);
   r->options_ = options;
-  ASSIGN_OR_RETURN(r->model_, Model::load(dir, r->backend_.get()));
+  ASSIGN_OR_RETURN(r->model_, Model::load(dir, r->backend_.get(), options.load));
   const ModelConfig& c = r->model_->config();
   const DType act = r->backend_->activation_dtype();
   for (int i = 0; i < c.num_layers; ++i) {

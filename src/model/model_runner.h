@@ -15,6 +15,7 @@ namespace tandem {
 struct ModelRunnerOptions {
   int num_pages = 256;  // KV pages per layer
   int page_size = 16;   // tokens per page
+  ModelLoadOptions load;  // load.dummy: random weights (--load-format dummy)
 };
 
 class LocalModelRunner : public ModelRunner {

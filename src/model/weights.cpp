@@ -1,6 +1,9 @@
 #include "model/weights.h"
 
+#include <map>
+
 #include "common/log.h"
+#include "memory/weights.h"
 #include "model/quant.h"
 
 namespace tandem {
@@ -125,6 +128,68 @@ StatusOr<ModelWeightsHost> load_weights_host(const ModelConfig& cfg, const std::
   }
   w.lm_head.name = "lm_head";
   w.lm_head.num_out = v;
+  w.lm_head.num_in = h;
+  return w;
+}
+
+StatusOr<ModelWeightsHost> dummy_weights_host(const ModelConfig& cfg) {
+  std::map<std::string, memory::TensorSpec> specs;
+  for (memory::TensorSpec& t : memory::checkpoint_tensors(cfg)) specs[t.name] = std::move(t);
+  auto view = [&](const std::string& name) -> TensorView {
+    const memory::TensorSpec& t = specs.at(name);
+    TensorView v;
+    v.dtype = t.dtype;
+    for (int64_t d : t.shape) v.shape[v.ndim++] = d;
+    return v;
+  };
+  const QuantConfig& q = cfg.quant;
+  const std::string where = cfg.model_dir + "/config.json: ";
+  auto linear = [&](const std::string& prefix, int64_t n, int64_t k) -> StatusOr<LinearWeight> {
+    LinearWeight w;
+    w.name = prefix;
+    w.num_out = n;
+    w.num_in = k;
+    if (specs.count(prefix + ".bias")) w.bias = view(prefix + ".bias");
+    if (!q.is_int4()) {
+      w.format = WeightFormat::kDense;
+      w.weight = view(prefix + ".weight");
+      return w;
+    }
+    w.format = q.method == QuantMethod::kAwq ? WeightFormat::kAwqGemm : WeightFormat::kGptq;
+    w.group_size = static_cast<int>(q.group_size_for(k));
+    w.zero_offset = q.zero_offset();
+    if (n % 8 != 0 || k % 8 != 0 || k % w.group_size != 0)
+      return invalid_argument(where + prefix + " [in " + std::to_string(k) + ", out " + std::to_string(n) +
+                              "] cannot be packed as int4 with " + q.source + " group_size " +
+                              std::to_string(q.group_size) + " (needs in and out % 8 == 0, in % group_size == 0)");
+    w.qweight = view(prefix + ".qweight");
+    w.qzeros = view(prefix + ".qzeros");
+    w.scales = view(prefix + ".scales");
+    if (w.format == WeightFormat::kGptq && q.desc_act) w.g_idx = view(prefix + ".g_idx");
+    return w;
+  };
+  ModelWeightsHost w;
+  const int64_t h = cfg.hidden_size, inter = cfg.intermediate_size, qs = cfg.q_size(), kvs = cfg.kv_size();
+  w.embed = view("model.embed_tokens.weight");
+  w.final_norm = view("model.norm.weight");
+  for (int i = 0; i < cfg.num_layers; ++i) {
+    const std::string p = "model.layers." + std::to_string(i) + ".";
+    LayerWeightsHost l;
+    l.input_norm = view(p + "input_layernorm.weight");
+    l.post_norm = view(p + "post_attention_layernorm.weight");
+    ASSIGN_OR_RETURN(l.q, linear(p + "self_attn.q_proj", qs, h));
+    ASSIGN_OR_RETURN(l.k, linear(p + "self_attn.k_proj", kvs, h));
+    ASSIGN_OR_RETURN(l.v, linear(p + "self_attn.v_proj", kvs, h));
+    ASSIGN_OR_RETURN(l.o, linear(p + "self_attn.o_proj", h, qs));
+    ASSIGN_OR_RETURN(l.gate, linear(p + "mlp.gate_proj", inter, h));
+    ASSIGN_OR_RETURN(l.up, linear(p + "mlp.up_proj", inter, h));
+    ASSIGN_OR_RETURN(l.down, linear(p + "mlp.down_proj", h, inter));
+    w.layers.push_back(std::move(l));
+  }
+  w.lm_head.format = WeightFormat::kDense;
+  w.lm_head.weight = cfg.tie_word_embeddings ? w.embed : view("lm_head.weight");
+  w.lm_head.name = "lm_head";
+  w.lm_head.num_out = cfg.vocab_size;
   w.lm_head.num_in = h;
   return w;
 }

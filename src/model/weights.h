@@ -36,4 +36,11 @@ struct ModelWeightsHost {
 // int4 layouts (group size not dividing K, g_idx out of range).
 StatusOr<ModelWeightsHost> load_weights_host(const ModelConfig& config, const std::string& dir);
 
+// --load-format dummy: the same structure with views that carry only dtype and
+// shape (data null), as the planner lists the checkpoint's tensors
+// (memory::checkpoint_tensors); g_idx only with act-order. The backend draws the
+// values (Backend::fill_random_uniform, prepare_random_linear). Errors name the
+// config field when a layer cannot be packed as int4.
+StatusOr<ModelWeightsHost> dummy_weights_host(const ModelConfig& config);
+
 }  // namespace tandem

@@ -61,10 +61,18 @@ StatusOr<std::unique_ptr<ModelService>> build_model_service(const std::string& n
     return unimplemented("model '" + name + "': --gpu-budget / gpu_budget is not wired into `tandem serve` yet "
                          "(the shared KV pool and planner are used by `tandem plan` only); leave it unset");
   }
-  auto config = ModelConfig::load(path);
+  const bool dummy = options.load_format == "dummy";
+  auto config = dummy ? memory::load_model_config(path) : ModelConfig::load(path);
   if (!config.ok()) return prefix(config.status());
-  auto tokenizer = Tokenizer::load(path);
-  if (!tokenizer.ok()) return prefix(tokenizer.status());
+  // Dummy weights still need the folder's tokenizer files (text in and out).
+  const std::string folder = memory::model_folder(path);
+  auto tokenizer = Tokenizer::load(folder);
+  if (!tokenizer.ok()) {
+    if (dummy)
+      return prefix(Status(tokenizer.status().code(), "--load-format dummy needs tokenizer files next to the config (" +
+                                                          tokenizer.status().message() + ")"));
+    return prefix(tokenizer.status());
+  }
   int max_len = options.max_model_len;
   if (max_len <= 0) max_len = std::min(config->max_position_embeddings > 0 ? config->max_position_embeddings
                                                                              : kDefaultMaxModelLen,
@@ -77,6 +85,7 @@ StatusOr<std::unique_ptr<ModelService>> build_model_service(const std::string& n
   ModelRunnerOptions ro;
   ro.page_size = kPageSize;
   ro.num_pages = (max_len + kPageSize - 1) / kPageSize * kDefaultFullSequences;
+  ro.load.dummy = dummy;
 
   // A GPU backend takes its memory up front: size it from the planner's formulas
   // (weights + this model's KV pages + workspace + 1 GiB slack) so that several
@@ -100,7 +109,7 @@ StatusOr<std::unique_ptr<ModelService>> build_model_service(const std::string& n
   service->path = path;
   service->tokenizer = std::move(tokenizer).value();
   bool default_template = false;
-  auto chat = TemplateChatRenderer::load(path, &default_template);
+  auto chat = TemplateChatRenderer::load(folder, &default_template);
   if (!chat.ok()) return prefix(chat.status());
   if (default_template) {
     TANDEM_LOG(kWarning) << "model '" << name << "': no chat template in " << path << "; chat uses ChatML (as transformers' default)";

@@ -26,6 +26,7 @@ struct EngineOptions {
   int max_num_seqs = 0;
   int max_num_batched_tokens = 0;
   int max_queue = 0;                  // waiting requests before 429; 0: engine default
+  std::string load_format = "auto";   // auto | dummy (random weights, config.json only)
 };
 
 // Renders chat messages (normalized: content is a string) into a prompt string.

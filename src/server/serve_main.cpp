@@ -15,7 +15,7 @@ namespace tandem::server {
 int serve_main(int argc, char** argv, const ModelServiceFactory& factory, const char* program_name) {
   CLI::App app{"Serve models behind one OpenAI-compatible HTTP port", program_name};
   std::vector<std::string> model_flags;
-  std::string config_path, host, api_key, api_key_file, log_format, device, gpu_budget;
+  std::string config_path, host, api_key, api_key_file, log_format, device, gpu_budget, load_format;
   std::optional<int> port, io_threads, max_model_len, max_num_seqs, max_num_batched_tokens, max_queue;
   std::optional<double> request_timeout, idle_timeout, drain_timeout;
   std::string max_body;
@@ -29,6 +29,9 @@ int serve_main(int argc, char** argv, const ModelServiceFactory& factory, const 
   app.add_flag("--auth-health-metrics", auth_health_metrics, "require the API key on /health and /metrics too");
   app.add_option("--device", device, "auto|cpu|cuda")->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   app.add_option("--gpu-budget", gpu_budget, "GPU memory for all models, e.g. 96GiB");
+  app.add_option("--load-format", load_format,
+                 "auto: safetensors; dummy: random weights of each config's shapes (every model; needs tokenizer files)")
+      ->check(CLI::IsMember({"auto", "dummy"}));
   app.add_option("--max-model-len", max_model_len, "context length per sequence (every model)");
   app.add_option("--max-num-seqs", max_num_seqs, "running sequences per model");
   app.add_option("--max-num-batched-tokens", max_num_batched_tokens, "tokens per engine step per model");
@@ -77,6 +80,7 @@ int serve_main(int argc, char** argv, const ModelServiceFactory& factory, const 
     config.max_body_bytes = *b;
   }
   if (!device.empty()) config.engine_cli.device = device;
+  if (!load_format.empty()) config.engine_cli.load_format = load_format;
   if (!gpu_budget.empty()) {
     auto b = parse_size(gpu_budget);
     if (!b.ok()) return fail(invalid_argument("--gpu-budget: " + b.status().message()));

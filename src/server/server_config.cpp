@@ -46,7 +46,7 @@ Status read_int(const toml::table& t, const std::string& where, const char* key,
 Status read_engine_table(const toml::table& t, const std::string& where, bool allow_path, EngineOverrides* o,
                          std::string* path) {
   static const std::set<std::string> kKeys = {"device", "gpu_budget", "max_model_len", "max_num_seqs",
-                                              "max_num_batched_tokens", "max_queue"};
+                                              "max_num_batched_tokens", "max_queue", "load_format"};
   for (const auto& [k, v] : t) {
     std::string key(k.str());
     if (kKeys.count(key) || (allow_path && key == "path")) continue;
@@ -69,6 +69,12 @@ Status read_engine_table(const toml::table& t, const std::string& where, bool al
     } else {
       return invalid_argument(where + ".gpu_budget: must be a size like \"96GiB\" or a byte count");
     }
+  }
+  if (const toml::node* n = t.get("load_format")) {
+    auto s = n->value<std::string>();
+    if (!s || !n->is_string() || (*s != "auto" && *s != "dummy"))
+      return invalid_argument(where + ".load_format: must be \"auto\" or \"dummy\"");
+    o->load_format = *s;
   }
   RETURN_IF_ERROR(read_int(t, where, "max_model_len", 1, 1 << 24, &o->max_model_len));
   RETURN_IF_ERROR(read_int(t, where, "max_num_seqs", 1, 1 << 20, &o->max_num_seqs));
@@ -149,6 +155,7 @@ void EngineOverrides::apply_to(EngineOptions* o) const {
   if (max_num_seqs) o->max_num_seqs = *max_num_seqs;
   if (max_num_batched_tokens) o->max_num_batched_tokens = *max_num_batched_tokens;
   if (max_queue) o->max_queue = *max_queue;
+  if (load_format) o->load_format = *load_format;
 }
 
 StatusOr<uint64_t> parse_size(const std::string& text) {

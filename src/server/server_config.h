@@ -21,6 +21,7 @@ struct EngineOverrides {
   std::optional<int> max_num_seqs;
   std::optional<int> max_num_batched_tokens;
   std::optional<int> max_queue;
+  std::optional<std::string> load_format;
   void apply_to(EngineOptions* options) const;
 };
 

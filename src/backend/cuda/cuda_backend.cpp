@@ -11,7 +11,9 @@
 #include "backend/cuda/device_arena.h"
 #include "backend/cuda/int4_repack.h"
 #include "backend/cuda/kernels.h"
+#include "backend/cuda/int4_layout.h"
 #include "backend/cuda/lt_gemm.h"
+#include "backend/random_weights.h"
 #include "common/check.h"
 
 #define CUDA_CHECK(expr)                                                              \
@@ -163,6 +165,59 @@ class CudaBackend : public Backend {
     if (!packed.perm.empty()) {
       ASSIGN_OR_RETURN(out->perm, allocate(packed.perm.size() * 4));
       copy_host_to_device(out->perm.data(), packed.perm.data(), packed.perm.size() * 4);
+    }
+    return std::unique_ptr<PreparedLinear>(std::move(out));
+  }
+
+  void fill_random_uniform(const TensorView& t, float lo, float hi, uint64_t seed) override {
+    launch_random_fill({t.data, t.numel(), RandomFillMode::kUniform, elem(t.dtype), lo, hi, 0.f, 0, 0, seed}, stream_);
+    CUDA_CHECK_LAUNCH();
+  }
+
+  // The prepared layout drawn in place (same value distribution as the default's
+  // host checkpoint + repack: random nibbles stay uniform under any reordering).
+  StatusOr<std::unique_ptr<PreparedLinear>> prepare_random_linear(const LinearWeight& w, uint64_t seed) override {
+    auto out = std::make_unique<CudaLinear>();
+    const int64_t N = w.num_out, K = w.num_in, G = w.group_size;
+    out->N = N;
+    out->K = K;
+    out->dtype = act_;
+    const float a = random_weight_bound(K);
+    auto uniform = [&](DeviceBuffer* buf, int64_t n, float lo, float hi, uint64_t part) -> Status {
+      ASSIGN_OR_RETURN(*buf, allocate(n * dtype_size(act_)));
+      fill_random_uniform(TensorView(buf->data(), act_, {n}), lo, hi, random_subseed(seed, part));
+      return ok_status();
+    };
+    if (w.bias.ndim > 0) RETURN_IF_ERROR(uniform(&out->bias, N, -a, a, kPartBias));
+    if (w.format == WeightFormat::kDense) {
+      RETURN_IF_ERROR(uniform(&out->weight, N * K, -a, a, kPartWeight));
+      return std::unique_ptr<PreparedLinear>(std::move(out));
+    }
+    // The checks repack_int4 makes for a checkpoint.
+    if (G <= 0 || K % G != 0 || K % kInt4TileK != 0 || N % kInt4TileN != 0 || G % 32 != 0)
+      return invalid_argument(w.name + ": CUDA int4 kernels need K % 128 == 0, N % 8 == 0, group size % 32 == 0 "
+                              "and dividing K (K=" + std::to_string(K) + ", N=" + std::to_string(N) +
+                              ", G=" + std::to_string(G) + ")");
+    const int64_t ng = K / G;
+    out->int4 = true;
+    out->group_size = static_cast<int>(G);
+    ASSIGN_OR_RETURN(out->qweight, allocate(K * N / 8 * 4));
+    launch_random_fill({out->qweight.data(), K * N / 8, RandomFillMode::kNibbles, ElemType::kF32, 0.f, 0.f, 0.f, 0, 15,
+                        random_subseed(seed, kPartWeight)}, stream_);
+    CUDA_CHECK_LAUNCH();
+    // scales [K/G][N], then zeros [N][K/G] stored as magic + zero (int4_layout.h).
+    ASSIGN_OR_RETURN(out->scale_zero, allocate(N * ng * 2 * 2));
+    fill_random_uniform(TensorView(out->scale_zero.data(), act_, {ng * N}), random_scale_lo(K), random_scale_hi(K),
+                        random_subseed(seed, kPartScales));
+    const float magic = act_ == DType::kBF16 ? 128.f : 1024.f;
+    launch_random_fill({static_cast<char*>(out->scale_zero.data()) + N * ng * 2, N * ng, RandomFillMode::kInteger,
+                        elem(act_), 0.f, 0.f, magic, kRandomZeroLo, kRandomZeroHi, random_subseed(seed, kPartZeros)},
+                       stream_);
+    CUDA_CHECK_LAUNCH();
+    if (w.format == WeightFormat::kGptq && w.g_idx.ndim > 0) {
+      const std::vector<int32_t> perm = random_act_order_perm(K, random_subseed(seed, kPartGroupIndex));
+      ASSIGN_OR_RETURN(out->perm, allocate(K * 4));
+      copy_host_to_device(out->perm.data(), perm.data(), K * 4);
     }
     return std::unique_ptr<PreparedLinear>(std::move(out));
   }

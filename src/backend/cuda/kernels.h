@@ -106,6 +106,22 @@ void launch_copy_blocks(const CopyBlocksParams& p, cudaStream_t stream);
 void launch_convert(const void* src, ElemType src_type, void* dst, ElemType dst_type, int64_t n,
                     cudaStream_t stream);
 
+// Random values (backend/random_bits.h; --load-format dummy):
+//   kUniform: dst[i] = lo + (hi - lo) * unit(seed, i) in `type`
+//   kInteger: dst[i] = offset + int_lo + bits(seed, i) % (int_hi - int_lo + 1) in `type`
+//   kNibbles: uint32 words whose 8 nibbles are uniform in [int_lo, int_hi]
+enum class RandomFillMode : int { kUniform = 0, kInteger = 1, kNibbles = 2 };
+struct RandomFillParams {
+  void* dst;
+  int64_t n;  // elements (words for kNibbles)
+  RandomFillMode mode;
+  ElemType type;
+  float lo, hi, offset;
+  int int_lo, int_hi;
+  uint64_t seed;
+};
+void launch_random_fill(const RandomFillParams& p, cudaStream_t stream);
+
 // ---- int4 GEMM (layout: int4_layout.h) -------------------------------------
 
 struct Int4Weight {

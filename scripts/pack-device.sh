@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# Builds the GPU-check binaries here and packs them for a run on the GPU machine,
+# so every session runs the same checks with one command:
+#   scripts/pack-device.sh NAME [TARGET...]   -> /work/main/.device/NAME
+# (DEVICE_ROOT overrides /work/main/.device; BUILD_DIR the build folder, default
+# build; targets default to tandem, the op/golden tests and the kernel bench).
+# Then, with the run tool (carry [".device/NAME"]), from the repository root:
+#   .device/NAME/run e2e          # = gpu-check --bin .device/NAME --out $OUT e2e
+# Binaries are stripped and xz-compressed (the device unpacks them with python3's
+# lzma); libsentencepiece goes into lib/. Remove the folder when done.
+set -euo pipefail
+name=${1:?usage: scripts/pack-device.sh NAME [TARGET...]}
+shift
+targets=("$@")
+[ ${#targets[@]} -gt 0 ] || targets=(tandem tandem_ops_tests tandem_golden_tests tandem_cuda_bench)
+cd "$(dirname "$0")/.."
+build=${BUILD_DIR:-build}
+export CCACHE_BASEDIR=$PWD CCACHE_NOHASHDIR=1
+if [ ! -f "$build/CMakeCache.txt" ]; then
+  launcher=()
+  command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_CUDA_COMPILER_LAUNCHER=ccache)
+  cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=${BUILD_TYPE:-RelWithDebInfo} "${launcher[@]}"
+fi
+grep -q 'TANDEM_HAVE_CUDA:INTERNAL=ON\|CMAKE_CUDA_COMPILER:' "$build/CMakeCache.txt" ||
+  echo "pack-device: warning: $build may lack the CUDA backend (no nvcc at configure time?)" >&2
+cmake --build "$build" -j "${JOBS:-2}" --target "${targets[@]}"
+dest=${DEVICE_ROOT:-/work/main/.device}/$name
+rm -rf "$dest"
+mkdir -p "$dest/lib"
+for t in "${targets[@]}"; do
+  src=""
+  for c in "$build/$t" "$build/tests/$t" "$build/bench/cuda/$t" "$build/bench/$t"; do
+    [ -x "$c" ] && { src=$c; break; }
+  done
+  [ -n "$src" ] || { echo "pack-device: $t was not built in $build" >&2; exit 1; }
+  cp "$src" "$dest/$t"
+  strip "$dest/$t"
+  xz -T2 -6 "$dest/$t"
+done
+cp -P /usr/lib/x86_64-linux-gnu/libsentencepiece.so.0* "$dest/lib/" 2>/dev/null || true
+cp scripts/gpu-check "$dest/gpu-check"
+cat > "$dest/run" <<'RUN'
+#!/usr/bin/env bash
+# Unpacks the binaries (python3 lzma; the device has no xz) and runs gpu-check.
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+cd "$here"
+for f in *.xz; do
+  [ -e "$f" ] || continue
+  python3 -c "import lzma,sys;open(sys.argv[1][:-3],'wb').write(lzma.open(sys.argv[1]).read())" "$f" && rm -f "$f"
+done
+chmod +x tandem* gpu-check 2>/dev/null
+export LD_LIBRARY_PATH="$here/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+cd "$here/../.."  # the repository root (configs/, fixtures/, models/)
+exec "$here/gpu-check" --bin "$here" --out "${OUT:-/tmp/gpu-check}" "$@"
+RUN
+chmod +x "$dest/run" "$dest/gpu-check"
+size=$(du -sm "$dest" | cut -f1)
+echo "packed $dest (${size} MiB): $(cd "$dest" && ls | tr '\n' ' ')"
+[ "$size" -le 20 ] || echo "pack-device: warning: ${size} MiB is above the ~20 MiB a device run should carry" >&2

@@ -37,7 +37,7 @@ for t in "${targets[@]}"; do
   strip "$dest/$t"
   xz -T2 -6 "$dest/$t"
 done
-cp -P /usr/lib/x86_64-linux-gnu/libsentencepiece.so.0* "$dest/lib/" 2>/dev/null || true
+cp -L /usr/lib/x86_64-linux-gnu/libsentencepiece.so.0 "$dest/lib/"  # a plain file: links may not travel
 cp scripts/gpu-check "$dest/gpu-check"
 cat > "$dest/run" <<'RUN'
 #!/usr/bin/env bash

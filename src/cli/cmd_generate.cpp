@@ -173,7 +173,7 @@ int run_generate(int argc, char** argv) {
   load.dummy = load_format == "dummy";
   std::unique_ptr<Tokenizer> tokenizer;
   if (!prompt.empty() || format == "text" || format == "auto") {
-    auto tok = Tokenizer::load(model_folder(model_dir));
+    auto tok = Tokenizer::load(memory::model_folder(model_dir));
     if (tok.ok()) {
       tokenizer = std::move(*tok);
     } else if (!prompt.empty() || format == "text") {

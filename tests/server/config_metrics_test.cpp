@@ -34,6 +34,7 @@ path = "/m/coder"
 max_model_len = 16384
 [models.chat]
 path = "/m/chat"
+load_format = "dummy"
 )", "t.toml", &c).ok());
   EXPECT_EQ(c.host, "0.0.0.0");
   EXPECT_EQ(c.port, 9000);
@@ -48,6 +49,8 @@ path = "/m/chat"
   EXPECT_EQ(c.models[0].engine.max_model_len, 4096);
   EXPECT_EQ(c.models[1].name, "coder");
   EXPECT_EQ(c.models[1].engine.max_model_len, 16384);
+  EXPECT_EQ(c.models[0].engine.load_format, "dummy");  // per-model key
+  EXPECT_EQ(c.models[1].engine.load_format, "auto");
   for (const auto& m : c.models) {
     EXPECT_EQ(m.engine.max_num_seqs, 8);  // the CLI wins over file and per-model
     EXPECT_EQ(m.engine.gpu_budget_bytes, 80ull << 30);
@@ -68,6 +71,7 @@ TEST(ServerConfigTest, ErrorsNameFileAndKey) {
       {"[models.a]\nmax_model_len = 5\n", "models.a.path: required"},
       {"[models.a]\npath = \"/x\"\nspeed = 3\n", "models.a: unknown key 'speed'"},
       {"[weird]\n", "unknown table 'weird'"},
+      {"[engine]\nload_format = \"npz\"\n", "engine.load_format: must be \"auto\" or \"dummy\""},
       {"[server\n", "t.toml:1"},
   };
   for (const auto& c : cases) {

@@ -3,6 +3,7 @@
 // the same run. A benchmark, not a test: it prints numbers.
 //
 //   build/bench/cpu_decode_bench --model DIR [--tokens 64] [--prompt 32] [--threads N] [--blas-prefill]
+//   build/bench/cpu_decode_bench --model CONFIG.json --load-format dummy ...  (random weights, no files)
 //   build/bench/cpu_decode_bench --synth 100m [--quant awq] ...   (writes a random ~110M model to /tmp)
 #include <chrono>
 #include <cstdio>
@@ -52,6 +53,7 @@ int main(int argc, char** argv) {
   std::string model_dir, synth, quant = "none";
   int tokens = 64, prompt = 32, threads = 0;
   bool blas = false;
+  bool dummy = false;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto next = [&]() -> std::string {
@@ -68,9 +70,10 @@ int main(int argc, char** argv) {
     else if (a == "--prompt") prompt = std::stoi(next());
     else if (a == "--threads") threads = std::stoi(next());
     else if (a == "--blas-prefill") blas = true;
+    else if (a == "--load-format") dummy = next() == "dummy";
     else {
       std::fprintf(stderr, "usage: %s (--model DIR | --synth 100m [--quant none|awq|gptq]) [--tokens N] "
-                           "[--prompt N] [--threads N] [--blas-prefill]\n", argv[0]);
+                           "[--prompt N] [--threads N] [--blas-prefill] [--load-format auto|dummy]\n", argv[0]);
       return 2;
     }
   }
@@ -104,6 +107,7 @@ int main(int argc, char** argv) {
   tandem::ModelRunnerOptions ro;
   ro.page_size = 16;
   ro.num_pages = (prompt + tokens) / ro.page_size + 2;
+  ro.load.dummy = dummy;  // --model may then be a config.json alone
   auto t0 = Clock::now();
   auto runner = tandem::LocalModelRunner::create(tandem::make_cpu_backend(threads, blas), model_dir, ro);
   if (!runner.ok()) {

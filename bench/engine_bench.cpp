@@ -125,12 +125,13 @@ int bookkeeping(int num_seqs, int num_steps, int prompt_len, int vocab) {
   return 0;
 }
 
-int throughput(const std::string& dir, int threads, int prompt_len, int new_tokens) {
+int throughput(const std::string& dir, int threads, int prompt_len, int new_tokens, bool dummy) {
   const int page_size = 16;
   const int max_conc = 32;
   ModelRunnerOptions ro;
   ro.page_size = page_size;
   ro.num_pages = max_conc * ((prompt_len + new_tokens + page_size - 1) / page_size + 1);
+  ro.load.dummy = dummy;
   BackendOptions bo;
   bo.cpu_threads = threads;
   auto backend = create_backend("cpu", bo);
@@ -229,11 +230,14 @@ int main(int argc, char** argv) {
   app.add_option("--prompt-len", prompt_len, "prompt tokens per sequence (bookkeeping)");
   app.add_option("--vocab", vocab, "vocabulary of the null model (sampling cost grows with it)");
   app.add_option("--model", model, "checkpoint folder: also run the CPU throughput benchmark");
+  std::string load_format = "auto";
+  app.add_option("--load-format", load_format, "dummy: random weights from --model's config.json alone")
+      ->check(CLI::IsMember({"auto", "dummy"}));
   app.add_option("--threads", threads, "CPU threads for the model (0: all cores)");
   app.add_option("--new-tokens", new_tokens, "tokens generated per sequence (throughput)");
   app.add_option("--tp-prompt-len", tp_prompt, "prompt tokens per sequence (throughput)");
   CLI11_PARSE(app, argc, argv);
   if (seqs > 0 && tandem::bookkeeping(seqs, steps, prompt_len, vocab) != 0) return 1;
-  if (!model.empty() && tandem::throughput(model, threads, tp_prompt, new_tokens) != 0) return 1;
+  if (!model.empty() && tandem::throughput(model, threads, tp_prompt, new_tokens, load_format == "dummy") != 0) return 1;
   return 0;
 }

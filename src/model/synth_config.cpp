@@ -177,7 +177,11 @@ StatusOr<SynthConfigResult> synth_from_config(const SynthConfigOptions& o) {
     } else if (o.quant != "none") {
       return invalid_argument("--quant must be config, awq, gptq or none, not '" + o.quant + "'");
     }
-    ASSIGN_OR_RETURN(cfg, memory::with_quant(base, q));
+    auto quantized = memory::with_quant(base, q);
+    if (!quantized.ok())
+      return Status(quantized.status().code(), config_file + ": --quant " + o.quant + " (group size " +
+                                                   std::to_string(q.group_size) + "): " + quantized.status().message());
+    cfg = std::move(quantized).value();
     if (q.is_int4()) raw["quantization_config"] = quant_block(q);
     else raw.erase("quantization_config");
     raw["torch_dtype"] = torch_dtype_name(cfg.torch_dtype);

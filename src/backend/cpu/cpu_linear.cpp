@@ -125,38 +125,35 @@ void CpuLinear::dequantize_rows(int64_t n0, int64_t count, float* out, const Ker
 
 void CpuLinear::gemv_rows(const float* x, int64_t m, float* y, int64_t n_begin, int64_t n_end,
                           const Kernels& kern, const float* xp, const float* xsum) const {
+  // Each weight row is streamed once for all m activation rows (the multi-row
+  // kernels give every row the arithmetic of a one-row dot: batch invariant).
+  float acc[kRowBlock];
+  float d[kRowBlock];
+  const int rows = static_cast<int>(m);
   for (int64_t col = n_begin; col < n_end; ++col) {
     const float b = bias_.empty() ? 0.0f : bias_[col];
     if (!quantized_) {
       const uint8_t* wrow = dense_.data() + col * k_ * dtype_size(dtype_);
-      for (int64_t r = 0; r < m; ++r) {
-        const float* xr = x + r * k_;
-        float acc;
-        if (dtype_ == DType::kF32) {
-          acc = kern.dot_f32(reinterpret_cast<const float*>(wrow), xr, k_);
-        } else if (dtype_ == DType::kF16) {
-          acc = kern.dot_f16(reinterpret_cast<const uint16_t*>(wrow), xr, k_);
-        } else {
-          acc = kern.dot_bf16(reinterpret_cast<const uint16_t*>(wrow), xr, k_);
-        }
-        y[r * n_ + col] = acc + b;
+      if (dtype_ == DType::kF32) {
+        kern.dot_f32_rows(reinterpret_cast<const float*>(wrow), x, k_, rows, k_, acc);
+      } else if (dtype_ == DType::kF16) {
+        kern.dot_f16_rows(reinterpret_cast<const uint16_t*>(wrow), x, k_, rows, k_, acc);
+      } else {
+        kern.dot_bf16_rows(reinterpret_cast<const uint16_t*>(wrow), x, k_, rows, k_, acc);
       }
+      for (int r = 0; r < rows; ++r) y[r * n_ + col] = acc[r] + b;
       continue;
     }
     const uint8_t* q = q_.data() + col * (kp_ / 2);
     const float* s = scales_.data() + col * num_groups_;
     const float* z = zeros_.data() + col * num_groups_;
-    for (int64_t r = 0; r < m; ++r) {
-      const float* xr = xp + r * kp_;
-      const float* xs = xsum + r * num_groups_;
-      float acc = 0;
-      for (int64_t g = 0; g < num_groups_; ++g) {
-        const int64_t off = group_offset_[g];
-        const float d = kern.dot_q4(q + off / 2, xr + off, (group_offset_[g + 1] - off) / kQ4Block);
-        acc += s[g] * (d - z[g] * xs[g]);
-      }
-      y[r * n_ + col] = acc + b;
+    std::fill(acc, acc + rows, 0.0f);
+    for (int64_t g = 0; g < num_groups_; ++g) {
+      const int64_t off = group_offset_[g];
+      kern.dot_q4_rows(q + off / 2, xp + off, kp_, rows, (group_offset_[g + 1] - off) / kQ4Block, d);
+      for (int r = 0; r < rows; ++r) acc[r] += s[g] * (d[r] - z[g] * xsum[r * num_groups_ + g]);
     }
+    for (int r = 0; r < rows; ++r) y[r * n_ + col] = acc[r] + b;
   }
 }
 

@@ -121,7 +121,7 @@ template <int R, int P, typename LoadW, typename T>
 TANDEM_AVX2 inline void panel_block(const T* w, int64_t k, int64_t pstride, const float* x, int64_t ldx, float* out,
                                     int64_t ldo) {
   __m256 acc[R][P];
-#pragma GCC unroll 4
+#pragma GCC unroll 8
   for (int r = 0; r < R; ++r)
 #pragma GCC unroll 8
     for (int p = 0; p < P; ++p) acc[r][p] = _mm256_setzero_ps();
@@ -129,14 +129,14 @@ TANDEM_AVX2 inline void panel_block(const T* w, int64_t k, int64_t pstride, cons
     __m256 wv[P];
 #pragma GCC unroll 8
     for (int p = 0; p < P; ++p) wv[p] = LoadW{w + p * pstride}.load8(i * kPanelWidth);
-#pragma GCC unroll 4
+#pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
       const __m256 xb = _mm256_broadcast_ss(x + r * ldx + i);
 #pragma GCC unroll 8
       for (int p = 0; p < P; ++p) acc[r][p] = _mm256_fmadd_ps(wv[p], xb, acc[r][p]);
     }
   }
-#pragma GCC unroll 4
+#pragma GCC unroll 8
   for (int r = 0; r < R; ++r)
 #pragma GCC unroll 8
     for (int p = 0; p < P; ++p) _mm256_storeu_ps(out + r * ldo + p * kPanelWidth, acc[r][p]);
@@ -147,7 +147,7 @@ TANDEM_AVX2 inline void panel_block(const T* w, int64_t k, int64_t pstride, cons
 template <int R, typename LoadW, typename T>
 TANDEM_AVX2 inline void panel_rows(const T* w, int64_t k, int npanels, const float* x, int64_t ldx, float* out,
                                    int64_t ldo) {
-  constexpr int P = R == 1 ? 8 : R == 2 ? 6 : R == 3 ? 4 : 3;
+  constexpr int P = R == 1 ? 8 : R == 2 ? 6 : R == 3 ? 4 : R == 4 ? 3 : 2;
   const int64_t ps = k * kPanelWidth;
   int p = 0;
   for (; p + P <= npanels; p += P) panel_block<R, P, LoadW>(w + p * ps, k, ps, x, ldx, out + p * kPanelWidth, ldo);
@@ -158,8 +158,10 @@ template <typename LoadW, typename T>
 TANDEM_AVX2 inline void panel_dispatch(const T* w, int64_t k, int npanels, const float* x, int64_t ldx, int nrows,
                                        float* out, int64_t ldo) {
   int r = 0;
-  for (; r + 4 <= nrows; r += 4) panel_rows<4, LoadW>(w, k, npanels, x + r * ldx, ldx, out + r * ldo, ldo);
+  for (; r + 6 <= nrows; r += 6) panel_rows<6, LoadW>(w, k, npanels, x + r * ldx, ldx, out + r * ldo, ldo);
   switch (nrows - r) {
+    case 5: panel_rows<5, LoadW>(w, k, npanels, x + r * ldx, ldx, out + r * ldo, ldo); break;
+    case 4: panel_rows<4, LoadW>(w, k, npanels, x + r * ldx, ldx, out + r * ldo, ldo); break;
     case 3: panel_rows<3, LoadW>(w, k, npanels, x + r * ldx, ldx, out + r * ldo, ldo); break;
     case 2: panel_rows<2, LoadW>(w, k, npanels, x + r * ldx, ldx, out + r * ldo, ldo); break;
     case 1: panel_rows<1, LoadW>(w, k, npanels, x + r * ldx, ldx, out + r * ldo, ldo); break;

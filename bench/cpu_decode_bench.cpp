@@ -20,6 +20,7 @@
 #include "engine/generate_single.h"
 #include "model/model_runner.h"
 #include "model/synth.h"
+#include "synth_100m.h"
 
 namespace {
 
@@ -81,16 +82,7 @@ int main(int argc, char** argv) {
       return 2;
     }
     // ~110M parameters: 12 layers of hidden 768 / MLP 2048, vocab 16000.
-    tandem::SynthOptions o;
-    o.vocab_size = 16000;
-    o.hidden_size = 768;
-    o.intermediate_size = 2048;
-    o.num_layers = 12;
-    o.num_heads = 12;
-    o.num_kv_heads = 4;
-    o.dtype = tandem::DType::kF16;
-    o.quant = quant;
-    o.group_size = 128;
+    const tandem::SynthOptions o = tandem::bench::synth_100m_options(quant);
     tmp_dir = (std::filesystem::temp_directory_path() / ("tandem_bench_100m_" + quant)).string();
     model_dir = tmp_dir;
     auto t0 = Clock::now();

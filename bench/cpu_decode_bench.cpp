@@ -18,9 +18,10 @@
 #include "backend/backend.h"
 #include "backend/cpu/kernels.h"
 #include "backend/cpu/thread_pool.h"
-#include "model/generate_loop.h"
+#include "engine/generate_single.h"
 #include "model/model_runner.h"
 #include "model/synth.h"
+#include "synth_100m.h"
 
 namespace {
 
@@ -84,16 +85,7 @@ int main(int argc, char** argv) {
       return 2;
     }
     // ~110M parameters: 12 layers of hidden 768 / MLP 2048, vocab 16000.
-    tandem::SynthOptions o;
-    o.vocab_size = 16000;
-    o.hidden_size = 768;
-    o.intermediate_size = 2048;
-    o.num_layers = 12;
-    o.num_heads = 12;
-    o.num_kv_heads = 4;
-    o.dtype = tandem::DType::kF16;
-    o.quant = quant;
-    o.group_size = 128;
+    const tandem::SynthOptions o = tandem::bench::synth_100m_options(quant);
     tmp_dir = (std::filesystem::temp_directory_path() / ("tandem_bench_100m_" + quant)).string();
     model_dir = tmp_dir;
     auto t0 = Clock::now();
@@ -118,20 +110,21 @@ int main(int argc, char** argv) {
   const auto& cfg = (*runner)->config();
   std::vector<int32_t> ids(prompt);
   for (int i = 0; i < prompt; ++i) ids[i] = (i * 7919 + 13) % cfg.vocab_size;
-  tandem::SimpleSamplingOptions so;
+  tandem::SamplingParams so;
+  so.temperature = 0.0f;
   so.max_tokens = tokens;
   so.ignore_eos = true;
   // Best of 3 runs: the machine may be shared.
-  std::optional<tandem::SimpleGenerateResult> best;
+  std::optional<tandem::SingleGenerateResult> best;
   for (int rep = 0; rep < 3; ++rep) {
-    auto r = tandem::generate_simple(**runner, ids, so);
+    auto r = tandem::generate_single(**runner, ids, so);  // one sequence through the engine
     if (!r.ok()) {
       std::fprintf(stderr, "%s\n", r.status().to_string().c_str());
       return 1;
     }
     if (!best || r->decode_seconds < best->decode_seconds) best = std::move(*r);
   }
-  const tandem::SimpleGenerateResult* r = &*best;
+  const tandem::SingleGenerateResult* r = &*best;
   const int nthreads = threads > 0 ? threads : static_cast<int>(std::thread::hardware_concurrency());
   const double decode_tps = (r->output_ids.size() - 1) / r->decode_seconds;
   const double weight_bytes = static_cast<double>((*runner)->model().weight_bytes());

@@ -8,6 +8,8 @@
 //
 //   build/bench/engine_bench --seqs 512 --steps 300
 //   build/bench/engine_bench --model models/tandem-tiny-general --threads 2
+//   build/bench/engine_bench --seqs 0 --synth 100m [--quant awq] --threads 1 --new-tokens 16
+//     (a random ~110M model written to /tmp: weights that do not fit the caches)
 #include <CLI/CLI.hpp>
 
 #include <time.h>
@@ -15,6 +17,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <random>
 #include <string>
 #include <vector>
@@ -22,6 +25,8 @@
 #include "backend/registry.h"
 #include "engine/engine.h"
 #include "model/model_runner.h"
+#include "model/synth.h"
+#include "synth_100m.h"
 
 namespace tandem {
 namespace {
@@ -224,7 +229,7 @@ int throughput(const std::string& dir, int threads, int prompt_len, int new_toke
 int main(int argc, char** argv) {
   CLI::App app{"Engine benchmarks: step bookkeeping cost, CPU throughput by concurrency", "engine_bench"};
   int seqs = 512, steps = 300, prompt_len = 128, vocab = 32, threads = 0, new_tokens = 64, tp_prompt = 32;
-  std::string model;
+  std::string model, synth, quant = "none";
   app.add_option("--seqs", seqs, "running sequences for the bookkeeping benchmark");
   app.add_option("--steps", steps, "decode steps timed");
   app.add_option("--prompt-len", prompt_len, "prompt tokens per sequence (bookkeeping)");
@@ -233,11 +238,29 @@ int main(int argc, char** argv) {
   std::string load_format = "auto";
   app.add_option("--load-format", load_format, "dummy: random weights from --model's config.json alone")
       ->check(CLI::IsMember({"auto", "dummy"}));
+  app.add_option("--synth", synth, "100m: write a random ~110M checkpoint to /tmp and use it as --model")
+      ->check(CLI::IsMember({"100m"}));
+  app.add_option("--quant", quant, "with --synth: none, awq or gptq")->check(CLI::IsMember({"none", "awq", "gptq"}));
   app.add_option("--threads", threads, "CPU threads for the model (0: all cores)");
   app.add_option("--new-tokens", new_tokens, "tokens generated per sequence (throughput)");
   app.add_option("--tp-prompt-len", tp_prompt, "prompt tokens per sequence (throughput)");
   CLI11_PARSE(app, argc, argv);
   if (seqs > 0 && tandem::bookkeeping(seqs, steps, prompt_len, vocab) != 0) return 1;
-  if (!model.empty() && tandem::throughput(model, threads, tp_prompt, new_tokens, load_format == "dummy") != 0) return 1;
-  return 0;
+  std::string tmp_dir;
+  if (!synth.empty()) {
+    if (!model.empty()) {
+      std::fprintf(stderr, "give --model or --synth, not both\n");
+      return 2;
+    }
+    tmp_dir = (std::filesystem::temp_directory_path() / ("tandem_engine_bench_100m_" + quant)).string();
+    if (tandem::Status s = tandem::write_synthetic_checkpoint(tmp_dir, tandem::bench::synth_100m_options(quant));
+        !s.ok()) {
+      std::fprintf(stderr, "%s\n", s.to_string().c_str());
+      return 1;
+    }
+    model = tmp_dir;
+  }
+  const int rc = !model.empty() && tandem::throughput(model, threads, tp_prompt, new_tokens, load_format == "dummy") != 0 ? 1 : 0;
+  if (!tmp_dir.empty()) std::filesystem::remove_all(tmp_dir);
+  return rc;
 }

@@ -1,4 +1,5 @@
-// tandem generate: one prompt, one model, from the shell.
+// tandem generate: one prompt (or a file of them), one model, from the shell;
+// through the engine either way.
 #include <CLI/CLI.hpp>
 
 #include <chrono>
@@ -14,10 +15,10 @@
 #include "cli/commands.h"
 #include "engine/batch_generate.h"
 #include "engine/engine_thread.h"
+#include "engine/generate_single.h"
 #include "engine/tokenizer_text_decoder.h"
 #include "memory/weights.h"
 #include "model/config.h"
-#include "model/generate_loop.h"
 #include "model/model_runner.h"
 #include "tokenizer/tokenizer.h"
 
@@ -45,6 +46,21 @@ StatusOr<std::vector<int32_t>> parse_ids(const std::string& text) {
 int fail(const Status& s) {
   std::fprintf(stderr, "tandem generate: %s\n", s.message().c_str());
   return 1;
+}
+
+// Flags -> engine sampling parameters; an unset temperature follows the
+// model's generation_config.json (sampling only when it says do_sample).
+SamplingParams sampling_params(const ModelConfig& cfg, std::optional<float> temperature, float top_p, int top_k,
+                               uint64_t seed, int max_tokens, bool ignore_eos) {
+  SamplingParams sp;
+  const GenerationDefaults& gd = cfg.generation;
+  sp.temperature = temperature.value_or(gd.do_sample.value_or(false) ? gd.temperature.value_or(1.0f) : 0.0f);
+  sp.top_p = top_p;
+  sp.top_k = top_k;
+  sp.seed = seed;
+  sp.max_tokens = max_tokens;
+  sp.ignore_eos = ignore_eos;
+  return sp;
 }
 
 struct BatchFlags {
@@ -184,14 +200,8 @@ int run_generate(int argc, char** argv) {
   if (!prompt_ids_file.empty()) {
     auto cfg = load_config(model_dir, load.dummy);
     if (!cfg.ok()) return fail(cfg.status());
-    BatchFlags f{model_dir, device, format, cpu_threads, {}, load};
-    const GenerationDefaults& gd = cfg->generation;
-    f.sampling.temperature = temperature.value_or(gd.do_sample.value_or(false) ? gd.temperature.value_or(1.0f) : 0.0f);
-    f.sampling.top_p = top_p;
-    f.sampling.top_k = top_k;
-    f.sampling.seed = seed;
-    f.sampling.max_tokens = max_tokens;
-    f.sampling.ignore_eos = ignore_eos;
+    BatchFlags f{model_dir, device, format, cpu_threads,
+                 sampling_params(*cfg, temperature, top_p, top_k, seed, max_tokens, ignore_eos), load};
     return run_batch(f, prompt_ids_file, *cfg, tokenizer.get());
   }
   std::vector<int32_t> prompt_ids;
@@ -224,35 +234,27 @@ int run_generate(int argc, char** argv) {
   if (!runner.ok()) return fail(runner.status());
   const double load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - load_start).count();
 
-  SimpleSamplingOptions so;
-  const GenerationDefaults& gd = cfg->generation;
-  so.temperature = temperature.value_or(gd.do_sample.value_or(false) ? gd.temperature.value_or(1.0f) : 0.0f);
-  so.top_p = top_p;
-  so.top_k = top_k;
-  so.seed = seed;
-  so.max_tokens = max_tokens;
-  so.ignore_eos = ignore_eos;
-  so.eos_token_ids = cfg->eos_token_ids;
-  // Text streams to stdout as tokens complete (UTF-8 never split).
-  std::unique_ptr<IncrementalDetokenizer> detok;
-  std::string text;
-  if (tokenizer) detok = std::make_unique<IncrementalDetokenizer>(*tokenizer, /*skip_special_tokens=*/true);
-  auto on_token = [&](int32_t id) {
-    if (!detok) return;
-    std::string piece = detok->push(id);
-    text += piece;
-    if (format == "text") {
-      std::fputs(piece.c_str(), stdout);
+  SamplingParams sp = sampling_params(*cfg, temperature, top_p, top_k, seed, max_tokens, ignore_eos);
+  // Through the engine, stepped on this thread; text streams to stdout as
+  // tokens complete (UTF-8 never split).
+  std::unique_ptr<TokenizerTextDecoder> decoder;
+  if (tokenizer) decoder = std::make_unique<TokenizerTextDecoder>(*tokenizer);
+  SingleGenerateOptions go;
+  go.eos_token_ids = cfg->eos_token_ids;
+  go.sliding_window = cfg->uniform_sliding_window();
+  go.decoder = decoder.get();
+  if (format == "text") {
+    go.on_event = [](const RequestEvent& ev) {
+      std::fputs(ev.text.c_str(), stdout);
       std::fflush(stdout);
-    }
-  };
-  auto result = generate_simple(**runner, *ids, so, on_token);
-  if (!result.ok()) return fail(result.status());
-  if (detok) {
-    std::string rest = detok->finish();
-    text += rest;
-    if (format == "text") std::fputs(rest.c_str(), stdout);
+    };
   }
+  SingleGenerateResult empty;  // --max-tokens 0: nothing to run
+  empty.finish = FinishReason::kLength;
+  auto result = max_tokens == 0 ? StatusOr<SingleGenerateResult>(std::move(empty))
+                                : generate_single(**runner, *ids, sp, go);
+  if (!result.ok()) return fail(result.status());
+  const std::string& text = result->text;
   const auto& out = result->output_ids;
   if (format == "text") {
     std::printf("\n");
@@ -266,7 +268,7 @@ int run_generate(int argc, char** argv) {
                         {"device", (*runner)->backend().name()},
                         {"prompt_ids", *ids},
                         {"output_ids", out},
-                        {"finish_reason", result->stopped_by_eos ? "stop" : "length"},
+                        {"finish_reason", finish_reason_name(result->finish)},
                         {"num_prompt_tokens", ids->size()},
                         {"num_output_tokens", out.size()},
                         {"prefill_seconds", result->prefill_seconds},

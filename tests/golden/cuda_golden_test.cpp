@@ -20,7 +20,7 @@
 #include <nlohmann/json.hpp>
 
 #include "backend/registry.h"
-#include "model/generate_loop.h"
+#include "engine/generate_single.h"
 #include "model/model_runner.h"
 
 namespace tandem {
@@ -102,11 +102,12 @@ TEST(CudaVsCpu, TinyModels) {
       const auto lc = last_logits(**cpu, prompt);
       const auto lg = last_logits(**gpu, prompt);
       EXPECT_LE(max_abs_over_range(lg, lc), kLogitTolerance) << name << " prompt of " << len;
-      SimpleSamplingOptions so;
+      SamplingParams so;
+      so.temperature = 0.0f;
       so.max_tokens = 24;
       so.ignore_eos = true;
-      auto gc = generate_simple(**cpu, prompt, so);
-      auto gg = generate_simple(**gpu, prompt, so);
+      auto gc = generate_single(**cpu, prompt, so);
+      auto gg = generate_single(**gpu, prompt, so);
       ASSERT_TRUE(gc.ok() && gg.ok());
       const auto& a = gc->output_ids;
       const auto& b = gg->output_ids;
@@ -210,10 +211,11 @@ TEST(CudaGolden, FixturesOnCuda) {
       const auto lp = last_logits(**runner, prompt);
       std::vector<float> ref_f(ref_lp.begin(), ref_lp.end());
       EXPECT_LE(max_abs_over_range(lp, ref_f), kLogitTolerance) << dir << ": prompt logits";
-      SimpleSamplingOptions so;
+      SamplingParams so;
+      so.temperature = 0.0f;
       so.max_tokens = static_cast<int>(hf.size());
       so.ignore_eos = true;
-      auto gen = generate_simple(**runner, prompt, so);
+      auto gen = generate_single(**runner, prompt, so);
       ASSERT_TRUE(gen.ok()) << gen.status().to_string();
       for (size_t i = 0; i < hf.size(); ++i) {
         if (gen->output_ids[i] == hf[i]) continue;

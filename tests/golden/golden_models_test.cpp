@@ -9,8 +9,6 @@
 //    fp32 computations of the same values.
 #include <gtest/gtest.h>
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -22,7 +20,8 @@
 #include <nlohmann/json.hpp>
 
 #include "backend/backend.h"
-#include "model/generate_loop.h"
+#include "engine/generate_single.h"
+#include "golden_fixtures.h"
 #include "model/model_runner.h"
 
 namespace tandem {
@@ -32,60 +31,8 @@ namespace fs = std::filesystem;
 using json = nlohmann::json;
 
 constexpr double kLogitTolerance = 1e-3;  // max |ours - HF| / (max - min of HF's logits)
-constexpr double kNearTieMargin = 0.05;
 
-// Every variant the script writes; a missing one fails.
-const char* const kVariants[] = {
-    "llama_f32_rope_linear",
-    "llama_bf16_tied_sharded",
-    "llama_f16_untied",
-    "mistral_f16_window8",
-    "qwen2_bf16_bias_window_disabled",
-    "qwen2_f32_bias_untied",
-    "awq_g32_llama",
-    "awq_g64_qwen2",
-    "awq_g128_mistral_old_quant_config",
-    "gptq_v1_sym_g32",
-    "gptq_v1_asym_actorder_g32",
-    "gptq_v2_asym_actorder_g64_qwen2",
-    "gptq_v2_sym_g128_old_quantize_config",
-};
-
-std::string archive_path() { return std::string(TANDEM_SOURCE_DIR) + "/fixtures/models/golden_models.tar.xz"; }
-
-// Extracts the archive once per process into a temp folder; "" when absent.
-class Fixtures : public ::testing::Environment {
- public:
-  static std::string& root() {
-    static std::string r;
-    return r;
-  }
-  void SetUp() override {
-    if (!fs::exists(archive_path())) return;
-    std::random_device rd;
-    dir_ = (fs::temp_directory_path() / ("tandem_golden_" + std::to_string(getpid()) + "_" + std::to_string(rd())))
-               .string();
-    fs::create_directories(dir_);
-    const std::string cmd = "tar -xJf '" + archive_path() + "' -C '" + dir_ + "'";
-    if (std::system(cmd.c_str()) == 0) root() = dir_ + "/golden_models";
-  }
-  void TearDown() override {
-    std::error_code ec;
-    if (!dir_.empty()) fs::remove_all(dir_, ec);
-  }
-
- private:
-  std::string dir_;
-};
-
-const auto* const kEnv = ::testing::AddGlobalTestEnvironment(new Fixtures);
-
-json read_json(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return json::parse(ss.str());
-}
+using golden::fixtures_root;
 
 double max_abs_over_range(const std::vector<float>& ours, const std::vector<double>& ref) {
   double lo = ref[0], hi = ref[0], err = 0;
@@ -109,14 +56,14 @@ std::vector<float> last_logits(LocalModelRunner& runner, const std::vector<int32
 class GoldenModel : public ::testing::TestWithParam<const char*> {};
 
 TEST_P(GoldenModel, MatchesTransformers) {
-  if (Fixtures::root().empty()) {
-    GTEST_SKIP() << "fixture archive " << archive_path()
+  if (fixtures_root().empty()) {
+    GTEST_SKIP() << "fixture archive " << golden::archive_path()
                  << " is absent: run `python3 scripts/gpu/make_model_fixtures.py OUT_DIR` on the GPU machine and "
                     "commit the archive it writes";
   }
-  const std::string dir = Fixtures::root() + "/" + GetParam();
+  const std::string dir = fixtures_root() + "/" + GetParam();
   ASSERT_TRUE(fs::exists(dir + "/reference.json")) << "variant missing from the archive: " << GetParam();
-  const json ref = read_json(dir + "/reference.json");
+  const json ref = golden::read_json(dir + "/reference.json");
   ModelRunnerOptions ro;
   ro.page_size = 16;
   ro.num_pages = 8;
@@ -128,24 +75,19 @@ TEST_P(GoldenModel, MatchesTransformers) {
   for (const auto& p : ref["prompts"]) {
     const std::vector<int32_t> prompt = p["prompt_ids"].get<std::vector<int32_t>>();
     const std::vector<int32_t> hf = p["greedy_ids"].get<std::vector<int32_t>>();
-    SimpleSamplingOptions so;
+    SamplingParams so;
     so.temperature = 0.0f;
     so.max_tokens = static_cast<int>(hf.size());
     so.ignore_eos = true;
-    auto gen = generate_simple(**runner, prompt, so);
+    auto gen = generate_single(**runner, prompt, so);
     ASSERT_TRUE(gen.ok()) << gen.status().to_string();
     const auto& ours = gen->output_ids;
     ASSERT_EQ(ours.size(), hf.size());
     for (size_t i = 0; i < hf.size(); ++i) {
       if (ours[i] == hf[i]) continue;
-      const auto& step = p["steps"][i];
-      const double margin = step["top_logprobs"][0].get<double>() - step["top_logprobs"][1].get<double>();
-      const auto top = step["top_ids"].get<std::vector<int32_t>>();
-      const bool in_top3 = std::find(top.begin(), top.begin() + std::min<size_t>(3, top.size()), ours[i]) !=
-                           top.begin() + std::min<size_t>(3, top.size());
-      EXPECT_TRUE(margin < kNearTieMargin && in_top3)
-          << GetParam() << ": greedy token " << i << " is " << ours[i] << ", HF " << hf[i] << " (HF top-2 margin "
-          << margin << ", ours in HF top 3: " << in_top3 << ")";
+      EXPECT_TRUE(golden::is_near_tie(p["steps"][i], ours[i]))
+          << GetParam() << ": greedy token " << i << " is " << ours[i] << ", HF " << hf[i]
+          << " where HF has no near tie (top-2 margin >= " << golden::kNearTieMargin << " or ours not in HF top 3)";
       ++divergences;
       break;  // later tokens follow a different context
     }
@@ -168,7 +110,7 @@ TEST_P(GoldenModel, MatchesTransformers) {
   EXPECT_LE(divergences, 1) << GetParam() << ": more than one near-tie divergence";
 }
 
-INSTANTIATE_TEST_SUITE_P(Fixtures, GoldenModel, ::testing::ValuesIn(kVariants),
+INSTANTIATE_TEST_SUITE_P(Fixtures, GoldenModel, ::testing::ValuesIn(golden::kVariants),
                          [](const ::testing::TestParamInfo<const char*>& i) { return std::string(i.param); });
 
 }  // namespace

@@ -7,7 +7,7 @@
 #include <random>
 
 #include "backend/backend.h"
-#include "model/generate_loop.h"
+#include "engine/generate_single.h"
 #include "model/model_runner.h"
 #include "model/synth.h"
 #include "model/weights.h"
@@ -189,12 +189,15 @@ INSTANTIATE_TEST_SUITE_P(Variants, ForwardTest,
 // A sequence's logits are bitwise the same alone and batched with a long
 // prefill of another sequence (the default backend is batch invariant).
 TEST(Forward, BatchInvariant) {
-  for (const char* quant : {"none", "awq", "gptq"}) {
+  // f16 and bf16 dense weights, and both int4 formats: every multi-row kernel.
+  const std::pair<const char*, DType> cases[] = {
+      {"none", DType::kBF16}, {"none", DType::kF16}, {"awq", DType::kBF16}, {"gptq", DType::kBF16}};
+  for (const auto& [quant, dtype] : cases) {
     TempDir dir("invariant");
     SynthOptions o;
     o.quant = quant;
     o.desc_act = true;
-    o.dtype = DType::kBF16;
+    o.dtype = dtype;
     ASSERT_TRUE(write_synthetic_checkpoint(dir.path(), o).ok());
     ModelRunnerOptions ro;
     ro.page_size = 4;
@@ -215,7 +218,7 @@ TEST(Forward, BatchInvariant) {
     add_seq(both, a, 0, 9, pages_a, true);
     ASSERT_TRUE((*mixed)->forward(both, &l2).ok());
     ASSERT_EQ(l2.size(), l1.size() + 256);
-    EXPECT_TRUE(std::equal(l1.begin(), l1.end(), l2.begin() + 256)) << quant;
+    EXPECT_TRUE(std::equal(l1.begin(), l1.end(), l2.begin() + 256)) << quant << " " << dtype_name(dtype);
   }
 }
 
@@ -277,6 +280,7 @@ TEST(Forward, RejectsInconsistentBatch) {
   EXPECT_EQ((*runner)->num_forward_calls(), 0);
 }
 
+// One sequence through the engine (generate_single, what `tandem generate` runs).
 TEST(Forward, GreedyLoopIsDeterministicAndStopsAtEos) {
   TempDir dir("loop");
   ASSERT_TRUE(write_synthetic_checkpoint(dir.path(), SynthOptions()).ok());
@@ -290,9 +294,10 @@ TEST(Forward, GreedyLoopIsDeterministicAndStopsAtEos) {
   auto runner = LocalModelRunner::create(make_cpu_backend(2), dir.path(), ro);
   ASSERT_TRUE(runner.ok());
   std::vector<int32_t> prompt = {5, 6, 7};
-  SimpleSamplingOptions so;
+  SamplingParams so;
+  so.temperature = 0.0f;
   so.max_tokens = 8;
-  auto r = generate_simple(**runner, prompt, so);
+  auto r = generate_single(**runner, prompt, so);
   ASSERT_TRUE(r.ok()) << r.status().to_string();
   ASSERT_EQ(r->output_ids.size(), 8u);
   // Greedy ids equal the reference's argmax at each step.
@@ -307,14 +312,14 @@ TEST(Forward, GreedyLoopIsDeterministicAndStopsAtEos) {
   // Stop at the first eos (the third greedy token stands in as eos).
   auto runner2 = LocalModelRunner::create(make_cpu_backend(2), dir.path(), ro);
   ASSERT_TRUE(runner2.ok());
-  so.eos_token_ids = {r->output_ids[2]};
-  auto r2 = generate_simple(**runner2, prompt, so);
+  SingleGenerateOptions eos;
+  eos.eos_token_ids = {r->output_ids[2]};
+  auto r2 = generate_single(**runner2, prompt, so, eos);
   ASSERT_TRUE(r2.ok());
-  EXPECT_TRUE(r2->stopped_by_eos);
+  EXPECT_EQ(r2->finish, FinishReason::kStop);
   EXPECT_LE(r2->output_ids.size(), 3u);
   EXPECT_EQ(r2->output_ids.back(), r->output_ids[2]);
   // Seeded sampling repeats itself.
-  so.eos_token_ids.clear();
   so.temperature = 1.0f;
   so.top_k = 20;
   so.top_p = 0.9f;
@@ -322,8 +327,8 @@ TEST(Forward, GreedyLoopIsDeterministicAndStopsAtEos) {
   auto runner3 = LocalModelRunner::create(make_cpu_backend(2), dir.path(), ro);
   auto runner4 = LocalModelRunner::create(make_cpu_backend(1), dir.path(), ro);
   ASSERT_TRUE(runner3.ok() && runner4.ok());
-  auto s1 = generate_simple(**runner3, prompt, so);
-  auto s2 = generate_simple(**runner4, prompt, so);
+  auto s1 = generate_single(**runner3, prompt, so);
+  auto s2 = generate_single(**runner4, prompt, so);
   ASSERT_TRUE(s1.ok() && s2.ok());
   EXPECT_EQ(s1->output_ids, s2->output_ids);
 }

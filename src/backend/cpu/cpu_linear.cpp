@@ -33,9 +33,26 @@ StatusOr<std::unique_ptr<CpuLinear>> CpuLinear::create(const LinearWeight& w, Th
     for (int64_t i = 0; i < n; ++i) out->bias_[i] = load_as_f32(w.bias.data, w.bias.dtype, i);
   }
   if (w.format == WeightFormat::kDense) {
+    // [N, K] -> panels [ceil(N / 8)][K][8], the last one zero-padded.
     out->dtype_ = w.weight.dtype;
-    out->dense_.resize(w.weight.nbytes());
-    std::memcpy(out->dense_.data(), w.weight.data, w.weight.nbytes());
+    out->num_panels_ = (n + kPanelWidth - 1) / kPanelWidth;
+    const size_t es = dtype_size(w.weight.dtype);
+    out->dense_.assign(static_cast<size_t>(out->num_panels_ * k * kPanelWidth) * es, 0);
+    auto pack = [&](auto* dst, const auto* src) {
+      pool.parallel_for(out->num_panels_, 16, [&](int64_t pb, int64_t pe) {
+        for (int64_t p = pb; p < pe; ++p)
+          for (int64_t j = 0; j < kPanelWidth && p * kPanelWidth + j < n; ++j) {
+            const auto* row = src + (p * kPanelWidth + j) * k;
+            auto* lane = dst + p * k * kPanelWidth + j;
+            for (int64_t kk = 0; kk < k; ++kk) lane[kk * kPanelWidth] = row[kk];
+          }
+      });
+    };
+    if (es == 4) {
+      pack(reinterpret_cast<uint32_t*>(out->dense_.data()), static_cast<const uint32_t*>(w.weight.data));
+    } else {
+      pack(reinterpret_cast<uint16_t*>(out->dense_.data()), static_cast<const uint16_t*>(w.weight.data));
+    }
     return out;
   }
   out->quantized_ = true;
@@ -97,14 +114,9 @@ void CpuLinear::dequantize_rows(int64_t n0, int64_t count, float* out, const Ker
     const int64_t col = n0 + r;
     float* dst = out + r * k_;
     if (!quantized_) {
-      const uint8_t* src = dense_.data() + col * k_ * dtype_size(dtype_);
-      if (dtype_ == DType::kF32) {
-        std::memcpy(dst, src, k_ * 4);
-      } else if (dtype_ == DType::kF16) {
-        kern.f16_to_f32_row(reinterpret_cast<const uint16_t*>(src), dst, k_);
-      } else {
-        kern.bf16_to_f32_row(reinterpret_cast<const uint16_t*>(src), dst, k_);
-      }
+      // Column col of its panel: stride kPanelWidth over k.
+      const int64_t base = (col / kPanelWidth) * k_ * kPanelWidth + col % kPanelWidth;
+      for (int64_t kk = 0; kk < k_; ++kk) dst[kk] = load_as_f32(dense_.data(), dtype_, base + kk * kPanelWidth);
       continue;
     }
     const uint8_t* q = q_.data() + col * (kp_ / 2);
@@ -125,38 +137,48 @@ void CpuLinear::dequantize_rows(int64_t n0, int64_t count, float* out, const Ker
 
 void CpuLinear::gemv_rows(const float* x, int64_t m, float* y, int64_t n_begin, int64_t n_end,
                           const Kernels& kern, const float* xp, const float* xsum) const {
+  // Each weight row (dense: panel) is streamed once for all m activation rows;
+  // the kernels give every output the same arithmetic whatever m (batch
+  // invariance). Dense: [n_begin, n_end) are panels.
+  const int rows = static_cast<int>(m);
+  if (!quantized_) {
+    constexpr int64_t kPanelsPerCall = 16;
+    float buf[kRowBlock * kPanelsPerCall * kPanelWidth];  // [rows][panels * 8]
+    const size_t es = dtype_size(dtype_);
+    const auto panel_fn = dtype_ == DType::kF32   ? kern.panel_f32
+                          : dtype_ == DType::kF16 ? kern.panel_f16
+                                                  : kern.panel_bf16;
+    for (int64_t p0 = n_begin; p0 < n_end; p0 += kPanelsPerCall) {
+      const int np = static_cast<int>(std::min(kPanelsPerCall, n_end - p0));
+      const int64_t c0 = p0 * kPanelWidth, c1 = std::min(n_, c0 + np * kPanelWidth);
+      const uint8_t* w = dense_.data() + p0 * k_ * kPanelWidth * es;
+      if (c1 - c0 == np * kPanelWidth) {
+        panel_fn(w, k_, np, x, k_, rows, y + c0, n_);  // straight into y
+      } else {  // the zero-padded last panel: through buf
+        const int64_t ldo = np * kPanelWidth;
+        panel_fn(w, k_, np, x, k_, rows, buf, ldo);
+        for (int r = 0; r < rows; ++r) std::copy(buf + r * ldo, buf + r * ldo + (c1 - c0), y + r * n_ + c0);
+      }
+      if (!bias_.empty())
+        for (int r = 0; r < rows; ++r)
+          for (int64_t c = c0; c < c1; ++c) y[r * n_ + c] += bias_[c];
+    }
+    return;
+  }
+  float acc[kRowBlock];
+  float d[kRowBlock];
   for (int64_t col = n_begin; col < n_end; ++col) {
     const float b = bias_.empty() ? 0.0f : bias_[col];
-    if (!quantized_) {
-      const uint8_t* wrow = dense_.data() + col * k_ * dtype_size(dtype_);
-      for (int64_t r = 0; r < m; ++r) {
-        const float* xr = x + r * k_;
-        float acc;
-        if (dtype_ == DType::kF32) {
-          acc = kern.dot_f32(reinterpret_cast<const float*>(wrow), xr, k_);
-        } else if (dtype_ == DType::kF16) {
-          acc = kern.dot_f16(reinterpret_cast<const uint16_t*>(wrow), xr, k_);
-        } else {
-          acc = kern.dot_bf16(reinterpret_cast<const uint16_t*>(wrow), xr, k_);
-        }
-        y[r * n_ + col] = acc + b;
-      }
-      continue;
-    }
     const uint8_t* q = q_.data() + col * (kp_ / 2);
     const float* s = scales_.data() + col * num_groups_;
     const float* z = zeros_.data() + col * num_groups_;
-    for (int64_t r = 0; r < m; ++r) {
-      const float* xr = xp + r * kp_;
-      const float* xs = xsum + r * num_groups_;
-      float acc = 0;
-      for (int64_t g = 0; g < num_groups_; ++g) {
-        const int64_t off = group_offset_[g];
-        const float d = kern.dot_q4(q + off / 2, xr + off, (group_offset_[g + 1] - off) / kQ4Block);
-        acc += s[g] * (d - z[g] * xs[g]);
-      }
-      y[r * n_ + col] = acc + b;
+    std::fill(acc, acc + rows, 0.0f);
+    for (int64_t g = 0; g < num_groups_; ++g) {
+      const int64_t off = group_offset_[g];
+      kern.dot_q4_rows(q + off / 2, xp + off, kp_, rows, (group_offset_[g + 1] - off) / kQ4Block, d);
+      for (int r = 0; r < rows; ++r) acc[r] += s[g] * (d[r] - z[g] * xsum[r * num_groups_ + g]);
     }
+    for (int r = 0; r < rows; ++r) y[r * n_ + col] = acc[r] + b;
   }
 }
 
@@ -164,11 +186,7 @@ void CpuLinear::forward(const float* x, int64_t m, float* y, ThreadPool& pool, c
                         std::vector<float>& scratch, bool use_blas) const {
   if (use_blas && m >= kGemmMinRows) {
     // BLAS on blocks of dequantized rows: Y[:, n0:n0+nb] = X · Wblk^T.
-    if (!quantized_ && dtype_ == DType::kF32) {
-      cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(m), static_cast<int>(n_),
-                  static_cast<int>(k_), 1.0f, x, static_cast<int>(k_), reinterpret_cast<const float*>(dense_.data()),
-                  static_cast<int>(k_), 0.0f, y, static_cast<int>(n_));
-    } else {
+    {  // dense weights are stored in panels, so f32 too goes through [N, K] blocks
       const int64_t nb = std::max<int64_t>(64, std::min<int64_t>(n_, kGemmBlockElems / k_));
       scratch.resize(static_cast<size_t>(nb * k_));
       for (int64_t n0 = 0; n0 < n_; n0 += nb) {
@@ -211,7 +229,10 @@ void CpuLinear::forward(const float* x, int64_t m, float* y, ThreadPool& pool, c
     const float* xr = x + r0 * k_;
     const float* xpr = xp == nullptr ? nullptr : xp + r0 * kp_;
     const float* xsr = xsum == nullptr ? nullptr : xsum + r0 * num_groups_;
-    pool.parallel_for(n_, 16, [&](int64_t b, int64_t e) { gemv_rows(xr, rows, y + r0 * n_, b, e, kern, xpr, xsr); });
+    // Work items: output columns (int4) or 8-column panels (dense).
+    const int64_t items = quantized_ ? n_ : num_panels_;
+    pool.parallel_for(items, quantized_ ? 16 : 2,
+                      [&](int64_t b, int64_t e) { gemv_rows(xr, rows, y + r0 * n_, b, e, kern, xpr, xsr); });
   }
 }
 

@@ -1,4 +1,5 @@
-// Linear layers on the CPU: dense weights kept in their checkpoint dtype; int4
+// Linear layers on the CPU: dense weights kept in their checkpoint dtype,
+// repacked into 8-column panels; int4
 // weights repacked once at load into 32-value blocks (still 4 bits a weight)
 // with rows grouped by quantization group (act-order rows sorted by g_idx).
 #pragma once
@@ -37,8 +38,10 @@ class CpuLinear : public PreparedLinear {
 
   bool quantized_ = false;
   int64_t n_ = 0, k_ = 0;
-  // Dense: W [N, K] in dtype_.
+  // Dense: W in dtype_ as panels [num_panels_][K][kPanelWidth] (column n is
+  // lane n % 8 of panel n / 8; the last panel zero-padded).
   DType dtype_ = DType::kF32;
+  int64_t num_panels_ = 0;
   std::vector<uint8_t> dense_;
   // Int4: q_ [N, kp_/2] blocks; per (n, g) scale and zero (stored zero + offset).
   int64_t kp_ = 0;                      // padded K: each group rounded up to 32

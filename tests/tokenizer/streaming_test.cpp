@@ -119,12 +119,14 @@ TEST(StreamingContext, FirstTokenKeepsItsSpace) {
   const Tokenizer* tok = get_tokenizer("mistral");
   ASSERT_NE(tok, nullptr);
   const auto prompt = tok->encode("Once upon a time", true);
-  const auto there = tok->encode("there", false);  // one "▁there" token
-  ASSERT_EQ(there.size(), 1u);
+  const std::optional<int32_t> there = tok->token_to_id("\u2581there");
+  ASSERT_TRUE(there.has_value());
   IncrementalDetokenizer plain(*tok, true);
-  EXPECT_EQ(plain.push(there[0]) + plain.finish(), "there");
+  std::string text = plain.push(*there);  // push before finish: + would not order them
+  EXPECT_EQ(text + plain.finish(), "there");
   IncrementalDetokenizer after(*tok, true, prompt);
-  EXPECT_EQ(after.push(there[0]) + after.finish(), " there");
+  text = after.push(*there);
+  EXPECT_EQ(text + after.finish(), " there");
 }
 
 INSTANTIATE_TEST_SUITE_P(AllTokenizers, Streaming,

@@ -189,6 +189,7 @@ std::string ServerApp::next_request_id(const char* prefix) {
 }
 
 void ServerApp::handle(HttpRequest&& r, std::shared_ptr<HttpExchange> ex) {
+  if (r.arrival == std::chrono::steady_clock::time_point{}) r.arrival = std::chrono::steady_clock::now();
   const std::string& p = r.path;
   const bool open = (p == "/health" || p == "/metrics") && !config_.auth_health_metrics;
   if (!open && !authorized(r)) {

@@ -1,6 +1,7 @@
 #include "engine/engine.h"
 
 #include <algorithm>
+#include <span>
 #include <string>
 
 #include "common/check.h"
@@ -13,6 +14,13 @@ namespace {
 constexpr int64_t kChoiceSlots = 1 << 16;
 
 bool contains(const std::vector<int32_t>& v, int32_t x) { return std::find(v.begin(), v.end(), x) != v.end(); }
+
+// The prompt's last ids: context for the detokenizer, so the first output
+// token's text continues the prompt (5, as vLLM's incremental detokenizer).
+std::span<const int32_t> prompt_tail(const Sequence& seq) {
+  const int n = std::min(seq.num_prompt_tokens, 5);
+  return std::span<const int32_t>(seq.tokens).subspan(seq.num_prompt_tokens - n, n);
+}
 
 std::string num(double x) {
   std::string s = std::to_string(x);
@@ -124,7 +132,7 @@ Status Engine::add_request(GenerateRequest r) {
   seq->num_prompt_tokens = static_cast<int>(r.prompt_token_ids.size());
   seq->tokens = std::move(r.prompt_token_ids);
   if (decoder_) {
-    seq->decoder = decoder_->start(req->sampling.skip_special_tokens);
+    seq->decoder = decoder_->start_after(req->sampling.skip_special_tokens, prompt_tail(*seq));
     seq->stop = std::make_unique<StopChecker>(req->sampling.stop);
   }
   scheduler_->add_waiting(seq.get());
@@ -209,7 +217,7 @@ void Engine::fork_choices(Request* req, Sequence* parent) {
     seq->num_computed = parent->num_computed;
     kv_->fork(parent->kv, &seq->kv);  // shares the prompt's pages (copy-on-write later)
     if (decoder_) {
-      seq->decoder = decoder_->start(req->sampling.skip_special_tokens);
+      seq->decoder = decoder_->start_after(req->sampling.skip_special_tokens, prompt_tail(*seq));
       seq->stop = std::make_unique<StopChecker>(req->sampling.stop);
     }
     scheduler_->add_running(seq.get());

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 
 namespace tandem {
@@ -22,6 +23,12 @@ class TextDecoder {
  public:
   virtual ~TextDecoder() = default;
   virtual std::unique_ptr<StreamDecoder> start(bool skip_special_tokens) const = 0;
+  // A decoder whose text continues the prompt (its last ids as `context`), so
+  // the first token's leading space survives as in vLLM's output.
+  virtual std::unique_ptr<StreamDecoder> start_after(bool skip_special_tokens,
+                                                     std::span<const int32_t> context) const {
+    return start(skip_special_tokens);
+  }
 };
 
 }  // namespace tandem

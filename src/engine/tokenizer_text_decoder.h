@@ -14,6 +14,8 @@ class TokenizerTextDecoder : public TextDecoder {
   // The tokenizer must outlive this object and every decoder it starts.
   explicit TokenizerTextDecoder(const Tokenizer& tokenizer) : tokenizer_(tokenizer) {}
   std::unique_ptr<StreamDecoder> start(bool skip_special_tokens) const override;
+  std::unique_ptr<StreamDecoder> start_after(bool skip_special_tokens,
+                                             std::span<const int32_t> context) const override;
 
  private:
   const Tokenizer& tokenizer_;

@@ -130,6 +130,7 @@ class Session : public HttpExchange, public std::enable_shared_from_this<Session
   }
 
   void on_header(beast::error_code ec) {
+    headers_done_ = std::chrono::steady_clock::now();
     if (ec) return on_read_error(ec);
     auto& req = parser_->get();
     if (req[http::field::expect] == "100-continue" && !parser_->is_done()) {
@@ -153,19 +154,37 @@ class Session : public HttpExchange, public std::enable_shared_from_this<Session
         ec == net::error::connection_reset || ec == net::error::eof) {
       return close_now();
     }
-    // Malformed or oversized: answer once, then close.
+    // Malformed or oversized: answer once, log it, then close.
     begin_exchange(/*keep_alive=*/false);
+    RefusedRequest refused;
+    refused.peer = peer_;
+    // The request line is parsed before the header ends: a 413 for a declared
+    // Content-Length still knows its path.
+    if (parser_ && !parser_->get().target().empty()) {
+      const std::string target(parser_->get().target());
+      refused.path = target.substr(0, target.find('?'));
+      refused.latency_ms =
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - headers_done_).count();
+    }
+    ApiError e;
     if (ec == http::error::body_limit) {
-      ApiError e = bad_request("request body is larger than the limit of " +
-                               std::to_string(shared_->options.max_body_bytes) + " bytes");
+      e = bad_request("request body is larger than the limit of " + std::to_string(shared_->options.max_body_bytes) +
+                      " bytes");
       e.http_status = 413;
       e.code = "body_too_large";
-      respond(413, "application/json", e.body(), {});
+      refused.outcome = "body_too_large";
     } else if (ec == http::error::header_limit) {
-      respond(431, "application/json", bad_request("request headers are larger than 64 KiB").body(), {});
+      e = bad_request("request headers are larger than 64 KiB");
+      e.http_status = 431;
+      refused.outcome = "headers_too_large";
     } else {
-      respond(400, "application/json", bad_request("malformed HTTP request: " + ec.message()).body(), {});
+      e = bad_request("malformed HTTP request: " + ec.message());
+      refused.outcome = "malformed";
     }
+    refused.status = e.http_status;
+    // Logged before the answer, so a client that has its answer finds the line.
+    if (shared_->options.on_refused) shared_->options.on_refused(refused);
+    respond(e.http_status, "application/json", e.body(), {});
   }
 
   void begin_exchange(bool keep_alive) {
@@ -190,6 +209,7 @@ class Session : public HttpExchange, public std::enable_shared_from_this<Session
     r.authorization = std::string(req[http::field::authorization]);
     r.body = std::move(req.body());
     r.peer = peer_;
+    r.arrival = headers_done_;
     deadline_.expires_after(to_ms(shared_->options.request_timeout_s));
     deadline_.async_wait([self = shared_from_this()](beast::error_code ec) {
       if (!ec) self->on_deadline();
@@ -308,6 +328,7 @@ class Session : public HttpExchange, public std::enable_shared_from_this<Session
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::string peer_;
+  std::chrono::steady_clock::time_point headers_done_;  // of the request being read or served
   // Exchange state, touched only on the strand.
   bool busy_ = false;        // a request is being served
   bool done_ = false;        // its response is complete (respond/end_stream called)

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -29,6 +30,17 @@ struct HttpRequest {
   std::string authorization;  // the Authorization header
   std::string body;
   std::string peer;           // "ip:port" of the client
+  std::chrono::steady_clock::time_point arrival;  // when its headers were complete
+};
+
+// A request the HTTP layer answered itself, before any handler: 413 (body over
+// the limit), 431 (headers over the limit) or 400 (malformed HTTP).
+struct RefusedRequest {
+  int status = 400;
+  std::string outcome;  // "body_too_large", "headers_too_large", "malformed"
+  std::string path;     // empty when the request line could not be parsed
+  std::string peer;
+  double latency_ms = 0;  // from the end of the headers (0 if the request line never ended)
 };
 
 using HttpHeaders = std::vector<std::pair<std::string, std::string>>;
@@ -65,6 +77,8 @@ struct HttpServerOptions {
   uint64_t max_body_bytes = 8u << 20;
   double request_timeout_s = 600;
   double idle_timeout_s = 60;
+  // Told of every RefusedRequest (for the request log), on an I/O thread.
+  std::function<void(const RefusedRequest&)> on_refused;
 };
 
 class HttpServer {

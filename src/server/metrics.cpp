@@ -280,8 +280,14 @@ std::string MetricsRenderer::render(const std::vector<ModelSnapshot>& models, co
     for (const auto& g : gpus) sample(&out, "tandem_gpu_memory_used_bytes", gpu_label(g), double(g.memory_used_bytes));
     header(&out, "tandem_gpu_memory_total_bytes", "gauge", "GPU memory in total, from NVML.");
     for (const auto& g : gpus) sample(&out, "tandem_gpu_memory_total_bytes", gpu_label(g), double(g.memory_total_bytes));
-    header(&out, "tandem_gpu_utilization_ratio", "gauge", "GPU busy fraction over NVML's last sample period.");
-    for (const auto& g : gpus) sample(&out, "tandem_gpu_utilization_ratio", gpu_label(g), g.utilization_ratio);
+    bool any_utilization = false;
+    for (const auto& g : gpus) any_utilization |= g.has_utilization;
+    if (any_utilization) {
+      header(&out, "tandem_gpu_utilization_ratio", "gauge", "GPU busy fraction over NVML's last sample period.");
+      for (const auto& g : gpus) {
+        if (g.has_utilization) sample(&out, "tandem_gpu_utilization_ratio", gpu_label(g), g.utilization_ratio);
+      }
+    }
   }
   return out;
 }

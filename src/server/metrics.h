@@ -89,6 +89,7 @@ struct GpuStats {
   std::string name;
   uint64_t memory_used_bytes = 0;
   uint64_t memory_total_bytes = 0;
+  bool has_utilization = true;     // NVML may refuse the query (e.g. under MIG)
   double utilization_ratio = 0;    // 0..1 over NVML's last sample period
 };
 

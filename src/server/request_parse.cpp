@@ -403,6 +403,14 @@ ApiResult<json> parse_json_object(std::string_view body, int max_depth) {
   return obj;
 }
 
+std::string body_model_field(std::string_view body, const RequestLimits& limits) {
+  auto parsed = parse_json_object(body, limits.max_json_depth);
+  if (!parsed.ok()) return "";
+  auto it = parsed.value().find("model");
+  if (it == parsed.value().end() || !it->is_string()) return "";
+  return it->get<std::string>().substr(0, 128);
+}
+
 ApiResult<GenerationSpec> parse_completion_request(std::string_view body, const RequestLimits& limits) {
   auto parsed = parse_json_object(body, limits.max_json_depth);
   if (!parsed.ok()) return parsed.error();

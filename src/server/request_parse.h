@@ -75,4 +75,8 @@ ApiResult<DetokenizeSpec> parse_detokenize_request(std::string_view body, const 
 // deeper than max_depth with a 400 that says which.
 ApiResult<nlohmann::json> parse_json_object(std::string_view body, int max_depth);
 
+// The "model" string of a body (at most 128 bytes), or "" when the body has
+// none: names the model in the log line of a request that failed validation.
+std::string body_model_field(std::string_view body, const RequestLimits& limits = {});
+
 }  // namespace tandem::server

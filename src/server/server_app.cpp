@@ -55,6 +55,7 @@ ServerApp::ServerApp(ServerConfig config, ModelServiceFactory factory)
   o.max_body_bytes = config_.max_body_bytes;
   o.request_timeout_s = config_.request_timeout_s;
   o.idle_timeout_s = config_.idle_timeout_s;
+  o.on_refused = [this](const RefusedRequest& refused) { log_refused(refused); };
   http_ = std::make_unique<HttpServer>(
       o, [this](HttpRequest&& r, std::shared_ptr<HttpExchange> ex) { handle(std::move(r), std::move(ex)); },
       &http_metrics_);
@@ -77,7 +78,8 @@ Status ServerApp::start() {
   TANDEM_LOG(kInfo) << "listening on http://" << config_.host << ":" << http_->port() << " (" << config_.io_threads
                     << " I/O threads; models: " << registry_.names() << "; "
                     << (config_.api_key.empty() ? "no API key" : "API key required") << ")"
-                    << (nvml_.available() ? "" : "; GPU metrics off: " + nvml_.why_unavailable());
+                    << (nvml_.available() ? "; GPU metrics: " + nvml_.summary() + " via NVML"
+                                          : "; GPU metrics off: " + nvml_.why_unavailable());
   loader_ = std::thread([this] { load_models(); });
   return ok_status();
 }
@@ -153,6 +155,32 @@ void ServerApp::reply_error(HttpExchange& ex, const ApiError& error) {
   ex.respond(error.http_status, "application/json", error.body(), extra);
 }
 
+void ServerApp::refuse(const HttpRequest& r, HttpExchange& ex, const ApiError& e, const std::string& model,
+                       const char* outcome, const char* id_prefix) {
+  RequestLogRecord rec;
+  rec.request_id = next_request_id(id_prefix);
+  rec.model = model.empty() ? "-" : model;
+  rec.path = r.path;
+  rec.peer = r.peer;
+  rec.outcome = outcome;
+  rec.status = e.http_status;
+  rec.latency_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - r.arrival).count();
+  log_request(rec);
+  reply_error(ex, e);
+}
+
+void ServerApp::log_refused(const RefusedRequest& refused) {
+  RequestLogRecord rec;
+  rec.request_id = next_request_id("req");
+  rec.model = "-";
+  rec.path = refused.path.empty() ? "-" : refused.path;
+  rec.peer = refused.peer;
+  rec.outcome = refused.outcome;
+  rec.status = refused.status;
+  rec.latency_ms = refused.latency_ms;
+  log_request(rec);
+}
+
 std::string ServerApp::next_request_id(const char* prefix) {
   char buf[48];
   std::snprintf(buf, sizeof buf, "%s-%016llx", prefix,
@@ -161,6 +189,7 @@ std::string ServerApp::next_request_id(const char* prefix) {
 }
 
 void ServerApp::handle(HttpRequest&& r, std::shared_ptr<HttpExchange> ex) {
+  if (r.arrival == std::chrono::steady_clock::time_point{}) r.arrival = std::chrono::steady_clock::now();
   const std::string& p = r.path;
   const bool open = (p == "/health" || p == "/metrics") && !config_.auth_health_metrics;
   if (!open && !authorized(r)) {
@@ -170,14 +199,14 @@ void ServerApp::handle(HttpRequest&& r, std::shared_ptr<HttpExchange> ex) {
     e.code = "invalid_api_key";
     e.message = r.authorization.empty() ? "missing API key: send 'Authorization: Bearer <key>'"
                                         : "invalid API key";
-    return reply_error(*ex, e);
+    return refuse(r, *ex, e, "", "unauthorized");
   }
   auto method_is = [&](const char* m) {
     if (r.method == m) return true;
     ApiError e;
     e.http_status = 405;
     e.message = "method " + r.method + " is not allowed on " + p + " (use " + m + ")";
-    reply_error(*ex, e);
+    refuse(r, *ex, e, "", "method_not_allowed");
     return false;
   };
   if (p == "/v1/completions") {
@@ -198,7 +227,7 @@ void ServerApp::handle(HttpRequest&& r, std::shared_ptr<HttpExchange> ex) {
     ApiError e;
     e.http_status = 404;
     e.message = "no route for " + r.method + " " + p;
-    reply_error(*ex, e);
+    refuse(r, *ex, e, "", "no_route");
   }
 }
 
@@ -229,22 +258,13 @@ std::shared_ptr<ModelService> ServerApp::find_service(const std::string& model, 
 
 void ServerApp::handle_generation(HttpRequest&& r, std::shared_ptr<HttpExchange> ex, Endpoint endpoint) {
   const bool chat = endpoint == Endpoint::kChat;
-  const auto arrival = std::chrono::steady_clock::now();
+  const auto arrival = r.arrival;
   // Refused requests get their log line here; accepted ones when their job ends.
   auto refuse = [&](const ApiError& e, const std::string& model, const char* outcome) {
-    RequestLogRecord rec;
-    rec.request_id = "-";
-    rec.model = model.empty() ? "-" : model;
-    rec.path = r.path;
-    rec.peer = r.peer;
-    rec.outcome = outcome;
-    rec.status = e.http_status;
-    rec.latency_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - arrival).count();
-    log_request(rec);
-    reply_error(*ex, e);
+    this->refuse(r, *ex, e, model, outcome, chat ? "chatcmpl" : "cmpl");
   };
   auto parsed = chat ? parse_chat_request(r.body, limits_) : parse_completion_request(r.body, limits_);
-  if (!parsed.ok()) return refuse(parsed.error(), "", "invalid");
+  if (!parsed.ok()) return refuse(parsed.error(), body_model_field(r.body, limits_), "invalid");
   GenerationSpec& spec = parsed.value();
   ModelSlot* slot = nullptr;
   ApiError error;
@@ -327,17 +347,23 @@ void ServerApp::handle_generation(HttpRequest&& r, std::shared_ptr<HttpExchange>
 
 void ServerApp::handle_tokenize(const HttpRequest& r, HttpExchange& ex) {
   auto parsed = parse_tokenize_request(r.body, limits_);
-  if (!parsed.ok()) return reply_error(ex, parsed.error());
+  if (!parsed.ok()) return refuse(r, ex, parsed.error(), body_model_field(r.body, limits_), "invalid");
   const TokenizeSpec& spec = parsed.value();
   ModelSlot* slot = nullptr;
   ApiError error;
   auto service = find_service(spec.model, &slot, &error);
-  if (!service) return reply_error(ex, error);
+  if (!service) return refuse(r, ex, error, spec.model, slot ? "unavailable" : "unknown_model");
   std::string text = spec.prompt;
   if (spec.is_chat) {
-    if (!service->chat) return reply_error(ex, bad_request("model '" + spec.model + "' has no chat template", "messages"));
+    if (!service->chat) {
+      return refuse(r, ex, bad_request("model '" + spec.model + "' has no chat template", "messages"), spec.model,
+                    "rejected");
+    }
     auto rendered = service->chat->render(spec.messages, spec.add_generation_prompt);
-    if (!rendered.ok()) return reply_error(ex, bad_request("chat template: " + rendered.status().message(), "messages"));
+    if (!rendered.ok()) {
+      return refuse(r, ex, bad_request("chat template: " + rendered.status().message(), "messages"), spec.model,
+                    "rejected");
+    }
     text = *rendered;
   }
   std::vector<int32_t> ids = service->tokenizer->encode(text, spec.add_special_tokens);
@@ -352,17 +378,18 @@ void ServerApp::handle_tokenize(const HttpRequest& r, HttpExchange& ex) {
 
 void ServerApp::handle_detokenize(const HttpRequest& r, HttpExchange& ex) {
   auto parsed = parse_detokenize_request(r.body, limits_);
-  if (!parsed.ok()) return reply_error(ex, parsed.error());
+  if (!parsed.ok()) return refuse(r, ex, parsed.error(), body_model_field(r.body, limits_), "invalid");
   const DetokenizeSpec& spec = parsed.value();
   ModelSlot* slot = nullptr;
   ApiError error;
   auto service = find_service(spec.model, &slot, &error);
-  if (!service) return reply_error(ex, error);
+  if (!service) return refuse(r, ex, error, spec.model, slot ? "unavailable" : "unknown_model");
   const int32_t vocab = service->tokenizer->vocab_size();
   for (int32_t id : spec.tokens) {
     if (id >= vocab) {
-      return reply_error(ex, bad_request("token id " + std::to_string(id) + " in 'tokens' is out of range: the "
-                                         "vocabulary has " + std::to_string(vocab) + " tokens", "tokens"));
+      return refuse(r, ex, bad_request("token id " + std::to_string(id) + " in 'tokens' is out of range: the "
+                                       "vocabulary has " + std::to_string(vocab) + " tokens", "tokens"),
+                    spec.model, "rejected");
     }
   }
   std::string text = service->tokenizer->decode(spec.tokens, /*skip_special_tokens=*/false);
@@ -390,7 +417,7 @@ void ServerApp::handle_models(const HttpRequest& r, HttpExchange& ex) {
       e.code = "model_not_found";
       e.param = "model";
       e.message = "The model '" + name + "' does not exist. Served models: " + registry_.names();
-      return reply_error(ex, e);
+      return refuse(r, ex, e, name, "unknown_model");
     }
     return ex.respond(200, "application/json", dump_json(card(*slot)));
   }

@@ -39,6 +39,10 @@ class ServerApp {
   void load_models();
   bool authorized(const HttpRequest& request) const;
   void reply_error(HttpExchange& ex, const ApiError& error);
+  // Answers `error` and logs the request line (every refused request gets one).
+  void refuse(const HttpRequest& request, HttpExchange& ex, const ApiError& error, const std::string& model,
+              const char* outcome, const char* id_prefix = "req");
+  void log_refused(const RefusedRequest& refused);  // 413/431/400 from the HTTP layer
   void handle_generation(HttpRequest&& request, std::shared_ptr<HttpExchange> ex, Endpoint endpoint);
   void handle_tokenize(const HttpRequest& request, HttpExchange& ex);
   void handle_detokenize(const HttpRequest& request, HttpExchange& ex);

@@ -17,6 +17,14 @@ bool ends_with_replacement(std::string_view s) {
 IncrementalDetokenizer::IncrementalDetokenizer(const Tokenizer& tokenizer, bool skip_special_tokens)
     : tokenizer_(tokenizer), skip_special_tokens_(skip_special_tokens) {}
 
+IncrementalDetokenizer::IncrementalDetokenizer(const Tokenizer& tokenizer, bool skip_special_tokens,
+                                               std::span<const int32_t> context)
+    : tokenizer_(tokenizer), skip_special_tokens_(skip_special_tokens) {
+  if (context.empty() || ends_with_replacement(tokenizer_.decode(context, skip_special_tokens_))) return;
+  ids_.assign(context.begin(), context.end());
+  num_context_ = read_offset_ = ids_.size();
+}
+
 std::string IncrementalDetokenizer::push(int32_t id) {
   ids_.push_back(id);
   const std::span<const int32_t> all(ids_);
@@ -38,7 +46,14 @@ std::string IncrementalDetokenizer::push(int32_t id) {
 std::string IncrementalDetokenizer::finish() {
   // One full decode settles whatever the window still holds (including an
   // incomplete character, which the decoder turns into U+FFFD).
-  const std::string full = tokenizer_.decode(ids_, skip_special_tokens_);
+  const std::span<const int32_t> all(ids_);
+  std::string full = tokenizer_.decode(all, skip_special_tokens_);
+  if (num_context_ > 0) {
+    const std::string context = tokenizer_.decode(all.first(num_context_), skip_special_tokens_);
+    full = full.compare(0, context.size(), context) == 0
+               ? full.substr(context.size())
+               : tokenizer_.decode(all.subspan(num_context_), skip_special_tokens_);
+  }
   prefix_offset_ = read_offset_ = ids_.size();
   if (full.size() >= text_.size() && full.compare(0, text_.size(), text_) == 0) {
     std::string rest = full.substr(text_.size());

@@ -68,6 +68,11 @@ class Tokenizer {
 class IncrementalDetokenizer {
  public:
   IncrementalDetokenizer(const Tokenizer& tokenizer, bool skip_special_tokens);
+  // The first generated text continues `context` (the prompt's last few ids),
+  // so a SentencePiece "▁word" first token keeps its space, as in vLLM's and
+  // OpenAI's completions (" there" after "Once upon a time"). A context whose
+  // text ends in an incomplete character is ignored.
+  IncrementalDetokenizer(const Tokenizer& tokenizer, bool skip_special_tokens, std::span<const int32_t> context);
   // Appends one generated id; returns newly completed text (possibly empty).
   std::string push(int32_t id);
   // End of stream: whatever is pending (an incomplete character becomes U+FFFD).
@@ -82,6 +87,7 @@ class IncrementalDetokenizer {
   std::vector<int32_t> ids_;
   size_t prefix_offset_ = 0;  // ids before this are fully emitted and context only
   size_t read_offset_ = 0;    // text of ids_[prefix_offset_, read_offset_) already emitted
+  size_t num_context_ = 0;    // ids_[0, num_context_) are the context, never emitted
   std::string text_;          // concatenation of everything push() returned
 };
 

@@ -74,6 +74,11 @@ code=$(curl -s -o "$tmp/413" -w '%{http_code}' "$base/v1/completions" --data-bin
 grep -q 'larger than the limit of 65536 bytes' "$tmp/413" || fail "413 body: $(cat "$tmp/413")"
 code=$(curl -s -o /dev/null -w '%{http_code}' "$base/v1/completions" -d 'not json')
 [ "$code" = 400 ] || fail "invalid JSON: HTTP $code"
+code=$(curl -s -o /dev/null -w '%{http_code}' "$base/v1/completions" -d '{"model":"b","prompt":"x","top_p":7}')
+[ "$code" = 400 ] || fail "top_p out of range: HTTP $code"
+reply=$(python3 -c 'import socket,sys; s=socket.create_connection(("127.0.0.1",int(sys.argv[1])));
+s.sendall(b"GARBAGE\r\n\r\n"); print(s.recv(200).decode().split("\r\n")[0])' "$PORT")
+[ "$reply" = "HTTP/1.1 400 Bad Request" ] || fail "malformed HTTP: $reply"
 health=$(curl -sf "$base/health")
 grep -q '"status":"ok"' <<<"$health" || fail "health: $health"
 
@@ -100,13 +105,20 @@ stop_server
 python3 - "$tmp/server.log" <<'PY'
 import json, sys
 n = 0
+refused = set()
 for line in open(sys.argv[1]):
     j = json.loads(line)
     assert {"ts", "level", "msg"} <= j.keys(), j
     if j.get("event") == "request":
         assert {"id", "model", "status", "outcome", "prompt_tokens", "output_tokens", "latency_ms"} <= j.keys(), j
         n += 1
-assert n >= 4, n  # 3 streams + the refused invalid JSON
+        refused.add((j["status"], j["outcome"], j["model"], j["path"]))
+        assert j["id"] != "-", j
+assert n >= 7, n  # 3 streams + the refused ones below
+# Refused requests are logged like the others (the 413 and the malformed one by the HTTP layer).
+for want in [(413, "body_too_large", "-", "/v1/completions"), (400, "invalid", "-", "/v1/completions"),
+             (400, "invalid", "b", "/v1/completions"), (400, "malformed", "-", "-")]:
+    assert want in refused, (want, refused)
 print(f"JSON logs ok ({n} request lines)")
 PY
 echo "e2e_curl: ok"

@@ -59,6 +59,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   check(parse_chat_request(body));
   check(parse_tokenize_request(body));
   check(parse_detokenize_request(body));
+  (void)body_model_field(body);
   fuzz_http(body);
   return 0;
 }

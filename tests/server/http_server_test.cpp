@@ -1,6 +1,7 @@
 // The HTTP layer and the app in-process, over real loopback sockets, against the
 // echo engine: keep-alive, pipelining, 413, malformed requests, auth, routing,
 // client disconnect -> abort -> pages freed, request timeout, 429, starting.
+#include <algorithm>
 #include <chrono>
 #include <utility>
 #include <regex>
@@ -112,6 +113,42 @@ TEST_F(AppFixture, KeepAliveAndPipelining) {
   std::string r3 = read_response(s, &rest);
   EXPECT_NE(r2.find("\"tokens\":[256,104,105]"), std::string::npos) << r2;
   EXPECT_NE(r3.find("\"prompt\":\"hi\""), std::string::npos) << r3;
+}
+
+// Every refused request gets one request log line, whether the HTTP layer
+// (413, malformed) or the app (invalid body, unknown model) refused it.
+TEST_F(AppFixture, RefusedRequestsAreLogged) {
+  ServerConfig c;
+  c.max_body_bytes = 1000;
+  start(c);
+  auto log_of = [&](const std::string& raw) {
+    ::testing::internal::CaptureStderr();
+    std::string response = request(raw);
+    std::string log = ::testing::internal::GetCapturedStderr();
+    return std::make_pair(response, log);
+  };
+  const std::regex id(" id=(req|cmpl|chatcmpl)-[0-9a-f]{16} ");
+  auto [r413, l413] = log_of(post("/v1/completions", std::string(2000, ' ')));
+  EXPECT_NE(r413.find("HTTP/1.1 413"), std::string::npos);
+  EXPECT_NE(l413.find("info request id=req-"), std::string::npos) << l413;
+  EXPECT_NE(l413.find(" model=- path=/v1/completions status=413 outcome=body_too_large "), std::string::npos) << l413;
+  EXPECT_NE(l413.find(" latency_ms="), std::string::npos) << l413;
+  auto [rbad, lbad] = log_of("GARBAGE\r\n\r\n");
+  EXPECT_NE(rbad.find("HTTP/1.1 400"), std::string::npos);
+  EXPECT_NE(lbad.find(" path=- status=400 outcome=malformed "), std::string::npos) << lbad;
+  auto [rinv, linv] = log_of(post("/v1/chat/completions", R"({"model":"b","messages":[],"temperature":9})"));
+  EXPECT_NE(rinv.find("HTTP/1.1 400"), std::string::npos);
+  EXPECT_TRUE(std::regex_search(linv, id)) << linv;
+  EXPECT_NE(linv.find(" model=b path=/v1/chat/completions status=400 outcome=invalid "), std::string::npos) << linv;
+  auto [rjson, ljson] = log_of(post("/tokenize", "{nope"));
+  EXPECT_NE(ljson.find(" model=- path=/tokenize status=400 outcome=invalid "), std::string::npos) << ljson;
+  auto [r404, l404] = log_of(post("/v1/completions", R"({"model":"zzz","prompt":"x"})"));
+  EXPECT_NE(l404.find(" model=zzz path=/v1/completions status=404 outcome=unknown_model "), std::string::npos)
+      << l404;
+  // One line each.
+  for (const std::string& l : {l413, lbad, linv, ljson, l404}) {
+    EXPECT_EQ(std::count(l.begin(), l.end(), '\n'), 1) << l;
+  }
 }
 
 TEST_F(AppFixture, BodyLimitMalformedRoutesMethods) {

@@ -167,11 +167,11 @@ int64_t alternative_value(const Plan& p, const std::string& flag) {
 
 TEST(Planner, RefusalSaysByHowMuchAndWhatFits) {
   const auto models = qwen_pair();
-  const Plan p = plan_ok(models, options(40 * kGB));
+  const Plan p = plan_ok(models, options(42 * kGB));
   ASSERT_FALSE(p.fits);
-  EXPECT_EQ(p.shortfall_bytes, p.required_bytes - 40 * kGB);
+  EXPECT_EQ(p.shortfall_bytes, p.required_bytes - 42 * kGB);
   EXPECT_GT(p.shortfall_bytes, 0);
-  EXPECT_NE(p.reason.find("more than the budget of 40.00 GB (37.25 GiB)"), std::string::npos) << p.reason;
+  EXPECT_NE(p.reason.find("more than the budget of 42.00 GB (39.12 GiB)"), std::string::npos) << p.reason;
   EXPECT_NE(p.reason.find(format_both(p.shortfall_bytes)), std::string::npos) << p.reason;
   ASSERT_FALSE(p.alternatives.empty());
   EXPECT_NE(p.alternatives[0].find("a budget of at least " + format_both(p.required_bytes)), std::string::npos);
@@ -184,7 +184,7 @@ TEST(Planner, RefusalSaysByHowMuchAndWhatFits) {
   // The offered context length fits, one page more does not.
   const int64_t len = alternative_value(p, "--max-model-len");
   ASSERT_GT(len, 0);
-  PlanOptions o = options(40 * kGB);
+  PlanOptions o = options(42 * kGB);
   o.max_model_len = len;
   EXPECT_TRUE(plan_ok(models, o).fits);
   o.max_model_len = len + 16;
@@ -193,7 +193,7 @@ TEST(Planner, RefusalSaysByHowMuchAndWhatFits) {
   // Likewise the offered number of sequences.
   const int64_t seqs = alternative_value(p, "--max-num-seqs");
   if (seqs > 0) {
-    PlanOptions s = options(40 * kGB);
+    PlanOptions s = options(42 * kGB);
     s.max_num_seqs = seqs;
     EXPECT_TRUE(plan_ok(models, s).fits);
     s.max_num_seqs = seqs + 1;

@@ -61,14 +61,14 @@ grep -q "^fits" <<<"$out"
 
 # Does not fit: exit 1, the reason and the alternatives.
 set +e
-out=$("$tandem" plan --gpu-budget 40GB --model coder=$qc --model general=$q7 2>&1); rc=$?
+out=$("$tandem" plan --gpu-budget 42GB --model coder=$qc --model general=$q7 2>&1); rc=$?
 set -e
 [ "$rc" -eq 1 ] || { echo "expected exit 1 when it does not fit, got $rc"; exit 1; }
 grep -q "DOES NOT FIT" <<<"$out"
 grep -q -- "--max-model-len" <<<"$out"
 grep -q "as AWQ int4 g128" <<<"$out"
 set +e
-"$tandem" plan --gpu-budget 40GB --model coder=$qc --model general=$q7 --json >"$tmp/c.json"; rc=$?
+"$tandem" plan --gpu-budget 42GB --model coder=$qc --model general=$q7 --json >"$tmp/c.json"; rc=$?
 set -e
 [ "$rc" -eq 1 ]
 python3 -c 'import json,sys; p=json.load(open(sys.argv[1])); assert p["fits"] is False and p["shortfall_bytes"] > 0 and p["alternatives"], p' "$tmp/c.json"

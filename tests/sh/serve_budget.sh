@@ -15,7 +15,7 @@ done
 device=${TANDEM_DEVICE:-cpu}
 tmp=$(mktemp -d)
 SERVER_PID=""
-trap '[ -n "$SERVER_PID" ] && kill $SERVER_PID 2>/dev/null; rm -rf "$tmp"' EXIT
+trap 'if [ -n "$SERVER_PID" ]; then kill $SERVER_PID 2>/dev/null || true; fi; rm -rf "$tmp"' EXIT
 models=(--model general="$root/models/tandem-tiny-general" --model coder="$root/models/tandem-tiny-coder")
 limits=(--max-model-len 256 --max-num-seqs 16 --max-num-batched-tokens 512)
 
@@ -100,5 +100,8 @@ for p in plan["models"]:
 print("serve --gpu-budget: both models served from one pool;",
       {p["name"]: p["guaranteed_chunks"] for p in plan["models"]}, "chunks guaranteed")
 PY
+if command -v promtool >/dev/null; then
+  curl -sf "http://127.0.0.1:$PORT/metrics" | promtool check metrics || { echo "FAIL: promtool check metrics"; exit 1; }
+fi
 stop_server || { echo "FAIL: exit code after SIGTERM"; exit 1; }
 echo "serve_budget: ok"

@@ -95,6 +95,7 @@ int run_plan(int argc, char** argv) {
   } else if (device == "cpu") {
     options.device = memory::PlanDevice::kCpu;
     options.overheads = memory::cpu_overheads();
+    options.kv_dtype = DType::kF32;  // the CPU backend keeps activations and KV in fp32
   } else {
     return fail("--device must be cuda or cpu, got '" + device + "'");
   }

@@ -5,7 +5,8 @@
 namespace tandem::cli {
 
 int run_serve(int argc, char** argv) {
-  return server::serve_main(argc, argv, server::build_model_service, "tandem serve");
+  return server::serve_main(argc, argv, server::ModelServiceFactoryMaker(server::make_model_service_factory),
+                            "tandem serve");
 }
 
 }  // namespace tandem::cli

@@ -78,6 +78,14 @@ struct EngineStats {
   int64_t num_prefix_query_tokens = 0;  // prompt tokens looked up in the prefix cache
   int64_t num_prefix_hit_tokens = 0;    // of those, found
   int64_t num_steps = 0;
+  // Memory (docs/memory.md). weight_bytes: backend bytes of the weights (0: not known).
+  int64_t weight_bytes = 0;
+  // With the shared KV pool (`serve --gpu-budget`): pages guaranteed to this
+  // model, lent to others out of its unused guarantee, borrowed above it.
+  bool shared_kv = false;
+  int64_t kv_pages_guaranteed = 0;
+  int64_t kv_pages_lent = 0;
+  int64_t kv_pages_borrowed = 0;
   bool healthy = true;
   std::string last_error;
 };

@@ -47,6 +47,16 @@ StatusOr<std::unique_ptr<Engine>> Engine::create(const EngineConfig& config, Mod
   if (runner->page_size() != config.cache.page_size)
     return invalid_argument("cache page_size " + std::to_string(config.cache.page_size) +
                             " differs from the model runner's " + std::to_string(runner->page_size()));
+  if (config.kv_source != nullptr) {
+    // Pages arrive chunk by chunk; the page-id space is every chunk of the pool.
+    if (runner->num_pages() != config.kv_source->max_pages())
+      return invalid_argument("the model runner has " + std::to_string(runner->num_pages()) +
+                              " page ids but the shared KV pool gives this model " +
+                              std::to_string(config.kv_source->max_pages()));
+    if (config.scheduler.max_model_len <= 0)
+      return invalid_argument("an engine on the shared KV pool needs an explicit max_model_len");
+    return std::unique_ptr<Engine>(new Engine(config, runner, decoder, 0));
+  }
   int num_pages = config.cache.num_pages > 0 ? config.cache.num_pages : runner->num_pages();
   if (num_pages > runner->num_pages())
     return invalid_argument("cache num_pages " + std::to_string(num_pages) + " exceeds the model runner's " +
@@ -72,6 +82,27 @@ Engine::Engine(const EngineConfig& config, ModelRunner* runner, const TextDecode
       scheduler_(std::make_unique<Scheduler>(config.scheduler, kv_.get())),
       seed_rng_(config.seed != 0 ? config.seed : std::random_device{}()) {
   batch_.page_size = config.cache.page_size;
+  if (config.kv_source != nullptr) {
+    kv_owner_ = std::make_unique<memory::BlockPoolChunkOwner<BlockPool>>(
+        &kv_->pool(), [this](std::span<const int32_t> pages) { scheduler_->preempt_holders_of(pages); });
+    scheduler_->set_grow([this] {
+      switch (config_.kv_source->grow(*kv_owner_)) {
+        case memory::AcquireStatus::kOk: return GrowResult::kAdded;
+        case memory::AcquireStatus::kLater: return GrowResult::kLater;
+        case memory::AcquireStatus::kExhausted: break;
+      }
+      return GrowResult::kNone;
+    });
+  }
+}
+
+Engine::~Engine() {
+  give_back_arbiter_turn();
+  // Chunks stay held by this model in the pool; the server releases the pool after every engine.
+}
+
+void Engine::service_kv() {
+  if (kv_owner_) config_.kv_source->service(*kv_owner_);
 }
 
 Status Engine::check_request(const GenerateRequest& r) const {
@@ -157,6 +188,7 @@ bool Engine::abort_request(const std::string& request_id) {
     if (seq->finish == FinishReason::kNone) finish(seq.get(), FinishReason::kAbort);
   }
   deliver();
+  if (!has_work()) give_back_arbiter_turn();
   return true;
 }
 
@@ -305,6 +337,7 @@ void Engine::deliver() {
 }
 
 Status Engine::step() {
+  service_kv();
   scheduler_->schedule(&sched_out_);
   for (Sequence* seq : sched_out_.failed) {
     const int need = kv_->pages_for(static_cast<int>(seq->tokens.size()));
@@ -314,13 +347,19 @@ Status Engine::step() {
   }
   if (sched_out_.scheduled.empty()) {
     deliver();
+    give_back_arbiter_turn();
     return ok_status();
   }
   build_batch();
+  if (config_.arbiter != nullptr) config_.arbiter->begin_step(config_.arbiter_model, sched_out_.num_tokens);
   Status st;
   if (!sched_out_.copies.empty()) st = runner_->copy_pages(sched_out_.copies);
   if (st.ok()) st = runner_->forward(batch_, &logits_);
   if (!st.ok()) {
+    if (config_.arbiter != nullptr) {
+      arbiter_continuing_ = false;
+      config_.arbiter->end_step(config_.arbiter_model, false);
+    }
     last_error_ = st.to_string();
     TANDEM_LOG(kError) << "engine step failed: " << last_error_;
     fail_all("model runner: " + last_error_);
@@ -360,7 +399,21 @@ Status Engine::step() {
   }
   ++num_steps_;
   deliver();
+  if (config_.arbiter != nullptr) {
+    // EngineThread steps again at once while there is work: stay in the round.
+    arbiter_continuing_ = has_work();
+    config_.arbiter->end_step(config_.arbiter_model, arbiter_continuing_);
+  }
   return ok_status();
+}
+
+void Engine::give_back_arbiter_turn() {
+  if (config_.arbiter == nullptr || !arbiter_continuing_) return;
+  // The arbiter keeps a turn for an engine that said it would continue; hand
+  // it back, or the other engines wait for a step that is not coming.
+  config_.arbiter->begin_step(config_.arbiter_model, 0);
+  config_.arbiter->end_step(config_.arbiter_model, false);
+  arbiter_continuing_ = false;
 }
 
 EngineStats Engine::stats() const {
@@ -373,6 +426,15 @@ EngineStats Engine::stats() const {
   s.num_prefix_query_tokens = scheduler_->num_prefix_query_tokens();
   s.num_prefix_hit_tokens = scheduler_->num_prefix_hit_tokens();
   s.num_steps = num_steps_;
+  if (config_.kv_source != nullptr) {
+    const memory::KvChunkPool& pool = config_.kv_source->pool();
+    const memory::ChunkPoolStats c = pool.stats(config_.kv_source->model());
+    const int64_t per_chunk = config_.kv_source->pages_per_chunk();
+    s.shared_kv = true;
+    s.kv_pages_guaranteed = c.guaranteed * per_chunk;
+    s.kv_pages_lent = c.lent * per_chunk;
+    s.kv_pages_borrowed = c.borrowed * per_chunk;
+  }
   s.healthy = last_error_.empty();
   s.last_error = last_error_;
   return s;

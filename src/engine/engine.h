@@ -19,6 +19,9 @@
 #include "engine/sequence.h"
 #include "engine/text_decoder.h"
 #include "kv/kv_cache_manager.h"
+#include "memory/arbiter.h"
+#include "memory/block_pool_owner.h"
+#include "memory/kv_pool.h"
 #include "sampling/sampler.h"
 
 namespace tandem {
@@ -29,6 +32,14 @@ struct EngineConfig {
   std::vector<int32_t> eos_token_ids;  // any of these ends a choice (unless ignore_eos)
   uint64_t seed = 0;                   // draws seeds for requests without one; 0: random
   int max_logprobs = 20;               // largest SamplingParams::logprobs accepted
+  // Shared KV pool (`serve --gpu-budget`, docs/memory.md): pages come and go by
+  // whole chunks; the runner's page-id space must be kv_source->max_pages().
+  // Null: the runner's pages, all online. Not owned; outlives the engine.
+  memory::KvPageSource* kv_source = nullptr;
+  // Shares GPU steps with other models' engines by weight; null: steps run at
+  // once. Not owned; outlives the engine.
+  memory::StepArbiter* arbiter = nullptr;
+  int arbiter_model = 0;  // this engine's index in the arbiter (and the pool)
   Status validate() const;
 };
 
@@ -40,6 +51,7 @@ class Engine {
                                                    const TextDecoder* decoder);
   Engine(const Engine&) = delete;
   Engine& operator=(const Engine&) = delete;
+  ~Engine();
 
   // Validates without touching state (safe to call from any thread on a const engine).
   Status check_request(const GenerateRequest& request) const;
@@ -53,6 +65,9 @@ class Engine {
   // One iteration. Returns the runner's error, if any (every in-flight request
   // has then been ended with kError).
   Status step();
+  // Shared KV pool only: takes delivered chunks and answers reclaim requests
+  // (step() does it first; call it when woken while idle). No-op without a pool.
+  void service_kv();
   bool has_work() const { return !requests_.empty(); }
   template <typename F>
   void for_each_request_id(F f) const {
@@ -76,6 +91,7 @@ class Engine {
   void finish(Sequence* seq, FinishReason reason, std::string error = {});
   void deliver();
   void emit(Sequence* seq);
+  void give_back_arbiter_turn();
 
   EngineConfig config_;
   ModelRunner* runner_;
@@ -84,6 +100,8 @@ class Engine {
   int vocab_size_;
   std::unique_ptr<KvCacheManager> kv_;
   std::unique_ptr<Scheduler> scheduler_;
+  std::unique_ptr<memory::BlockPoolChunkOwner<BlockPool>> kv_owner_;  // with config_.kv_source
+  bool arbiter_continuing_ = false;  // told the arbiter at the last end_step that more steps follow
   std::unordered_map<std::string, std::unique_ptr<Request>> requests_;
   std::vector<Sequence*> touched_;  // sequences with something to deliver
   std::mt19937_64 seed_rng_;

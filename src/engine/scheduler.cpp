@@ -73,6 +73,18 @@ void Scheduler::preempt(Sequence* seq) {
   ++num_preemptions_;
 }
 
+AllocStatus Scheduler::can_allocate_growing(const SeqKv& kv, const PrefixHit* hit, int num_computed,
+                                            int num_tokens, bool* stalled) {
+  for (;;) {
+    const AllocStatus st = kv_->can_allocate(kv, hit, num_computed, num_tokens);
+    if (st == AllocStatus::kOk || !grow_) return st;
+    const GrowResult g = grow_();
+    if (g == GrowResult::kAdded) continue;
+    if (g == GrowResult::kLater) *stalled = true;
+    return st;
+  }
+}
+
 void Scheduler::schedule(SchedulerOutput* out) {
   out->scheduled.clear();
   out->copies.clear();
@@ -81,15 +93,18 @@ void Scheduler::schedule(SchedulerOutput* out) {
   out->num_preempted = 0;
   int budget = config_.max_num_batched_tokens;
 
-  // Running sequences, oldest first; the newest give way when pages run out.
+  // Running sequences, oldest first; the newest give way when pages run out
+  // (unless the shared pool is bringing more: then the rest wait a step).
+  bool stalled = false;
   size_t i = 0;
-  while (i < running_.size() && budget > 0) {
+  while (i < running_.size() && budget > 0 && !stalled) {
     Sequence* seq = running_[i];
     int num_new = std::min(seq->num_uncomputed(), budget);
     CHECK_GT(num_new, 0);
     int end = seq->num_computed + num_new;
     for (;;) {
-      AllocStatus st = kv_->can_allocate(seq->kv, nullptr, seq->num_computed, end);
+      AllocStatus st = can_allocate_growing(seq->kv, nullptr, seq->num_computed, end, &stalled);
+      if (stalled && st != AllocStatus::kOk) break;
       if (st == AllocStatus::kOk) {
         kv_->allocate(&seq->kv, nullptr, seq->num_computed, end, &out->copies);
         out->scheduled.push_back({seq, num_new});
@@ -114,7 +129,7 @@ void Scheduler::schedule(SchedulerOutput* out) {
   }
 
   // Waiting sequences in FCFS order; a step that had to preempt admits none.
-  while (out->num_preempted == 0 && !waiting_.empty() && budget > 0 &&
+  while (out->num_preempted == 0 && !stalled && !waiting_.empty() && budget > 0 &&
          num_running() + num_seats_held_ < config_.max_num_seqs) {
     Sequence* seq = waiting_.front();
     Request* req = seq->request;
@@ -124,8 +139,8 @@ void Scheduler::schedule(SchedulerOutput* out) {
     int num_cached = hit.num_tokens(kv_->page_size());
     int num_new = std::min(static_cast<int>(seq->tokens.size()) - num_cached, budget);
     int end = num_cached + num_new;
-    AllocStatus st = kv_->can_allocate(seq->kv, &hit, num_cached, end);
-    if (st == AllocStatus::kLater) break;  // FCFS: nobody overtakes the head
+    AllocStatus st = can_allocate_growing(seq->kv, &hit, num_cached, end, &stalled);
+    if (st == AllocStatus::kLater || (stalled && st != AllocStatus::kOk)) break;  // FCFS: nobody overtakes the head
     waiting_.pop_front();
     if (st == AllocStatus::kImpossible) {
       seq->status = SeqStatus::kFinished;  // waiting -> finished (failed)

@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <span>
 #include <vector>
 
@@ -26,6 +27,13 @@ struct SchedulerConfig {
   int max_model_len = 0;              // prompt + output; 0: the KV pool's whole capacity
   int max_queue_len = 1024;           // requests waiting to be admitted; more -> kResourceExhausted
   Status validate() const;
+};
+
+// What a page source answers when the pool runs short (shared KV pool).
+enum class GrowResult {
+  kAdded,  // pages were added: allocate again
+  kLater,  // pages are on their way (another model is vacating): wait, do not preempt for them
+  kNone,   // nothing to be had now: preempt or wait as with a fixed pool
 };
 
 struct ScheduledSeq {
@@ -64,6 +72,9 @@ class Scheduler {
   // Returns the number of pages still draining (0 once all are offline).
   int withdraw_pages(std::span<const int32_t> ids);
   void add_pages(std::span<const int32_t> ids);
+  // Asked before preempting or waiting whenever pages run short (the engine
+  // sets it when its pages come from the shared pool). Unset: a fixed pool.
+  void set_grow(std::function<GrowResult()> grow) { grow_ = std::move(grow); }
   // Preempts every running sequence holding one of `pages` (newest first);
   // memory::BlockPoolChunkOwner's preempt_holders callback.
   void preempt_holders_of(std::span<const int32_t> pages);
@@ -84,9 +95,14 @@ class Scheduler {
   void insert_waiting(Sequence* seq);
   void erase_running(size_t index);
   static int seats_held(const Sequence* seq);
+  // can_allocate, growing the pool first while it is short; *stalled is set
+  // when pages are on their way (GrowResult::kLater).
+  AllocStatus can_allocate_growing(const SeqKv& kv, const PrefixHit* hit, int num_computed, int num_tokens,
+                                   bool* stalled);
 
   SchedulerConfig config_;
   KvCacheManager* kv_;
+  std::function<GrowResult()> grow_;
   std::vector<Sequence*> running_;  // sorted by order
   std::deque<Sequence*> waiting_;   // sorted by order
   int num_seats_held_ = 0;          // seats kept for choices not yet forked (n > 1)

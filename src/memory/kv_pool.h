@@ -209,7 +209,11 @@ class KvPageSource {
   KvPageSource(const KvPageSource&) = delete;
   KvPageSource& operator=(const KvPageSource&) = delete;
 
+  const KvChunkPool& pool() const { return *pool_; }
+  int model() const { return model_; }
   int64_t page_bytes() const { return page_bytes_; }
+  int64_t layer_page_bytes() const { return layer_page_bytes_; }
+  int64_t layer_pages_per_chunk() const { return layer_pages_per_chunk_; }
   int64_t pages_per_chunk() const { return pages_per_chunk_; }
   // Size of this model's page-id space: every chunk of the pool in its pages.
   int64_t max_pages() const { return pool_->num_chunks() * pages_per_chunk_; }

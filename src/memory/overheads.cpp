@@ -13,7 +13,7 @@ Overheads default_cuda_overheads() {
   o.cublas_bytes_per_model = kDefaultCublasBytesPerModel;
   o.cuda_graph_bytes_per_model = kDefaultCudaGraphBytesPerModel;
   o.stream_bytes_per_model = kDefaultStreamBytesPerModel;
-  o.source = "estimated defaults (not yet measured on the GPU machine)";
+  o.source = "measured on an H100 80GB, CUDA 13.0 (docs/memory.md)";
   return o;
 }
 

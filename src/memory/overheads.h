@@ -1,7 +1,7 @@
-// Fixed device-memory overheads that no tensor accounts for. The defaults are
-// ESTIMATES until measured on the GPU machine with the probe
-// (`tandem plan --measure-overheads`, see docs/memory.md); a measured file is
-// passed back with `tandem plan --overheads FILE.json`.
+// Fixed device-memory overheads that no tensor accounts for. The defaults were
+// measured on an H100 with the probe (`tandem plan --measure-overheads`, see
+// docs/memory.md); another card's file is passed with `--overheads FILE.json`
+// (`tandem plan` and `tandem serve`).
 #pragma once
 
 #include <cstdint>
@@ -16,19 +16,20 @@ namespace tandem::memory {
 // a model's workspace) is rounded up to it.
 inline constexpr int64_t kDeviceAllocGranularity = 2 * kMiB;
 
-// NOT YET MEASURED (H100/H200, CUDA 13, lazy module loading): the primary
-// context plus the driver's reservation as cudaMemGetInfo sees them right
-// after cudaFree(0). Public reports for H100 with CUDA 12 are 0.4-0.6 GiB.
-inline constexpr int64_t kDefaultCudaContextBytes = 512 * kMiB;
-// NOT YET MEASURED: cuBLAS + cuBLASLt handles on one stream, after the first
-// fp16 GEMM (cuBLAS allocates its default workspace lazily: 32 MiB on Hopper)
-// plus the explicit cublasLt workspace the backend sets (32 MiB).
-inline constexpr int64_t kDefaultCublasBytesPerModel = 96 * kMiB;
-// NOT YET MEASURED: instantiated decode CUDA graphs of one model (one graph per
-// captured batch size; buffers are static so graphs hold only their nodes).
-inline constexpr int64_t kDefaultCudaGraphBytesPerModel = 128 * kMiB;
-// NOT YET MEASURED: a CUDA stream and its events.
-inline constexpr int64_t kDefaultStreamBytesPerModel = 2 * kMiB;
+// Measured on the GPU machine (NVIDIA H100 80GB HBM3, driver/runtime CUDA 13.0,
+// lazy module loading) with `tandem plan --measure-overheads` (cudaMemGetInfo
+// total - free around each step on an idle GPU; raw:
+// bench/results/memory_h100_overheads.json, docs/memory.md).
+// The primary context plus the driver's reservation right after cudaFree(0).
+inline constexpr int64_t kDefaultCudaContextBytes = 552'402'944;  // 526.8 MiB
+// cuBLAS + cuBLASLt handles on one stream after fp16 GEMMs 4096x{1,16,256,4096}x4096
+// (cuBLAS's lazy workspace and kernel modules); the backend's 32 MiB cuBLASLt
+// workspace comes out of its arena and is counted here too.
+inline constexpr int64_t kDefaultCublasBytesPerModel = 69'206'016 + (int64_t{32} << 20);  // 66 + 32 MiB
+// 16 instantiated graphs of 512 GEMM nodes (a decode graph per captured batch size).
+inline constexpr int64_t kDefaultCudaGraphBytesPerModel = 48'234'496;  // 46 MiB
+// A stream and its events: below the 2 MiB granularity, measured as 0.
+inline constexpr int64_t kDefaultStreamBytesPerModel = 0;
 
 struct Overheads {
   int64_t cuda_context_bytes = 0;           // once per process

@@ -67,6 +67,7 @@ nlohmann::json plan_to_json(const Plan& p) {
                                       {"decode_partials", a.decode_partials},
                                       {"dequant_scratch", a.dequant_scratch},
                                       {"rope_table", a.rope_table},
+                                      {"arena_slack", a.arena_slack},
                                       {"metadata", a.metadata}}},
                       {"overhead_bytes", m.overhead_bytes},
                       {"max_model_len", m.max_model_len},

@@ -27,6 +27,11 @@ Status validate(const std::vector<PlanModelInput>& models, const PlanOptions& o)
     if (!names.insert(m.name).second) return invalid_argument("model name '" + m.name + "' is given twice");
     if (!(m.weight > 0) || !std::isfinite(m.weight))
       return invalid_argument("model '" + m.name + "' has a non-positive weight");
+    if (m.max_model_len < 0) return invalid_argument("model '" + m.name + "' has a negative max-model-len");
+    if (m.max_model_len > m.config.max_position_embeddings)
+      return invalid_argument("max-model-len " + std::to_string(m.max_model_len) + " of model '" + m.name +
+                              "' exceeds its max_position_embeddings " +
+                              std::to_string(m.config.max_position_embeddings));
     if (o.max_model_len > m.config.max_position_embeddings)
       return invalid_argument("max-model-len " + std::to_string(o.max_model_len) + " exceeds model '" + m.name +
                               "' max_position_embeddings " + std::to_string(m.config.max_position_embeddings));
@@ -71,12 +76,15 @@ Plan compute(const std::vector<PlanModelInput>& models, const PlanOptions& o) {
     m.path = in.path;
     m.quant = describe_weights(in.config);
     m.weight_bytes = weight_bytes(in.config);
-    m.weight_alloc_bytes = round_up(m.weight_bytes, granule);
+    // What the backend holds: the CUDA backend unpacks int4 zeros (see weights.h); the
+    // CPU backend's layout is not bounded by the plan (host memory, no arena).
+    m.weight_alloc_bytes = gpu ? round_up(cuda_resident_weight_bytes(in.config), granule) : m.weight_bytes;
     m.kv_bytes_per_token = in.config.kv_bytes_per_token(o.kv_dtype);
     m.page_bytes = m.kv_bytes_per_token * o.page_size;
     // An explicit length above a model's limit is refused in validate(); alternatives may probe past it.
     m.max_model_len = o.max_model_len > 0 ? std::min<int64_t>(o.max_model_len, in.config.max_position_embeddings)
                                           : in.config.max_position_embeddings;
+    if (in.max_model_len > 0) m.max_model_len = std::min(m.max_model_len, in.max_model_len);
     // A sliding window bounds one sequence's live KV to the window plus the page being filled.
     m.min_kv_tokens = m.max_model_len;
     const int64_t window = in.config.uniform_sliding_window();  // 0 when any layer attends fully
@@ -299,6 +307,7 @@ ActivationBreakdown activation_breakdown(const ModelConfig& s, const PlanOptions
   }
   b.rope_table = max_model_len * d * 4;
   b.metadata = n * ceil_div(max_model_len, o.page_size) * 4 + t * 16;
+  if (gpu) b.arena_slack = kCudaArenaSlackBytes;
   return b;
 }
 

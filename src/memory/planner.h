@@ -20,11 +20,17 @@ namespace tandem::memory {
 
 enum class PlanDevice { kCuda, kCpu };
 
+// Room in each model's CUDA arena for what the workspace terms do not list:
+// 256-byte alignment of every buffer, the batch metadata buffer's doubling,
+// fragments left when the backend's scratch grows.
+inline constexpr int64_t kCudaArenaSlackBytes = int64_t{64} << 20;
+
 struct PlanModelInput {
   std::string name;    // the served model name ("coder")
   std::string path;    // folder or config.json, for display
   ModelConfig config;
   double weight = 1.0;  // share of the KV reserve and of GPU steps (arbiter)
+  int64_t max_model_len = 0;  // this model's own limit (serve's per-model setting); 0: the options'
 };
 
 struct PlanOptions {
@@ -56,16 +62,17 @@ struct ActivationBreakdown {
   int64_t dequant_scratch = 0;  // largest linear K x N x 2 (prefill dequantizes one int4 layer, GPU)
   int64_t rope_table = 0;       // max_model_len x d x 4 (cos and sin, fp32, d/2 each)
   int64_t metadata = 0;         // S x ceil(L / page) x 4 (block tables) + T x 16 (ids, positions, slots)
+  int64_t arena_slack = 0;      // GPU: kCudaArenaSlackBytes (alignment, metadata growth, fragments)
   int64_t total() const {
     return residual + normed + std::max(attention_phase, mlp_phase) + layer_out + logits + sampling +
-           decode_partials + dequant_scratch + rope_table + metadata;
+           decode_partials + dequant_scratch + rope_table + metadata + arena_slack;
   }
 };
 
 struct ModelPlan {
   std::string name, path, quant;
   int64_t weight_bytes = 0;        // exact: sum of the checkpoint's tensor bytes
-  int64_t weight_alloc_bytes = 0;  // weight_bytes rounded up to the allocation granularity (GPU: 2 MiB)
+  int64_t weight_alloc_bytes = 0;  // as the backend holds them (GPU: cuda_resident_weight_bytes, 2 MiB rounded)
   int64_t kv_bytes_per_token = 0;
   int64_t page_bytes = 0;          // page_size x kv_bytes_per_token
   int64_t pages_per_chunk = 0;

@@ -104,6 +104,21 @@ int64_t weight_bytes(const ModelConfig& config) {
   return total;
 }
 
+int64_t cuda_resident_weight_bytes(const ModelConfig& c) {
+  int64_t total = weight_bytes(c);
+  if (c.quant.is_int4()) {
+    for (const Linear& l : layer_linears(c)) {
+      const int64_t g = c.quant.group_size_for(l.k);
+      const int64_t groups = (l.k + g - 1) / g;
+      // zeros: I32 [groups, N/8] packed (N/2 bytes a group) -> 16-bit [N, groups] (2N bytes).
+      total += c.num_layers * (groups * l.n * 2 - groups * l.n / 2);
+    }
+  }
+  const int64_t norm_dtype = static_cast<int64_t>(dtype_size(c.torch_dtype));
+  total += (2 * c.num_layers + 1) * c.hidden_size * (4 - norm_dtype);  // norms uploaded as fp32
+  return total;
+}
+
 int64_t largest_linear_elements(const ModelConfig& c) {
   int64_t best = 0;
   for (const Linear& l : layer_linears(c)) best = std::max(best, l.k * l.n);

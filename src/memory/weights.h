@@ -37,6 +37,11 @@ std::string model_folder(const std::string& path);
 // Embeddings, norms and lm_head stay in torch_dtype; a tied lm_head is absent.
 std::vector<TensorSpec> checkpoint_tensors(const ModelConfig& config);
 int64_t weight_bytes(const ModelConfig& config);
+// Bytes the CUDA backend holds for these weights once loaded (what its arena
+// must fit): the checkpoint's bytes, except that int4 zero points are unpacked
+// to one 16-bit value per group and column (scale_zero [N, K/G]) and RMSNorm
+// weights are kept in fp32. Keep in step with backend/cuda prepare_linear.
+int64_t cuda_resident_weight_bytes(const ModelConfig& config);
 // The largest linear layer's K x N (elements): dequantize-then-GEMM scratch.
 int64_t largest_linear_elements(const ModelConfig& config);
 // "awq int4 g128", "gptq int4 g128", "gptq int4 gall", or the float dtype ("bfloat16").

@@ -41,6 +41,9 @@ class Model {
   // One forward pass. `kv` has one view per layer (backend.h layout); the batch
   // was validated by the caller. Appends fp32 logits [logits_rows, vocab] to *logits.
   Status forward(const ForwardBatch& batch, const std::vector<KvCacheView>& kv, std::vector<float>* logits);
+  // Allocates the workspace for steps of up to these sizes now (a budgeted
+  // server takes its memory at load instead of growing it under load).
+  Status reserve_workspace(int max_tokens, int max_logits) { return ensure_workspace(max_tokens, max_logits); }
 
  private:
   struct Layer;

@@ -1,5 +1,6 @@
 #include "model/model_runner.h"
 
+#include <algorithm>
 #include <string>
 
 namespace tandem {
@@ -12,7 +13,7 @@ LocalModelRunner::~LocalModelRunner() {
   model_.reset();
 }
 
-StatusOr<std::unique_ptr<LocalModelRunner>> LocalModelRunner::create(std::unique_ptr<Backend> backend,
+StatusOr<std::unique_ptr<LocalModelRunner>> LocalModelRunner::create(std::shared_ptr<Backend> backend,
                                                                      const std::string& dir,
                                                                      const ModelRunnerOptions& options) {
   if (options.num_pages <= 0 || options.page_size <= 0)
@@ -21,6 +22,12 @@ StatusOr<std::unique_ptr<LocalModelRunner>> LocalModelRunner::create(std::unique
   r->backend_ = std::move(backend);
   r->options_ = options;
   ASSIGN_OR_RETURN(r->model_, Model::load(dir, r->backend_.get(), options.load));
+  if (options.reserve_tokens > 0)
+    RETURN_IF_ERROR(r->model_->reserve_workspace(options.reserve_tokens, std::max(options.reserve_logits, 1)));
+  if (options.shared_kv.base != nullptr) {
+    RETURN_IF_ERROR(r->map_shared_kv());
+    return r;
+  }
   const ModelConfig& c = r->model_->config();
   const DType act = r->backend_->activation_dtype();
   for (int i = 0; i < c.num_layers; ++i) {
@@ -36,6 +43,35 @@ StatusOr<std::unique_ptr<LocalModelRunner>> LocalModelRunner::create(std::unique
     r->kv_v_.push_back(std::move(v));
   }
   return r;
+}
+
+Status LocalModelRunner::map_shared_kv() {
+  const ChunkedKvMemory& m = options_.shared_kv;
+  const ModelConfig& c = model_->config();
+  const DType act = backend_->activation_dtype();
+  const int64_t layer_page = int64_t{options_.page_size} * c.num_kv_heads * c.head_dim *
+                             static_cast<int64_t>(dtype_size(act));
+  const int64_t page = 2 * int64_t{c.num_layers} * layer_page;
+  if (m.num_chunks <= 0 || m.chunk_bytes <= 0 || m.chunk_bytes % page != 0 || m.chunk_bytes % layer_page != 0)
+    return invalid_argument("shared KV pool: chunk of " + std::to_string(m.chunk_bytes) +
+                            " bytes is not a whole number of this model's KV pages of " + std::to_string(page) +
+                            " bytes (" + dtype_name(act) + ")");
+  pages_per_chunk_ = m.chunk_bytes / page;
+  layer_pages_per_chunk_ = m.chunk_bytes / layer_page;
+  const int64_t num_pages = m.num_chunks * pages_per_chunk_;
+  const int64_t rows = m.num_chunks * layer_pages_per_chunk_;
+  if (num_pages > (int64_t{1} << 31) / options_.page_size || rows > (int64_t{1} << 31) / options_.page_size)
+    return invalid_argument("shared KV pool: " + std::to_string(rows) + " page rows overflow int32 slots");
+  options_.num_pages = static_cast<int>(num_pages);
+  char* base = static_cast<char*>(m.base);
+  for (int l = 0; l < c.num_layers; ++l) {
+    const int64_t k_row0 = 2 * l * pages_per_chunk_, v_row0 = k_row0 + pages_per_chunk_;
+    KvCacheView view;
+    view.k = TensorView(base + k_row0 * layer_page, act, {rows - k_row0, options_.page_size, c.num_kv_heads, c.head_dim});
+    view.v = TensorView(base + v_row0 * layer_page, act, {rows - v_row0, options_.page_size, c.num_kv_heads, c.head_dim});
+    kv_.push_back(view);
+  }
+  return ok_status();
 }
 
 Status LocalModelRunner::validate(const ForwardBatch& b) const {
@@ -85,7 +121,13 @@ Status LocalModelRunner::forward(const ForwardBatch& batch, std::vector<float>* 
   RETURN_IF_ERROR(validate(batch));
   ++num_forward_calls_;
   logits->clear();
-  return model_->forward(batch, kv_, logits);
+  if (pages_per_chunk_ == 0) return model_->forward(batch, kv_, logits);
+  translated_ = batch;
+  const int ps = options_.page_size;
+  for (int32_t& p : translated_.page_indices) p = kernel_page(p);
+  for (int32_t& slot : translated_.slot_mapping)
+    if (slot >= 0) slot = kernel_page(slot / ps) * ps + slot % ps;
+  return model_->forward(translated_, kv_, logits);
 }
 
 Status LocalModelRunner::copy_pages(const std::vector<std::pair<int32_t, int32_t>>& src_dst) {
@@ -93,7 +135,12 @@ Status LocalModelRunner::copy_pages(const std::vector<std::pair<int32_t, int32_t
     if (src < 0 || dst < 0 || src >= options_.num_pages || dst >= options_.num_pages)
       return invalid_argument("copy_pages: page pair (" + std::to_string(src) + ", " + std::to_string(dst) +
                               ") outside the cache");
-  for (const auto& view : kv_) backend_->copy_kv_pages(view, src_dst);
+  std::vector<std::pair<int32_t, int32_t>> rows = src_dst;
+  for (auto& [src, dst] : rows) {
+    src = kernel_page(src);
+    dst = kernel_page(dst);
+  }
+  for (const auto& view : kv_) backend_->copy_kv_pages(view, rows);
   backend_->synchronize();
   return ok_status();
 }

@@ -12,17 +12,34 @@
 
 namespace tandem {
 
+// The shared KV pool's memory (`serve --gpu-budget`, memory/kv_pool.h): one
+// region of backend memory, num_chunks x chunk_bytes, shared by every model.
+// Chunk c holds, layer-major, P = chunk_bytes / page_bytes pages of this model:
+// [layer 0 K: P layer-pages][layer 0 V: P]...[layer L-1 V: P]. The engine's
+// dense page p (chunk p / P) is row (p / P) x S + p % P, S = chunk_bytes /
+// layer_page_bytes, of every layer's K and V view; the runner translates page
+// tables and slots, so kernels see plain contiguous per-layer views.
+struct ChunkedKvMemory {
+  void* base = nullptr;     // backend memory (any backend of the same device)
+  int64_t num_chunks = 0;
+  int64_t chunk_bytes = 0;  // a multiple of this model's page and layer-page bytes
+};
+
 struct ModelRunnerOptions {
-  int num_pages = 256;  // KV pages per layer
+  int num_pages = 256;  // KV pages per layer (ignored with shared_kv)
   int page_size = 16;   // tokens per page
   ModelLoadOptions load;  // load.dummy: random weights (--load-format dummy)
+  ChunkedKvMemory shared_kv;  // base null: the runner allocates its own num_pages pages
+  int reserve_tokens = 0;  // > 0: allocate the workspace for steps of this many tokens at load
+  int reserve_logits = 0;  // ... and this many logits rows
 };
 
 class LocalModelRunner : public ModelRunner {
  public:
   // Takes the backend; loads DIR onto it and allocates num_pages pages per layer
   // (KV layout in backend.h).
-  static StatusOr<std::unique_ptr<LocalModelRunner>> create(std::unique_ptr<Backend> backend, const std::string& dir,
+  // (shared: a budgeted server keeps the backend that holds the shared KV pool alive past this runner.)
+  static StatusOr<std::unique_ptr<LocalModelRunner>> create(std::shared_ptr<Backend> backend, const std::string& dir,
                                                             const ModelRunnerOptions& options);
   ~LocalModelRunner() override;
 
@@ -42,12 +59,21 @@ class LocalModelRunner : public ModelRunner {
  private:
   LocalModelRunner() = default;
   Status validate(const ForwardBatch& batch) const;
+  Status map_shared_kv();
+  // Dense page id -> row of the per-layer views (identity without shared_kv).
+  int32_t kernel_page(int32_t page) const {
+    if (pages_per_chunk_ == 0 || page < 0) return page;
+    return static_cast<int32_t>(page / pages_per_chunk_ * layer_pages_per_chunk_ + page % pages_per_chunk_);
+  }
 
-  std::unique_ptr<Backend> backend_;
+  std::shared_ptr<Backend> backend_;
   std::unique_ptr<Model> model_;  // destroyed before backend_ (declared after)
   ModelRunnerOptions options_;
   std::vector<DeviceTensor> kv_k_, kv_v_;  // per layer [num_pages, page_size, KH, D]
   std::vector<KvCacheView> kv_;
+  int64_t pages_per_chunk_ = 0;        // P, with shared_kv
+  int64_t layer_pages_per_chunk_ = 0;  // S, with shared_kv
+  ForwardBatch translated_;            // the batch in view rows (shared_kv only)
   int64_t num_forward_calls_ = 0;
 };
 

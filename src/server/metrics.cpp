@@ -238,6 +238,26 @@ std::string MetricsRenderer::render(const std::vector<ModelSnapshot>& models, co
       if (m.stats) sample(&out, g.name, model_label(m.name), g.get(*m.stats));
     }
   }
+  // Memory (docs/memory.md): weights always; the shared KV pool's page counts with --gpu-budget.
+  header(&out, "tandem_model_weight_bytes", "gauge", "Backend memory held by the model's weights.");
+  for (const auto& m : models) {
+    if (m.stats && m.stats->weight_bytes > 0)
+      sample(&out, "tandem_model_weight_bytes", model_label(m.name), double(m.stats->weight_bytes));
+  }
+  static const Gauge kPoolGauges[] = {
+      {"tandem_kv_pages_guaranteed", "gauge", "KV pages guaranteed to the model by the shared pool (--gpu-budget).",
+       [](const EngineStats& s) { return double(s.kv_pages_guaranteed); }},
+      {"tandem_kv_pages_lent", "gauge", "Pages of the model's unused guarantee that other models hold now.",
+       [](const EngineStats& s) { return double(s.kv_pages_lent); }},
+      {"tandem_kv_pages_borrowed", "gauge", "KV pages the model holds above its guarantee.",
+       [](const EngineStats& s) { return double(s.kv_pages_borrowed); }},
+  };
+  for (const auto& g : kPoolGauges) {
+    header(&out, g.name, g.type, g.help);
+    for (const auto& m : models) {
+      if (m.stats && m.stats->shared_kv) sample(&out, g.name, model_label(m.name), g.get(*m.stats));
+    }
+  }
 
   header(&out, "tandem_http_responses_total", "counter", "HTTP responses by status code.");
   {

@@ -27,6 +27,7 @@ struct EngineOptions {
   int max_num_batched_tokens = 0;
   int max_queue = 0;                  // waiting requests before 429; 0: engine default
   std::string load_format = "auto";   // auto | dummy (random weights, config.json only)
+  double weight = 1.0;                // with gpu_budget: share of the KV reserve and of GPU steps
 };
 
 // Renders chat messages (normalized: content is a string) into a prompt string.
@@ -49,8 +50,17 @@ struct ModelService {
 using ModelServiceFactory = std::function<StatusOr<std::unique_ptr<ModelService>>(
     const std::string& name, const std::string& path, const EngineOptions& options)>;
 
-// The real engine for a model folder (safetensors + config.json + tokenizer.json).
+// The real engine for a model folder (safetensors + config.json + tokenizer.json),
+// without a budget (gpu_budget 0).
 StatusOr<std::unique_ptr<ModelService>> build_model_service(const std::string& name, const std::string& path,
                                                             const EngineOptions& options);
+
+struct ServerConfig;
+// `tandem serve`'s factory for a final configuration. With gpu_budget it plans
+// every model first (logging the plan) and the models then share one KV pool
+// and a step arbiter; a set that does not fit is kResourceExhausted whose
+// message is the plan's table (as `tandem plan` prints it, reason and
+// alternatives included). Bad configs: kInvalidArgument / kNotFound.
+StatusOr<ModelServiceFactory> make_model_service_factory(const ServerConfig& config);
 
 }  // namespace tandem::server

@@ -2,6 +2,7 @@
 #include <signal.h>
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 
@@ -13,8 +14,18 @@
 namespace tandem::server {
 
 int serve_main(int argc, char** argv, const ModelServiceFactory& factory, const char* program_name) {
+  return serve_main(argc, argv, ModelServiceFactoryMaker([factory](const ServerConfig& config)
+                                                             -> StatusOr<ModelServiceFactory> {
+                      if (!config.models.empty() && config.models.front().engine.gpu_budget_bytes > 0)
+                        return invalid_argument(std::string("gpu_budget is not supported by this server"));
+                      return factory;
+                    }),
+                    program_name);
+}
+
+int serve_main(int argc, char** argv, const ModelServiceFactoryMaker& make_factory, const char* program_name) {
   CLI::App app{"Serve models behind one OpenAI-compatible HTTP port", program_name};
-  std::vector<std::string> model_flags;
+  std::vector<std::string> model_flags, weight_flags;
   std::string config_path, host, api_key, api_key_file, log_format, device, gpu_budget, load_format;
   std::optional<int> port, io_threads, max_model_len, max_num_seqs, max_num_batched_tokens, max_queue;
   std::optional<double> request_timeout, idle_timeout, drain_timeout;
@@ -28,7 +39,17 @@ int serve_main(int argc, char** argv, const ModelServiceFactory& factory, const 
   app.add_option("--api-key-file", api_key_file, "read the API key from a file");
   app.add_flag("--auth-health-metrics", auth_health_metrics, "require the API key on /health and /metrics too");
   app.add_option("--device", device, "auto|cpu|cuda")->check(CLI::IsMember({"auto", "cpu", "cuda"}));
-  app.add_option("--gpu-budget", gpu_budget, "GPU memory for all models, e.g. 96GiB");
+  app.add_option("--gpu-budget", gpu_budget,
+                 "memory for all models, planned before loading (e.g. 96GiB; 96GB = 10^9 bytes); on CPU it "
+                 "bounds host memory for weights and KV");
+  std::string overheads_path;
+  std::optional<int> concurrent_steps;
+  app.add_option("--concurrent-steps", concurrent_steps,
+                 "with --gpu-budget: model steps that may run at once on their streams, 1 (default) or 2");
+  app.add_option("--overheads", overheads_path,
+                 "with --gpu-budget on CUDA: measured overheads JSON (tandem plan --measure-overheads)");
+  app.add_option("--weight", weight_flags, "NAME=W: with --gpu-budget, the model's share of the KV reserve and "
+                                           "of GPU steps (default 1; repeatable)");
   app.add_option("--load-format", load_format,
                  "auto: safetensors; dummy: random weights of each config's shapes (every model; needs tokenizer files)")
       ->check(CLI::IsMember({"auto", "dummy"}));
@@ -61,6 +82,23 @@ int serve_main(int argc, char** argv, const ModelServiceFactory& factory, const 
     Status s = add_model_flag(m, &config);
     if (!s.ok()) return fail(s);
   }
+  for (const auto& spec : weight_flags) {
+    const size_t eq = spec.find('=');
+    const std::string name = eq == std::string::npos ? spec : spec.substr(0, eq);
+    auto it = std::find_if(config.models.begin(), config.models.end(), [&](const ModelEntry& m) { return m.name == name; });
+    if (eq == std::string::npos || it == config.models.end())
+      return fail(invalid_argument("--weight '" + spec + "': must be NAME=W for a served model"));
+    try {
+      size_t used = 0;
+      const double w = std::stod(spec.substr(eq + 1), &used);
+      if (used != spec.size() - eq - 1 || !(w > 0 && w <= 1e6)) throw std::invalid_argument(spec);
+      it->overrides.weight = w;
+    } catch (const std::exception&) {
+      return fail(invalid_argument("--weight '" + spec + "': W must be a number in (0, 1e6]"));
+    }
+  }
+  if (!overheads_path.empty()) config.overheads_path = overheads_path;
+  if (concurrent_steps) config.concurrent_steps = *concurrent_steps;
   if (!host.empty()) config.host = host;
   if (port) config.port = *port;
   if (!api_key.empty()) config.api_key = api_key;
@@ -120,7 +158,18 @@ int serve_main(int argc, char** argv, const ModelServiceFactory& factory, const 
   pthread_sigmask(SIG_BLOCK, &set, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
-  ServerApp server(std::move(config), factory);
+  // With --gpu-budget every model is planned here, before anything loads.
+  StatusOr<ModelServiceFactory> factory = make_factory(config);
+  if (!factory.ok()) {
+    if (factory.status().code() == StatusCode::kResourceExhausted) {
+      // The set does not fit: the plan, as `tandem plan` prints it, and exit code 1 as there.
+      std::fprintf(stderr, "%s: the models do not fit --gpu-budget; the memory plan:\n%s", program_name,
+                   factory.status().message().c_str());
+      return 1;
+    }
+    return fail(factory.status());
+  }
+  ServerApp server(std::move(config), *factory);
   s = server.start();
   if (!s.ok()) {
     std::fprintf(stderr, "%s: %s\n", program_name, s.message().c_str());

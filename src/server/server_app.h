@@ -70,5 +70,10 @@ class ServerApp {
 
 // `tandem serve` (and the test server): parses flags, loads --config, runs.
 int serve_main(int argc, char** argv, const ModelServiceFactory& factory, const char* program_name);
+// The same, with the factory made once the configuration is final (`tandem serve`:
+// make_model_service_factory plans --gpu-budget there). An error ends the
+// program: kResourceExhausted (the plan does not fit; its message is printed) exits 1, others 2.
+using ModelServiceFactoryMaker = std::function<StatusOr<ModelServiceFactory>(const ServerConfig& config)>;
+int serve_main(int argc, char** argv, const ModelServiceFactoryMaker& make_factory, const char* program_name);
 
 }  // namespace tandem::server

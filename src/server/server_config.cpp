@@ -46,7 +46,7 @@ Status read_int(const toml::table& t, const std::string& where, const char* key,
 Status read_engine_table(const toml::table& t, const std::string& where, bool allow_path, EngineOverrides* o,
                          std::string* path) {
   static const std::set<std::string> kKeys = {"device", "gpu_budget", "max_model_len", "max_num_seqs",
-                                              "max_num_batched_tokens", "max_queue", "load_format"};
+                                              "max_num_batched_tokens", "max_queue", "load_format", "weight"};
   for (const auto& [k, v] : t) {
     std::string key(k.str());
     if (kKeys.count(key) || (allow_path && key == "path")) continue;
@@ -80,6 +80,12 @@ Status read_engine_table(const toml::table& t, const std::string& where, bool al
   RETURN_IF_ERROR(read_int(t, where, "max_num_seqs", 1, 1 << 20, &o->max_num_seqs));
   RETURN_IF_ERROR(read_int(t, where, "max_num_batched_tokens", 1, 1 << 24, &o->max_num_batched_tokens));
   RETURN_IF_ERROR(read_int(t, where, "max_queue", 1, 1 << 24, &o->max_queue));
+  if (const toml::node* n = t.get("weight")) {
+    auto w = n->value<double>();
+    if (!w || !(n->is_floating_point() || n->is_integer()) || !(*w > 0 && *w <= 1e6))
+      return invalid_argument(where + ".weight: must be a number in (0, 1e6]");
+    o->weight = *w;
+  }
   if (allow_path) {
     const toml::node* n = t.get("path");
     if (!n || !n->is_string()) return invalid_argument(where + ".path: required (the model folder)");
@@ -156,6 +162,7 @@ void EngineOverrides::apply_to(EngineOptions* o) const {
   if (max_num_batched_tokens) o->max_num_batched_tokens = *max_num_batched_tokens;
   if (max_queue) o->max_queue = *max_queue;
   if (load_format) o->load_format = *load_format;
+  if (weight) o->weight = *weight;
 }
 
 StatusOr<uint64_t> parse_size(const std::string& text) {
@@ -278,6 +285,16 @@ Status finalize_config(ServerConfig* c, const char* env_api_key) {
     c->engine_file.apply_to(&m.engine);
     m.overrides.apply_to(&m.engine);
     c->engine_cli.apply_to(&m.engine);
+  }
+  // One budget for the whole process (docs/memory.md): set once, for every model alike.
+  for (const auto& m : c->models) {
+    const EngineOptions& first = c->models.front().engine;
+    if (m.engine.gpu_budget_bytes != first.gpu_budget_bytes)
+      return invalid_argument("gpu_budget is one budget for all models: set it in [engine] or with --gpu-budget, "
+                              "not per model ('" + m.name + "' differs from '" + c->models.front().name + "')");
+    if (first.gpu_budget_bytes > 0 && m.engine.device != first.device)
+      return invalid_argument("with gpu_budget every model runs on the same device ('" + m.name + "' has device " +
+                              m.engine.device + ", '" + c->models.front().name + "' " + first.device + ")");
   }
   return ok_status();
 }

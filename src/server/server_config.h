@@ -22,6 +22,7 @@ struct EngineOverrides {
   std::optional<int> max_num_batched_tokens;
   std::optional<int> max_queue;
   std::optional<std::string> load_format;
+  std::optional<double> weight;
   void apply_to(EngineOptions* options) const;
 };
 
@@ -47,6 +48,11 @@ struct ServerConfig {
   EngineOverrides engine_file;          // the file's [engine] table
   EngineOverrides engine_cli;           // engine flags given on the command line
   std::vector<ModelEntry> models;
+  // With gpu_budget on CUDA: measured overheads (`tandem plan --measure-overheads`)
+  // instead of the built-in constants. Empty: the constants.
+  std::string overheads_path;
+  // With gpu_budget: engine steps that may run at once on their own streams (1 or 2).
+  int concurrent_steps = 1;
 };
 
 // "96GiB", "512MiB", "1.5GB", "1073741824" -> bytes.

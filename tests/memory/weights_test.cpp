@@ -108,6 +108,16 @@ TEST(Weights, Qwen25_7bBf16) {
   for (const TensorSpec& t : checkpoint_tensors(c)) EXPECT_EQ(t.dtype, DType::kBF16) << t.name;
 }
 
+TEST(Weights, CudaResidentBytes) {
+  // Int4 zeros: I32 [K/G, N/8] (N/2 bytes a group) become 16-bit [N, K/G] (2N bytes):
+  // +1.5 x (K/G) x N per linear. DeepSeek per layer: (56 x 7168 x 2 + 56 x 1024 x 2
+  // + 56 x 19200 x 2 + 150 x 7168) x 1.5 = 6,214,656. Norms become fp32: +2 bytes each.
+  EXPECT_EQ(cuda_resident_weight_bytes(load("deepseek-coder-33b-instruct-awq")),
+            18'008'653'824 + 62 * 6'214'656 + 125 * 7168 * 2);
+  EXPECT_EQ(cuda_resident_weight_bytes(load("mistral-7b-v0.1-awq")), 4'150'796'288 + 32 * 2'555'904 + 65 * 4096 * 2);
+  EXPECT_EQ(cuda_resident_weight_bytes(load("qwen2.5-7b-instruct")), 15'231'233'024 + 57 * 3584 * 2);
+}
+
 TEST(Weights, KvBytesPerTokenAndPages) {
   // 2 (K, V) x layers x kv_heads x 128 x 2 bytes.
   EXPECT_EQ(load("mistral-7b-v0.1-awq").kv_bytes_per_token(DType::kF16), 128 * 1024);

@@ -58,6 +58,22 @@ load_format = "dummy"
   EXPECT_EQ(c.api_key, "envkey");
 }
 
+TEST(ServerConfigTest, OneBudgetForAllModelsAndWeights) {
+  ServerConfig c;
+  ASSERT_TRUE(parse_config_toml("[engine]\ngpu_budget = \"8GiB\"\n[models.a]\npath = \"/a\"\nweight = 2.5\n"
+                                "[models.b]\npath = \"/b\"\n",
+                                "t.toml", &c).ok());
+  ASSERT_TRUE(finalize_config(&c, nullptr).ok());
+  EXPECT_EQ(c.models[0].engine.weight, 2.5);
+  EXPECT_EQ(c.models[1].engine.weight, 1.0);
+  ServerConfig per_model;
+  ASSERT_TRUE(parse_config_toml("[models.a]\npath = \"/a\"\ngpu_budget = \"8GiB\"\n[models.b]\npath = \"/b\"\n",
+                                "t.toml", &per_model).ok());
+  Status s = finalize_config(&per_model, nullptr);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("one budget for all models"), std::string::npos) << s.message();
+}
+
 TEST(ServerConfigTest, ErrorsNameFileAndKey) {
   struct Case {
     const char* toml;
@@ -72,6 +88,7 @@ TEST(ServerConfigTest, ErrorsNameFileAndKey) {
       {"[models.a]\npath = \"/x\"\nspeed = 3\n", "models.a: unknown key 'speed'"},
       {"[weird]\n", "unknown table 'weird'"},
       {"[engine]\nload_format = \"npz\"\n", "engine.load_format: must be \"auto\" or \"dummy\""},
+      {"[models.a]\npath = \"/x\"\nweight = 0\n", "models.a.weight: must be a number in (0, 1e6]"},
       {"[server\n", "t.toml:1"},
   };
   for (const auto& c : cases) {
@@ -111,6 +128,29 @@ TEST(MetricsTest, HistogramIsCumulative) {
   EXPECT_NE(out.find("x_seconds_bucket{model=\"a\",le=\"+Inf\"} 3\n"), std::string::npos);
   EXPECT_NE(out.find("x_seconds_sum{model=\"a\"} 5.5499999999999998\n"), std::string::npos) << out;
   EXPECT_NE(out.find("x_seconds_count{model=\"a\"} 3\n"), std::string::npos);
+}
+
+TEST(MetricsTest, MemoryGaugesPerModel) {
+  ModelMetrics m;
+  HttpMetrics http;
+  EngineStats pooled;
+  pooled.weight_bytes = 4'233'000'000;
+  pooled.num_pages_used = 7;
+  pooled.shared_kv = true;
+  pooled.kv_pages_guaranteed = 310;
+  pooled.kv_pages_lent = 62;
+  pooled.kv_pages_borrowed = 0;
+  EngineStats own;  // no budget: weights only
+  own.weight_bytes = 1000;
+  std::vector<ModelSnapshot> snaps = {{"g", "ready", &m, pooled, 2048}, {"c", "ready", &m, own, 2048}};
+  const std::string text = MetricsRenderer::render(snaps, http, read_process_stats(), {}, false);
+  EXPECT_NE(text.find("tandem_model_weight_bytes{model=\"g\"} 4233000000\n"), std::string::npos) << text;
+  EXPECT_NE(text.find("tandem_model_weight_bytes{model=\"c\"} 1000\n"), std::string::npos);
+  EXPECT_NE(text.find("tandem_kv_pages_guaranteed{model=\"g\"} 310\n"), std::string::npos);
+  EXPECT_NE(text.find("tandem_kv_pages_lent{model=\"g\"} 62\n"), std::string::npos);
+  EXPECT_NE(text.find("tandem_kv_pages_borrowed{model=\"g\"} 0\n"), std::string::npos);
+  EXPECT_NE(text.find("tandem_kv_pages_used{model=\"g\"} 7\n"), std::string::npos);
+  EXPECT_EQ(text.find("tandem_kv_pages_guaranteed{model=\"c\"}"), std::string::npos);  // not pooled
 }
 
 TEST(MetricsTest, RenderHasEveryFamilyOnce) {

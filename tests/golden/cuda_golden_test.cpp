@@ -43,6 +43,7 @@ std::unique_ptr<Backend> cuda_backend(DType act) {
   o.memory_bytes = size_t{1} << 30;
   o.activation_dtype = act;
   if (const char* v = std::getenv("TANDEM_CUDA_KERNEL_VARIANT")) o.kernel_variant = std::atoi(v);
+  if (const char* v = std::getenv("TANDEM_CUDA_GRAPHS")) o.graphs = std::atoi(v) != 0;
   auto b = make_cuda_backend(o);
   EXPECT_TRUE(b.ok()) << b.status().to_string();
   return b.ok() ? std::move(b).value() : nullptr;
@@ -121,6 +122,9 @@ TEST(CudaVsCpu, TinyModels) {
         break;  // the contexts differ from here on
       }
     }
+    // The decode steps above ran as replayed CUDA graphs (captured at the second step).
+    if ((*gpu)->model().backend().supports_graphs())
+      EXPECT_GE((*gpu)->model().num_graphs(), 1) << name << ": no decode step ran as a graph";
   }
 }
 

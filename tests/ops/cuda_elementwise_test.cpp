@@ -29,7 +29,7 @@ TEST_F(CudaElementwise, Embedding) {
 }
 
 TEST_F(CudaElementwise, RmsNormAndResidual) {
-  for (auto [rows, hidden] : {std::pair{1, 64}, {3, 4096}, {17, 5120}, {2, 100}, {64, 7168}, {5, 8200}}) {
+  for (auto [rows, hidden] : {std::pair{1, 64}, {3, 4096}, {17, 5120}, {2, 100}, {64, 7168}, {5, 8200}, {1, 14336}, {16, 7168}}) {
     auto x = random(int64_t{rows} * hidden, -3, 3);
     auto res = random(int64_t{rows} * hidden, -3, 3);
     auto w = random(hidden, 0.5, 1.5);

@@ -311,7 +311,8 @@ int main(int argc, char** argv) {
   // 56 / 8 (DeepSeek-33B), head dim 128, page size 16.
   std::printf("\n%-13s %5s %6s | %9s %9s %8s\n", "attention", "batch", "ctx", "us", "GB/s", "% copy");
   struct AttnCase { const char* model; int heads, kv_heads, batch, ctx; };
-  const AttnCase cases[] = {{"mistral-7b", 32, 8, 1, 512},  {"mistral-7b", 32, 8, 1, 4096},
+  const AttnCase cases[] = {{"mistral-7b", 32, 8, 1, 512},  {"mistral-7b", 32, 8, 1, 576},
+                            {"deepseek-33b", 56, 8, 1, 576}, {"mistral-7b", 32, 8, 1, 4096},
                             {"mistral-7b", 32, 8, 8, 4096}, {"mistral-7b", 32, 8, 32, 2048},
                             {"mistral-7b", 32, 8, 128, 1024}, {"deepseek-33b", 56, 8, 1, 4096},
                             {"deepseek-33b", 56, 8, 32, 2048}};
@@ -346,8 +347,8 @@ int main(int argc, char** argv) {
     int splits = 1;
     if (base_blocks < 2 * sms) splits = std::max(1, std::min({(2 * sms + base_blocks - 1) / base_blocks, (c.ctx + 127) / 128, 64}));
     const int split_size = splits > 1 ? ((c.ctx + splits - 1) / splits + 31) / 32 * 32 : 1 << 30;
-    float* pout = static_cast<float*>(dalloc(size_t{c.batch} * c.heads * splits * D * 4 + 64));
-    float* pml = static_cast<float*>(dalloc(size_t{c.batch} * c.heads * splits * 2 * 4 + 64));
+    float* pout = static_cast<float*>(dalloc(size_t{c.batch} * c.heads * 64 * D * 4 + 64));
+    float* pml = static_cast<float*>(dalloc(size_t{c.batch} * c.heads * 64 * 2 * 4 + 64));
     AttnKernelParams p{};
     p.q = q; p.k_cache = kc; p.v_cache = vc; p.out = o;
     p.query_start = d_qs; p.kv_len = d_kl; p.page_indptr = d_pip; p.page_indices = d_pidx; p.token_seq = d_ts;
@@ -365,11 +366,25 @@ int main(int argc, char** argv) {
                 2.0 * c.batch * c.ctx * c.kv_heads * D * 2 / ms_v1 / 1e6);
     std::printf("  [attention %s b=%d ctx=%d: stream %.1f us, graph %.1f us]\n", c.model, c.batch, c.ctx, ms_stream * 1e3, ms * 1e3);
     const double bytes = 2.0 * c.batch * c.ctx * c.kv_heads * D * 2;
-    std::printf("%-13s %5d %6d | %9.1f %9.0f %7.0f%%   (splits %d)\n", c.model, c.batch, c.ctx, ms * 1000,
+    std::printf("%-13s %5d %6d | %9.1f %9.0f %7.0f%%   (first kernel, splits %d)\n", c.model, c.batch, c.ctx, ms * 1000,
                 bytes / ms / 1e6, 100 * bytes / ms / 1e6 / copy_gbs, splits);
-    record("\"bench\": \"attention_decode\", \"model\": \"" + std::string(c.model) + "\", \"batch\": " +
+    record("\"bench\": \"attention_decode_v0\", \"model\": \"" + std::string(c.model) + "\", \"batch\": " +
            std::to_string(c.batch) + ", \"ctx\": " + std::to_string(c.ctx) + ", \"us\": " + std::to_string(ms * 1000) +
            ", \"gbs\": " + std::to_string(bytes / ms / 1e6));
+    // The decode kernel (attention_decode.cu, the default for decode batches):
+    // split count from the context (known) and from the batch shape only (graph replay).
+    for (int known : {1, 0}) {
+      AttnKernelParams d = p;
+      d.num_splits = attention_decode_splits(c.batch, c.heads, c.kv_heads, known ? c.ctx : 0, sms);
+      const double ms_d = time_graph_ms([&](int) { launch_attention_decode(d, st); }, reps);
+      std::printf("%-13s %5d %6d | %9.1f %9.0f %7.0f%%   (decode kernel, splits %d%s)\n", c.model, c.batch, c.ctx,
+                  ms_d * 1000, bytes / ms_d / 1e6, 100 * bytes / ms_d / 1e6 / copy_gbs, d.num_splits,
+                  known ? "" : ", context unknown");
+      record("\"bench\": \"attention_decode\", \"kernel\": \"decode\", \"context_known\": " + std::to_string(known) +
+             ", \"model\": \"" + std::string(c.model) + "\", \"batch\": " + std::to_string(c.batch) +
+             ", \"ctx\": " + std::to_string(c.ctx) + ", \"splits\": " + std::to_string(d.num_splits) +
+             ", \"us\": " + std::to_string(ms_d * 1000) + ", \"gbs\": " + std::to_string(bytes / ms_d / 1e6));
+    }
     for (void* ptr : {static_cast<void*>(kc), static_cast<void*>(vc), static_cast<void*>(meta), static_cast<void*>(q),
                       static_cast<void*>(o), static_cast<void*>(pout), static_cast<void*>(pml)})
       CK(cudaFree(ptr));

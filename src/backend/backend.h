@@ -141,7 +141,8 @@ struct PageTableView {
   const int32_t* page_indptr = nullptr;   // [num_seqs + 1]
   const int32_t* page_indices = nullptr;  // [page_indptr[num_seqs]]; -1 = never read
   int max_query_len = 0;                  // host-side hints for launch shapes
-  int max_kv_len = 0;
+  int max_kv_len = 0;                     // 0 = not known (a captured decode graph replayed
+                                          // at any context): shapes must not depend on it
 };
 
 // Paged attention for a mixed batch (prefill chunks and decodes). Query token i
@@ -199,6 +200,34 @@ class Backend {
   // Copies a host tensor into backend memory, converting floats to `dtype`.
   StatusOr<DeviceTensor> upload(const TensorView& host, DType dtype);
 
+  // ---- graphs ----
+  // A backend that can record the ops issued between begin_capture() and
+  // end_capture() and replay them later with the same pointers and shapes (CUDA
+  // graphs). While capturing, ops are recorded, not run; no host copies or
+  // synchronization may be issued. The caller keeps every buffer the ops touch
+  // alive and at the same address while it holds the graph, and updates their
+  // contents (e.g. per-step metadata) before each replay. Backends without it
+  // (CPU) run ops directly: supports_graphs() is false and the others fail.
+  class Graph {
+   public:
+    virtual ~Graph() = default;
+  };
+  virtual bool supports_graphs() const { return false; }
+  virtual Status begin_capture() { return Status(StatusCode::kUnimplemented, name() + ": no graph capture"); }
+  virtual StatusOr<std::unique_ptr<Graph>> end_capture() {
+    return Status(StatusCode::kUnimplemented, name() + ": no graph capture");
+  }
+  // Runs the recorded ops on the backend's stream. False (and nothing run) when
+  // the graph is out of date because the backend's own scratch memory moved since
+  // the capture: the caller captures again.
+  virtual bool replay(const Graph& graph) {
+    (void)graph;
+    return false;
+  }
+  // Whether the model should concatenate linears that read the same input (q/k/v,
+  // gate/up) into one prepared layer: one wide GEMV instead of several narrow ones.
+  virtual bool prefers_fused_linears() const { return false; }
+
   // ---- weights ----
   // Validates shapes/format (kInvalidArgument naming w.name) and copies or
   // repacks the layer into backend memory. Int4 stays int4.
@@ -236,6 +265,12 @@ class Backend {
   virtual void silu_mul(const TensorView& gate, const TensorView& up, const TensorView& out) = 0;
   // out[r, :] = x[rows[r], :]; x [T, H]; rows [R] I32; out [R, H].
   virtual void gather_rows(const TensorView& x, const TensorView& rows, const TensorView& out) = 0;
+  // out[T, I] = silu(gate_up[:, :I]) * gate_up[:, I:]; gate_up [T, 2I] (the output of a
+  // gate and an up projection concatenated along N), out [T, I].
+  virtual void swiglu(const TensorView& gate_up, const TensorView& out) = 0;
+  // Splits columns: outs[i][t, :] = src[t, c_i : c_i + n_i], c_i = n_0 + ... + n_(i-1);
+  // src [T, sum n_i], outs[i] [T, n_i] (or [T, heads, dim] with heads * dim = n_i), same dtype.
+  virtual void split_columns(const TensorView& src, const std::vector<TensorView>& outs) = 0;
   // Element-wise dtype conversion, same shape (e.g. logits to F32).
   virtual void convert(const TensorView& src, const TensorView& dst) = 0;
   // For every (src, dst) page pair (host list), copy K and V of that page.

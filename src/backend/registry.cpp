@@ -1,6 +1,8 @@
 // The only file with backend #ifdefs (DESIGN.md: one registry chooses backends).
 #include "backend/registry.h"
 
+#include <cstdlib>
+
 #ifdef TANDEM_WITH_CUDA
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda/cuda_info.h"
@@ -54,6 +56,7 @@ StatusOr<std::unique_ptr<Backend>> create_cuda_backend(const BackendOptions& opt
   CudaBackendOptions o;
   o.device = options.cuda_device;
   o.activation_dtype = options.cuda_activation_dtype;
+  if (const char* g = std::getenv("TANDEM_CUDA_GRAPHS")) o.graphs = std::string(g) != "0";
   o.memory_bytes = options.cuda_memory_bytes != 0 ? options.cuda_memory_bytes
                                                   : cuda::free_memory_bytes(options.cuda_device) / 10 * 9;
   return cuda::create_cuda_backend(o);

@@ -45,6 +45,9 @@ struct CudaBackendOptions {
   // Variant 2's GEMV starts its weight loads while the previous kernel finishes
   // (programmatic dependent launch, sm_90).
   bool int4_pdl = true;
+  // Decode steps run as captured CUDA graphs (Backend::supports_graphs); the
+  // environment variable TANDEM_CUDA_GRAPHS=0 turns them off in create_backend.
+  bool graphs = true;
 };
 // The CUDA backend; kUnavailable when it was not compiled in or no GPU is there,
 // kResourceExhausted when memory_bytes cannot be allocated.

@@ -113,8 +113,19 @@ int run_batch(const BatchFlags& f, const std::string& file, const ModelConfig& c
   ec.scheduler.max_num_seqs = static_cast<int>(prompts->size());
   auto engine = EngineThread::start(ec, runner->get(), decoder.get());
   if (!engine.ok()) return fail(engine.status());
+  const auto t0 = std::chrono::steady_clock::now();
   auto results = generate_batch(**engine, *prompts, f.sampling);
   if (!results.ok()) return fail(results.status());
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (f.format == "json") {
+    // Whole-batch timing (prefill + decode of every prompt) for benchmarks on stderr.
+    int64_t out_tokens = 0;
+    for (const BatchResult& r : *results) out_tokens += r.num_output_tokens;
+    std::fprintf(stderr, "%s\n",
+                 nlohmann::json({{"prompts", prompts->size()}, {"output_tokens", out_tokens}, {"seconds", seconds}})
+                     .dump()
+                     .c_str());
+  }
   for (size_t i = 0; i < results->size(); ++i) {
     const BatchResult& r = (*results)[i];
     if (!r.error.empty()) return fail(internal_error("prompt " + std::to_string(i + 1) + ": " + r.error));

@@ -1,17 +1,29 @@
 #include "model/model.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "common/check.h"
+#include "common/log.h"
 #include "memory/weights.h"
+#include "model/linear_concat.h"
 #include "model/weights.h"
 
 namespace tandem {
 
 struct Model::Layer {
   DeviceTensor input_norm, post_norm;  // [H] F32
-  std::unique_ptr<PreparedLinear> q, k, v, o, gate, up, down;
+  // Either qkv ([q_size + 2 kv_size, H], fused at load) or q, k, v; either
+  // gate_up ([2 I, H]) or gate, up.
+  std::unique_ptr<PreparedLinear> qkv, q, k, v, o, gate_up, gate, up, down;
   int sliding_window = 0;
+};
+
+// One batch's metadata as backend views (int32, in backend memory).
+struct Model::StepMeta {
+  int t = 0, r = 0;
+  TensorView ids, positions, slots, rows;
+  PageTableView pages;
 };
 
 Model::~Model() = default;
@@ -42,17 +54,38 @@ StatusOr<std::unique_ptr<Model>> Model::load(const std::string& dir, Backend* ba
     if (!r.ok()) return Status(r.status().code(), dir + ": " + r.status().message());
     return r;
   };
+  // Linears that read the same input become one wider layer where the backend
+  // prefers it (one GEMV pass instead of three or two); else they stay separate.
+  const bool fuse = be.prefers_fused_linears();
+  auto prep_fused = [&](std::vector<const LinearWeight*> parts,
+                        const std::string& name) -> StatusOr<std::unique_ptr<PreparedLinear>> {
+    std::string why;
+    if (!fuse || !can_concat_linears(parts, &why)) {
+      if (fuse) {
+        TANDEM_LOG(kInfo) << dir << ": not fusing " << name << ": " << why;
+      }
+      return std::unique_ptr<PreparedLinear>();
+    }
+    std::unique_ptr<ConcatLinearHost> cat = concat_linears(parts, name);
+    return prep(cat->weight);
+  };
   for (int i = 0; i < cfg.num_layers; ++i) {
     const LayerWeightsHost& h = host.layers[i];
     auto l = std::make_unique<Layer>();
     ASSIGN_OR_RETURN(l->input_norm, upload(h.input_norm, DType::kF32, 0.8f, 1.2f));
     ASSIGN_OR_RETURN(l->post_norm, upload(h.post_norm, DType::kF32, 0.8f, 1.2f));
-    ASSIGN_OR_RETURN(l->q, prep(h.q));
-    ASSIGN_OR_RETURN(l->k, prep(h.k));
-    ASSIGN_OR_RETURN(l->v, prep(h.v));
+    ASSIGN_OR_RETURN(l->qkv, prep_fused({&h.q, &h.k, &h.v}, h.q.name + "+k_proj+v_proj"));
+    if (!l->qkv) {
+      ASSIGN_OR_RETURN(l->q, prep(h.q));
+      ASSIGN_OR_RETURN(l->k, prep(h.k));
+      ASSIGN_OR_RETURN(l->v, prep(h.v));
+    }
     ASSIGN_OR_RETURN(l->o, prep(h.o));
-    ASSIGN_OR_RETURN(l->gate, prep(h.gate));
-    ASSIGN_OR_RETURN(l->up, prep(h.up));
+    ASSIGN_OR_RETURN(l->gate_up, prep_fused({&h.gate, &h.up}, h.gate.name + "+up_proj"));
+    if (!l->gate_up) {
+      ASSIGN_OR_RETURN(l->gate, prep(h.gate));
+      ASSIGN_OR_RETURN(l->up, prep(h.up));
+    }
     ASSIGN_OR_RETURN(l->down, prep(h.down));
     l->sliding_window = cfg.layer_sliding_window[i];
     m->layers_.push_back(std::move(l));
@@ -67,15 +100,18 @@ StatusOr<std::unique_ptr<Model>> Model::load(const std::string& dir, Backend* ba
     if (cfg.rope_scaling == RopeScalingType::kLinear) inv[i] /= cfg.rope_scaling_factor;
   }
   ASSIGN_OR_RETURN(m->inv_freq_, be.upload(TensorView(inv.data(), DType::kF32, {half}), DType::kF32));
+  m->graphs_enabled_ = be.supports_graphs();
   be.synchronize();
   return m;
 }
 
 size_t Model::weight_bytes() const {
   size_t n = embed_.view.nbytes() + final_norm_.view.nbytes() + lm_head_->nbytes();
-  for (const auto& l : layers_)
-    n += l->input_norm.view.nbytes() + l->post_norm.view.nbytes() + l->q->nbytes() + l->k->nbytes() +
-         l->v->nbytes() + l->o->nbytes() + l->gate->nbytes() + l->up->nbytes() + l->down->nbytes();
+  for (const auto& l : layers_) {
+    n += l->input_norm.view.nbytes() + l->post_norm.view.nbytes();
+    for (const auto* p : {&l->qkv, &l->q, &l->k, &l->v, &l->o, &l->gate_up, &l->gate, &l->up, &l->down})
+      if (*p) n += (*p)->nbytes();
+  }
   return n;
 }
 
@@ -83,7 +119,10 @@ Status Model::ensure_workspace(int num_tokens, int num_logits) {
   Backend& be = *backend_;
   const DType act = be.activation_dtype();
   const ModelConfig& c = config_;
+  const bool fused_qkv = layers_.empty() ? false : static_cast<bool>(layers_[0]->qkv);
+  const bool fused_mlp = layers_.empty() ? false : static_cast<bool>(layers_[0]->gate_up);
   if (num_tokens > capacity_tokens_) {
+    graphs_.clear();  // they point at the buffers replaced below
     const int t = std::max(num_tokens, capacity_tokens_ * 2);
     ASSIGN_OR_RETURN(residual_, be.allocate_tensor(act, {t, c.hidden_size}));
     ASSIGN_OR_RETURN(hidden_, be.allocate_tensor(act, {t, c.hidden_size}));
@@ -92,10 +131,18 @@ Status Model::ensure_workspace(int num_tokens, int num_logits) {
     ASSIGN_OR_RETURN(v_, be.allocate_tensor(act, {t, c.num_kv_heads, c.head_dim}));
     ASSIGN_OR_RETURN(attn_, be.allocate_tensor(act, {t, c.num_heads, c.head_dim}));
     ASSIGN_OR_RETURN(gate_, be.allocate_tensor(act, {t, c.intermediate_size}));
-    ASSIGN_OR_RETURN(up_, be.allocate_tensor(act, {t, c.intermediate_size}));
+    if (fused_qkv) {
+      ASSIGN_OR_RETURN(qkv_, be.allocate_tensor(act, {t, c.q_size() + 2 * c.kv_size()}));
+    }
+    if (fused_mlp) {
+      ASSIGN_OR_RETURN(gate_up_, be.allocate_tensor(act, {t, 2 * c.intermediate_size}));
+    } else {
+      ASSIGN_OR_RETURN(up_, be.allocate_tensor(act, {t, c.intermediate_size}));
+    }
     capacity_tokens_ = t;
   }
   if (num_logits > capacity_logits_) {
+    graphs_.clear();
     const int r = std::max(num_logits, capacity_logits_ * 2);
     ASSIGN_OR_RETURN(gathered_, be.allocate_tensor(act, {r, c.hidden_size}));
     ASSIGN_OR_RETURN(logits_act_, be.allocate_tensor(act, {r, c.vocab_size}));
@@ -105,14 +152,19 @@ Status Model::ensure_workspace(int num_tokens, int num_logits) {
   return ok_status();
 }
 
-Status Model::forward(const ForwardBatch& batch, const std::vector<KvCacheView>& kv, std::vector<float>* logits) {
-  Backend& be = *backend_;
-  const ModelConfig& c = config_;
-  const int t = batch.num_tokens(), r = static_cast<int>(batch.logits_rows.size());
-  const int s = batch.num_seqs();
-  CHECK_EQ(static_cast<int>(kv.size()), c.num_layers);
-  RETURN_IF_ERROR(ensure_workspace(std::max(t, 1), std::max(r, 1)));
+namespace {
 
+void fill_page_hints(const ForwardBatch& batch, PageTableView* pages) {
+  for (int i = 0; i < batch.num_seqs(); ++i) {
+    pages->max_query_len = std::max(pages->max_query_len, batch.query_start[i + 1] - batch.query_start[i]);
+    pages->max_kv_len = std::max(pages->max_kv_len, batch.kv_len[i]);
+  }
+}
+
+}  // namespace
+
+Status Model::upload_meta(const ForwardBatch& batch, StepMeta* m) {
+  Backend& be = *backend_;
   // Upload the int32 metadata in one buffer.
   const std::vector<const std::vector<int32_t>*> parts = {
       &batch.token_ids, &batch.positions, &batch.slot_mapping, &batch.query_start,
@@ -131,53 +183,192 @@ Status Model::forward(const ForwardBatch& batch, const std::vector<KvCacheView>&
     host.insert(host.end(), p->begin(), p->end());
   }
   if (!host.empty()) be.copy_host_to_device(meta_.data(), host.data(), host.size() * 4);
-  const TensorView ids(dev[0], DType::kI32, {t});
-  const TensorView positions(dev[1], DType::kI32, {t});
-  const TensorView slots(dev[2], DType::kI32, {t});
-  const TensorView rows(dev[7], DType::kI32, {r});
-  PageTableView pages;
-  pages.num_seqs = s;
-  pages.num_tokens = t;
-  pages.page_size = batch.page_size;
-  pages.query_start = dev[3];
-  pages.kv_len = dev[4];
-  pages.page_indptr = dev[5];
-  pages.page_indices = dev[6];
-  for (int i = 0; i < s; ++i) {
-    pages.max_query_len = std::max(pages.max_query_len, batch.query_start[i + 1] - batch.query_start[i]);
-    pages.max_kv_len = std::max(pages.max_kv_len, batch.kv_len[i]);
-  }
+  const int t = m->t, r = m->r;
+  m->ids = TensorView(dev[0], DType::kI32, {t});
+  m->positions = TensorView(dev[1], DType::kI32, {t});
+  m->slots = TensorView(dev[2], DType::kI32, {t});
+  m->rows = TensorView(dev[7], DType::kI32, {r});
+  m->pages.query_start = dev[3];
+  m->pages.kv_len = dev[4];
+  m->pages.page_indptr = dev[5];
+  m->pages.page_indices = dev[6];
+  fill_page_hints(batch, &m->pages);
+  return ok_status();
+}
 
+bool Model::graph_eligible(const ForwardBatch& batch) const {
+  const int s = batch.num_seqs();
+  if (!graphs_enabled_ || s == 0 || s > kMaxGraphBatch || batch.num_tokens() != s ||
+      static_cast<int>(batch.logits_rows.size()) != s)
+    return false;
+  for (int i = 0; i < s; ++i)
+    if (batch.logits_rows[i] != i || batch.query_start[i] != i) return false;
+  return true;
+}
+
+// Graph steps keep their metadata at fixed offsets (sized for kMaxGraphBatch
+// sequences) so a captured graph reads this step's values from the same
+// addresses: [ids | positions | slots | query_start | kv_len | page_indptr | rows | page_indices].
+Status Model::upload_graph_meta(const ForwardBatch& batch, StepMeta* m) {
+  Backend& be = *backend_;
+  constexpr int64_t B = kMaxGraphBatch;
+  constexpr int64_t kPagesAt = 7 * B + 8;
+  const int64_t pages = static_cast<int64_t>(batch.page_indices.size());
+  if (pages > graph_meta_pages_ || graph_meta_.data() == nullptr) {
+    graphs_.clear();
+    const int64_t cap = std::max<int64_t>({pages, 2 * graph_meta_pages_, 4096});
+    graph_meta_.reset();
+    ASSIGN_OR_RETURN(graph_meta_, be.allocate(static_cast<size_t>(kPagesAt + cap) * 4));
+    graph_meta_pages_ = cap;
+  }
+  std::vector<int32_t> host(kPagesAt + pages, 0);
+  auto put = [&](int64_t at, const std::vector<int32_t>& v) { std::copy(v.begin(), v.end(), host.begin() + at); };
+  put(0, batch.token_ids);
+  put(B, batch.positions);
+  put(2 * B, batch.slot_mapping);
+  put(3 * B, batch.query_start);
+  put(4 * B + 1, batch.kv_len);
+  put(5 * B + 1, batch.page_indptr);
+  put(6 * B + 2, batch.logits_rows);
+  put(kPagesAt, batch.page_indices);
+  be.copy_host_to_device(graph_meta_.data(), host.data(), host.size() * 4);
+  int32_t* d = static_cast<int32_t*>(graph_meta_.data());
+  const int t = m->t;
+  m->ids = TensorView(d, DType::kI32, {t});
+  m->positions = TensorView(d + B, DType::kI32, {t});
+  m->slots = TensorView(d + 2 * B, DType::kI32, {t});
+  m->rows = TensorView(d + 6 * B + 2, DType::kI32, {t});
+  m->pages.query_start = d + 3 * B;
+  m->pages.kv_len = d + 4 * B + 1;
+  m->pages.page_indptr = d + 5 * B + 1;
+  m->pages.page_indices = d + kPagesAt;
+  // Launch shapes may not follow the step: every query is one token, the
+  // longest context is left unknown (backend.h).
+  m->pages.max_query_len = 1;
+  m->pages.max_kv_len = 0;
+  return ok_status();
+}
+
+Status Model::forward(const ForwardBatch& batch, const std::vector<KvCacheView>& kv, std::vector<float>* logits) {
+  const ModelConfig& c = config_;
+  const int t = batch.num_tokens(), r = static_cast<int>(batch.logits_rows.size());
+  CHECK_EQ(static_cast<int>(kv.size()), c.num_layers);
+  RETURN_IF_ERROR(ensure_workspace(std::max(t, 1), std::max(r, 1)));
+  StepMeta m;
+  m.t = t;
+  m.r = r;
+  m.pages.num_seqs = batch.num_seqs();
+  m.pages.num_tokens = t;
+  m.pages.page_size = batch.page_size;
+  TensorView out;
+  if (graph_eligible(batch)) {
+    RETURN_IF_ERROR(upload_graph_meta(batch, &m));
+    if (!run_graph(m, kv)) out = issue(m, kv);
+  } else {
+    RETURN_IF_ERROR(upload_meta(batch, &m));
+    out = issue(m, kv);
+  }
+  if (r == 0) return ok_status();
+  if (out.empty()) out = logits_f32_.view.rows(0, r);
+  const size_t base = logits->size();
+  logits->resize(base + static_cast<size_t>(r) * c.vocab_size);
+  backend_->copy_device_to_host(logits->data() + base, out.data, out.nbytes());
+  backend_->synchronize();
+  return ok_status();
+}
+
+bool Model::run_graph(const StepMeta& m, const std::vector<KvCacheView>& kv) {
+  Backend& be = *backend_;
+  std::vector<const void*> kv_addr;
+  for (const KvCacheView& v : kv) {
+    kv_addr.push_back(v.k.data);
+    kv_addr.push_back(v.v.data);
+  }
+  if (kv_addr != graph_kv_) {
+    graphs_.clear();
+    graph_kv_ = kv_addr;
+  }
+  const int s = m.t;
+  auto it = graphs_.find(s);
+  if (it != graphs_.end()) {
+    if (be.replay(*it->second)) return true;
+    graphs_.erase(it);  // the backend's scratch moved: capture again
+  }
+  if (graph_warm_.insert(s).second) return false;  // first time: run directly (sizes the scratch)
+  if (Status st = be.begin_capture(); !st.ok()) {
+    TANDEM_LOG(kWarning) << "decode graphs off: " << st.message();
+    graphs_enabled_ = false;
+    return false;
+  }
+  const TensorView out = issue(m, kv);
+  auto g = be.end_capture();
+  if (!g.ok()) {
+    // Nothing ran while capturing: the caller issues the ops directly.
+    TANDEM_LOG(kWarning) << "decode graph capture at batch " << s << " failed: " << g.status().message();
+    graph_warm_.erase(s);
+    return false;
+  }
+  // The logits land in logits_f32_ (F32 activations are the CPU's, which has no graphs).
+  CHECK(out.data == logits_f32_.view.data);
+  auto& slot = graphs_[s];
+  slot = std::move(g).value();
+  if (!be.replay(*slot)) {
+    graphs_.erase(s);
+    return false;
+  }
+  return true;
+}
+
+TensorView Model::issue(const StepMeta& m, const std::vector<KvCacheView>& kv) {
+  Backend& be = *backend_;
+  const ModelConfig& c = config_;
+  const int t = m.t, r = m.r;
   const TensorView residual = residual_.view.rows(0, t);
   const TensorView hidden = hidden_.view.rows(0, t);
   const TensorView q = q_.view.rows(0, t), k = k_.view.rows(0, t), v = v_.view.rows(0, t);
   const TensorView attn = attn_.view.rows(0, t);
-  const TensorView gate = gate_.view.rows(0, t), up = up_.view.rows(0, t);
+  const TensorView gate = gate_.view.rows(0, t);
   const TensorView q2 = q.reshape({t, c.q_size()}), k2 = k.reshape({t, c.kv_size()}), v2 = v.reshape({t, c.kv_size()});
   const TensorView attn2 = attn.reshape({t, c.q_size()});
   const float eps = c.rms_norm_eps;
 
   if (t > 0) {
-    be.embedding(embed_.view, ids, residual);  // residual stream [T, H]
+    be.embedding(embed_.view, m.ids, residual);  // residual stream [T, H]
     be.rms_norm(residual, layers_[0]->input_norm.view, eps, hidden);
     for (int li = 0; li < c.num_layers; ++li) {
       Layer& l = *layers_[li];
-      be.linear(hidden, *l.q, q2);
-      be.linear(hidden, *l.k, k2);
-      be.linear(hidden, *l.v, v2);
+      TensorView lq = q, lk = k, lv = v;
+      if (l.qkv) {
+        const TensorView qkv = qkv_.view.rows(0, t);
+        be.linear(hidden, *l.qkv, qkv);
+        if (t == 1) {
+          // One row: the three column ranges are contiguous already.
+          char* base = static_cast<char*>(qkv.data);
+          const size_t es = dtype_size(qkv.dtype);
+          lq = TensorView(base, qkv.dtype, {1, c.num_heads, c.head_dim});
+          lk = TensorView(base + c.q_size() * es, qkv.dtype, {1, c.num_kv_heads, c.head_dim});
+          lv = TensorView(base + (c.q_size() + c.kv_size()) * es, qkv.dtype, {1, c.num_kv_heads, c.head_dim});
+        } else {
+          be.split_columns(qkv, {q2, k2, v2});
+        }
+      } else {
+        be.linear(hidden, *l.q, q2);
+        be.linear(hidden, *l.k, k2);
+        be.linear(hidden, *l.v, v2);
+      }
       RopeParams rp;
-      rp.q = q;
-      rp.k = k;
-      rp.positions = positions;
+      rp.q = lq;
+      rp.k = lk;
+      rp.positions = m.positions;
       rp.inv_freq = inv_freq_.view;
       rp.rotary_dim = c.head_dim;
       be.rope(rp);
-      be.write_kv(k, v, slots, kv[li]);
+      be.write_kv(lk, lv, m.slots, kv[li]);
       AttentionParams ap;
-      ap.q = q;
+      ap.q = lq;
       ap.out = attn;
       ap.cache = kv[li];
-      ap.pages = pages;
+      ap.pages = m.pages;
       ap.num_heads = c.num_heads;
       ap.num_kv_heads = c.num_kv_heads;
       ap.head_dim = c.head_dim;
@@ -186,29 +377,30 @@ Status Model::forward(const ForwardBatch& batch, const std::vector<KvCacheView>&
       be.attention(ap);
       be.linear(attn2, *l.o, hidden);
       be.add_rms_norm(hidden, residual, l.post_norm.view, eps, hidden);
-      be.linear(hidden, *l.gate, gate);
-      be.linear(hidden, *l.up, up);
-      be.silu_mul(gate, up, gate);
+      if (l.gate_up) {
+        const TensorView gu = gate_up_.view.rows(0, t);
+        be.linear(hidden, *l.gate_up, gu);
+        be.swiglu(gu, gate);
+      } else {
+        const TensorView up = up_.view.rows(0, t);
+        be.linear(hidden, *l.gate, gate);
+        be.linear(hidden, *l.up, up);
+        be.silu_mul(gate, up, gate);
+      }
       be.linear(gate, *l.down, hidden);
       const TensorView& next_norm = li + 1 < c.num_layers ? layers_[li + 1]->input_norm.view : final_norm_.view;
       be.add_rms_norm(hidden, residual, next_norm, eps, hidden);
     }
   }
-  if (r == 0) return ok_status();
+  if (r == 0) return TensorView();
   const TensorView gathered = gathered_.view.rows(0, r);
   const TensorView logits_act = logits_act_.view.rows(0, r);
-  be.gather_rows(hidden, rows, gathered);
+  be.gather_rows(hidden, m.rows, gathered);
   be.linear(gathered, *lm_head_, logits_act);
-  TensorView out = logits_act;
-  if (logits_act.dtype != DType::kF32) {
-    out = logits_f32_.view.rows(0, r);
-    be.convert(logits_act, out);
-  }
-  const size_t base = logits->size();
-  logits->resize(base + static_cast<size_t>(r) * c.vocab_size);
-  be.copy_device_to_host(logits->data() + base, out.data, out.nbytes());
-  be.synchronize();
-  return ok_status();
+  if (logits_act.dtype == DType::kF32) return logits_act;
+  const TensorView out = logits_f32_.view.rows(0, r);
+  be.convert(logits_act, out);
+  return out;
 }
 
 }  // namespace tandem

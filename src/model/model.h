@@ -3,7 +3,9 @@
 // HF rotate-half RoPE, SwiGLU MLP, tied or untied head.
 #pragma once
 
+#include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -40,15 +42,30 @@ class Model {
 
   // One forward pass. `kv` has one view per layer (backend.h layout); the batch
   // was validated by the caller. Appends fp32 logits [logits_rows, vocab] to *logits.
+  // Pure decode batches (one token per sequence, every row's logits) of up to
+  // kMaxGraphBatch sequences run as a replayed backend graph where the backend
+  // supports graphs: captured per batch size at its second occurrence.
   Status forward(const ForwardBatch& batch, const std::vector<KvCacheView>& kv, std::vector<float>* logits);
   // Allocates the workspace for steps of up to these sizes now (a budgeted
   // server takes its memory at load instead of growing it under load).
   Status reserve_workspace(int max_tokens, int max_logits) { return ensure_workspace(max_tokens, max_logits); }
 
+  static constexpr int kMaxGraphBatch = 256;
+  // Decode graphs captured so far (tests and logs).
+  int num_graphs() const { return static_cast<int>(graphs_.size()); }
+
  private:
   struct Layer;
+  struct StepMeta;  // one batch's metadata as backend views
   Model() = default;
   Status ensure_workspace(int num_tokens, int num_logits);
+  bool graph_eligible(const ForwardBatch& batch) const;
+  Status upload_meta(const ForwardBatch& batch, StepMeta* m);
+  Status upload_graph_meta(const ForwardBatch& batch, StepMeta* m);
+  // Issues every op of the forward pass; returns the logits view (F32 [r, vocab]).
+  TensorView issue(const StepMeta& m, const std::vector<KvCacheView>& kv);
+  // Runs the step through a decode graph; false when it ran directly instead.
+  bool run_graph(const StepMeta& m, const std::vector<KvCacheView>& kv);
 
   ModelConfig config_;
   Backend* backend_ = nullptr;
@@ -62,9 +79,20 @@ class Model {
   int capacity_tokens_ = 0;
   int capacity_logits_ = 0;
   DeviceTensor residual_, hidden_, q_, k_, v_, attn_, gate_, up_;
+  DeviceTensor qkv_, gate_up_;  // outputs of the fused q/k/v and gate/up layers
   DeviceTensor gathered_, logits_act_, logits_f32_;
   DeviceBuffer meta_;  // int32 metadata of one batch
   size_t meta_capacity_ = 0;
+
+  // Decode graphs by batch size. They hold the addresses of the workspace,
+  // graph_meta_ and the KV views they were captured with: any of those moving
+  // drops them all.
+  std::map<int, std::unique_ptr<Backend::Graph>> graphs_;
+  std::set<int> graph_warm_;      // batch sizes run once directly (the warm-up before a capture)
+  bool graphs_enabled_ = false;   // backend supports graphs and no capture has failed
+  DeviceBuffer graph_meta_;       // fixed-offset metadata of graph steps
+  int64_t graph_meta_pages_ = 0;  // page_indices capacity of graph_meta_
+  std::vector<const void*> graph_kv_;  // KV cache addresses the graphs use
 };
 
 }  // namespace tandem

@@ -66,6 +66,10 @@ class CaptureBackend : public Backend {
   void gather_rows(const TensorView& x, const TensorView& rows, const TensorView& out) override {
     inner_->gather_rows(x, rows, out);
   }
+  void swiglu(const TensorView& gate_up, const TensorView& out) override { inner_->swiglu(gate_up, out); }
+  void split_columns(const TensorView& src, const std::vector<TensorView>& outs) override {
+    inner_->split_columns(src, outs);
+  }
   void convert(const TensorView& src, const TensorView& dst) override { inner_->convert(src, dst); }
   void copy_kv_pages(const KvCacheView& cache, const std::vector<std::pair<int32_t, int32_t>>& src_dst) override {
     inner_->copy_kv_pages(cache, src_dst);

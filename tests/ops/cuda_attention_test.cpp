@@ -15,6 +15,7 @@ class CudaAttention : public OpTest {
   struct Case {
     int heads, kv_heads, dim, page_size, window;
     std::vector<std::pair<int, int>> seqs;  // (query tokens this step, kv_len after the step)
+    bool kv_hint = true;  // false: max_kv_len = 0 (unknown), as in a captured decode graph
   };
 
   void check(const Case& c) {
@@ -67,7 +68,7 @@ class CudaAttention : public OpTest {
       p.pages.page_indptr = pi.view.as<int32_t>();
       p.pages.page_indices = px.view.as<int32_t>();
       p.pages.max_query_len = max_q;
-      p.pages.max_kv_len = max_kv;
+      p.pages.max_kv_len = c.kv_hint ? max_kv : 0;
       p.num_heads = c.heads;
       p.num_kv_heads = c.kv_heads;
       p.head_dim = c.dim;
@@ -93,6 +94,12 @@ TEST_F(CudaAttention, Decode) {
   check({8, 8, 64, 32, 0, {{1, 64}, {1, 65}, {1, 2}}});
   check({16, 1, 64, 8, 0, {{1, 1000}, {1, 7}}});  // GQA 16 (two groups of 8 per kv head)
   check({28, 4, 128, 16, 0, {{1, 4096}, {1, 4097}}});
+  // Unknown longest context (graph replay): the split count follows the batch shape only.
+  check({32, 8, 128, 16, 0, {{1, 1}}, false});
+  check({32, 8, 128, 16, 0, {{1, 577}}, false});
+  check({56, 8, 128, 16, 0, {{1, 5}, {1, 300}, {1, 129}}, false});
+  check({8, 2, 64, 16, 0, {{1, 9000}}, false});
+  check({32, 8, 128, 16, 48, {{1, 1000}, {1, 40}}, false});
 }
 
 TEST_F(CudaAttention, PrefillAndChunks) {

@@ -29,7 +29,7 @@ TEST_F(CudaElementwise, Embedding) {
 }
 
 TEST_F(CudaElementwise, RmsNormAndResidual) {
-  for (auto [rows, hidden] : {std::pair{1, 64}, {3, 4096}, {17, 5120}, {2, 100}, {64, 7168}, {5, 8200}}) {
+  for (auto [rows, hidden] : {std::pair{1, 64}, {3, 4096}, {17, 5120}, {2, 100}, {64, 7168}, {5, 8200}, {1, 14336}, {16, 7168}}) {
     auto x = random(int64_t{rows} * hidden, -3, 3);
     auto res = random(int64_t{rows} * hidden, -3, 3);
     auto w = random(hidden, 0.5, 1.5);
@@ -113,6 +113,42 @@ TEST_F(CudaElementwise, SiluMulGatherConvert) {
     auto f32 = out(*gpu_, DType::kF32, {4, inter});
     gpu_->convert(rg.view, f32.view);
     EXPECT_EQ(rel_err(get(*gpu_, f32.view), get(*gpu_, rg.view)), 0.0);
+  }
+}
+
+// The fused gate/up output: out = silu(gu[:, :I]) * gu[:, I:]; and the q/k/v split.
+TEST_F(CudaElementwise, SwigluAndSplitColumns) {
+  for (auto [rows, inter] : {std::pair{1, 14336}, {7, 101}, {17, 4096}}) {
+    auto gu = random(int64_t{rows} * 2 * inter, -6, 6);
+    auto gc = put(*cpu_, gu, DType::kF32, {rows, 2 * inter});
+    auto gg = put(*gpu_, gu, act(), {rows, 2 * inter});
+    auto oc = out(*cpu_, DType::kF32, {rows, inter});
+    auto og = out(*gpu_, act(), {rows, inter});
+    cpu_->swiglu(gc.view, oc.view);
+    gpu_->swiglu(gg.view, og.view);
+    EXPECT_LT(rel_err(get(*gpu_, og.view), get(*cpu_, oc.view)), 2e-3) << rows << "x" << inter;
+  }
+  // Widths: Mistral q/k/v (4096, 1024, 1024), odd ones (2-byte and 4-byte paths).
+  for (auto widths : {std::vector<int>{4096, 1024, 1024}, {7, 5, 3}, {64, 2, 30, 8}, {896, 128, 128}}) {
+    for (int rows : {1, 3, 33}) {
+      int total = 0;
+      for (int w : widths) total += w;
+      auto src = random(int64_t{rows} * total);
+      auto sc = put(*cpu_, src, DType::kF32, {rows, total});
+      auto sg = put(*gpu_, src, act(), {rows, total});
+      std::vector<DeviceTensor> oc, og;
+      std::vector<TensorView> vc, vg;
+      for (int w : widths) {
+        oc.push_back(out(*cpu_, DType::kF32, {rows, w}));
+        og.push_back(out(*gpu_, act(), {rows, w}));
+        vc.push_back(oc.back().view);
+        vg.push_back(og.back().view);
+      }
+      cpu_->split_columns(sc.view, vc);
+      gpu_->split_columns(sg.view, vg);
+      for (size_t i = 0; i < widths.size(); ++i)
+        EXPECT_EQ(rel_err(get(*gpu_, vg[i]), get(*cpu_, vc[i])), 0.0) << "rows " << rows << " part " << i;
+    }
   }
 }
 

@@ -139,6 +139,42 @@ class CpuBackend : public Backend {
     });
   }
 
+  void swiglu(const TensorView& gate_up, const TensorView& out) override {
+    const int64_t rows = out.shape[0], inter = out.row_numel();
+    CHECK(gate_up.dtype == DType::kF32 && out.dtype == DType::kF32);
+    CHECK_EQ(gate_up.shape[0], rows);
+    CHECK_EQ(gate_up.row_numel(), 2 * inter);
+    const float* gu = gate_up.as<float>();
+    float* o = out.as<float>();
+    pool_.parallel_for(rows * inter, 4096, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) {
+        const int64_t r = i / inter, j = i % inter;
+        const float g = gu[r * 2 * inter + j];
+        o[i] = g / (1.0f + std::exp(-g)) * gu[r * 2 * inter + inter + j];
+      }
+    });
+  }
+
+  void split_columns(const TensorView& src, const std::vector<TensorView>& outs) override {
+    const int64_t rows = src.shape[0], width = src.row_numel();
+    const size_t es = dtype_size(src.dtype);
+    int64_t total = 0;
+    for (const TensorView& o : outs) {
+      CHECK(o.dtype == src.dtype && o.shape[0] == rows);
+      total += o.row_numel();
+    }
+    CHECK_EQ(total, width);
+    for (int64_t r = 0; r < rows; ++r) {
+      int64_t col = 0;
+      for (const TensorView& o : outs) {
+        const int64_t n = o.row_numel();
+        std::memcpy(static_cast<char*>(o.data) + r * n * es,
+                    static_cast<const char*>(src.data) + (r * width + col) * es, n * es);
+        col += n;
+      }
+    }
+  }
+
   void gather_rows(const TensorView& x, const TensorView& rows, const TensorView& out) override {
     const int64_t r = rows.numel(), h = x.row_numel();
     const size_t es = dtype_size(x.dtype);

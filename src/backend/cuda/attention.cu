@@ -247,6 +247,15 @@ int pick_group(int ratio) {
 
 }  // namespace
 
+void launch_attention_combine(const AttnKernelParams& p, cudaStream_t stream) {
+  const dim3 grid(p.num_tokens, p.num_q_heads);
+  if (p.type == ElemType::kBF16) {
+    attention_combine_kernel<__nv_bfloat16><<<grid, p.head_dim, 0, stream>>>(p);
+  } else {
+    attention_combine_kernel<__half><<<grid, p.head_dim, 0, stream>>>(p);
+  }
+}
+
 void launch_attention(const AttnKernelParams& p, cudaStream_t stream) {
   if (p.num_tokens == 0) return;
   const int ratio = p.num_q_heads / p.num_kv_heads;
@@ -267,9 +276,7 @@ void launch_attention(const AttnKernelParams& p, cudaStream_t stream) {
         attention_kernel<T, 64, false><<<grid, kWarps * 32, 0, stream>>>(p, group);
       }
     }
-    if (p.num_splits > 1) {
-      attention_combine_kernel<T><<<dim3(p.num_tokens, p.num_q_heads), p.head_dim, 0, stream>>>(p);
-    }
+    if (p.num_splits > 1) launch_attention_combine(p, stream);
   };
   // The backend checks head_dim in {64, 128} and a 16-bit type.
   if (p.type == ElemType::kBF16) {

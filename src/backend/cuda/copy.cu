@@ -24,6 +24,16 @@ __global__ void copy_blocks_kernel(void* const* bases, const int32_t* src, const
   for (int64_t j = threadIdx.x; j < block_vecs; j += blockDim.x) d[j] = s[j];
 }
 
+// grid (rows, num_outs); U is the widest word that divides every width and stride.
+template <typename U>
+__global__ void split_columns_kernel(SplitColumnsParams p) {
+  const int r = blockIdx.x, i = blockIdx.y;
+  const U* s = reinterpret_cast<const U*>(static_cast<const char*>(p.src) + r * p.src_stride_bytes + p.col_bytes[i]);
+  U* d = reinterpret_cast<U*>(static_cast<char*>(p.dst[i]) + r * p.width_bytes[i]);
+  const int64_t n = p.width_bytes[i] / static_cast<int64_t>(sizeof(U));
+  for (int64_t j = threadIdx.x; j < n; j += blockDim.x) d[j] = s[j];
+}
+
 template <typename S, typename D>
 __global__ void convert_kernel(const S* src, D* dst, int64_t n) {
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
@@ -60,6 +70,20 @@ void launch_convert(const void* src, ElemType src_type, void* dst, ElemType dst_
     convert_kernel<S, D><<<blocks, 256, 0, stream>>>(static_cast<const S*>(src),
                                                      static_cast<D*>(dst), n);
   }));
+}
+
+void launch_split_columns(const SplitColumnsParams& p, cudaStream_t stream) {
+  if (p.rows == 0 || p.num_outs == 0) return;
+  int64_t all = p.src_stride_bytes | reinterpret_cast<intptr_t>(p.src);
+  for (int i = 0; i < p.num_outs; ++i) all |= p.col_bytes[i] | p.width_bytes[i] | reinterpret_cast<intptr_t>(p.dst[i]);
+  const dim3 grid(p.rows, p.num_outs);
+  if (all % 16 == 0) {
+    split_columns_kernel<uint4><<<grid, 128, 0, stream>>>(p);
+  } else if (all % 4 == 0) {
+    split_columns_kernel<uint32_t><<<grid, 256, 0, stream>>>(p);
+  } else {
+    split_columns_kernel<uint16_t><<<grid, 256, 0, stream>>>(p);
+  }
 }
 
 }  // namespace tandem::cuda

@@ -59,11 +59,21 @@ class CudaLinear : public PreparedLinear {
   DeviceBuffer bias;        // [N] or empty
 };
 
+class CudaGraph : public Backend::Graph {
+ public:
+  ~CudaGraph() override {
+    if (exec) cudaGraphExecDestroy(exec);
+  }
+  cudaGraphExec_t exec = nullptr;
+  uint64_t scratch_epoch = 0;  // CudaBackend::scratch_epoch_ at capture
+};
+
 class CudaBackend : public Backend {
  public:
   CudaBackend() = default;
   ~CudaBackend() override {
     workspace_.reset();  // frees through this backend while the stream still exists
+    retired_.clear();
     if (stream_) {
       cudaStreamSynchronize(stream_);
       cudaStreamDestroy(stream_);
@@ -78,6 +88,7 @@ class CudaBackend : public Backend {
       return invalid_argument("CUDA kernel_variant must be 0, 1 or 2, not " + std::to_string(o.kernel_variant));
     variant_ = o.kernel_variant;
     pdl_ = o.int4_pdl;
+    graphs_ = o.graphs;
     if (cudaSetDevice(o.device) != cudaSuccess) {
       cudaGetLastError();
       return invalid_argument("no CUDA device " + std::to_string(o.device));
@@ -85,6 +96,7 @@ class CudaBackend : public Backend {
     cudaDeviceProp prop{};
     CUDA_CHECK(cudaGetDeviceProperties(&prop, o.device));
     num_sms_ = prop.multiProcessorCount;
+    clusters_ = prop.major >= 9;
     device_ = o.device;
     CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
     CUDA_CHECK(int4_gemv_configure());
@@ -133,6 +145,56 @@ class CudaBackend : public Backend {
     CUDA_CHECK(cudaMemsetAsync(dst, 0, bytes, stream_));
   }
   void synchronize() override { CUDA_CHECK(cudaStreamSynchronize(stream_)); }
+
+  // ---- graphs ----
+  bool supports_graphs() const override { return graphs_; }
+  bool prefers_fused_linears() const override { return true; }
+
+  Status begin_capture() override {
+    if (capturing_) return failed_precondition("CUDA graph capture already in progress");
+    // Relaxed: other threads (other engines) may call the runtime meanwhile.
+    const cudaError_t e = cudaStreamBeginCapture(stream_, cudaStreamCaptureModeRelaxed);
+    if (e != cudaSuccess) {
+      cudaGetLastError();
+      return internal_error(std::string("cudaStreamBeginCapture: ") + cudaGetErrorString(e));
+    }
+    capturing_ = true;
+    capture_epoch_ = scratch_epoch_;
+    return ok_status();
+  }
+
+  StatusOr<std::unique_ptr<Graph>> end_capture() override {
+    if (!capturing_) return failed_precondition("no CUDA graph capture in progress");
+    cudaGraph_t graph = nullptr;
+    cudaError_t e = cudaStreamEndCapture(stream_, &graph);
+    capturing_ = false;
+    retired_.clear();  // scratch replaced during the capture: nothing ran on it
+    if (e != cudaSuccess) {
+      cudaGetLastError();
+      return internal_error(std::string("cudaStreamEndCapture: ") + cudaGetErrorString(e));
+    }
+    if (scratch_epoch_ != capture_epoch_) {
+      cudaGraphDestroy(graph);
+      return failed_precondition("CUDA scratch memory grew during the capture");
+    }
+    auto g = std::make_unique<CudaGraph>();
+    e = cudaGraphInstantiate(&g->exec, graph, 0);
+    cudaGraphDestroy(graph);
+    if (e != cudaSuccess) {
+      cudaGetLastError();
+      g->exec = nullptr;
+      return internal_error(std::string("cudaGraphInstantiate: ") + cudaGetErrorString(e));
+    }
+    g->scratch_epoch = scratch_epoch_;
+    return std::unique_ptr<Graph>(std::move(g));
+  }
+
+  bool replay(const Graph& graph) override {
+    const auto& g = static_cast<const CudaGraph&>(graph);
+    if (g.scratch_epoch != scratch_epoch_ || g.exec == nullptr) return false;
+    CUDA_CHECK(cudaGraphLaunch(g.exec, stream_));
+    return true;
+  }
 
   StatusOr<std::unique_ptr<PreparedLinear>> prepare_linear(const LinearWeight& w) override {
     auto out = std::make_unique<CudaLinear>();
@@ -329,6 +391,10 @@ class CudaBackend : public Backend {
     if (T == 0) return;
     const int page_size = static_cast<int>(a.cache.k.shape[1]);
     CHECK_EQ(page_size, a.pages.page_size);
+    if (a.pages.max_query_len == 1 && variant_ == 2) {
+      attention_decode(a);
+      return;
+    }
     // Split long contexts when the batch alone would not fill the GPU (FlashDecoding).
     const int ratio = a.num_heads / a.num_kv_heads;
     int group = 8;
@@ -380,6 +446,43 @@ class CudaBackend : public Backend {
     CUDA_CHECK_LAUNCH();
   }
 
+  // Decode batches: the launch shape follows the batch's shape (and max_kv_len
+  // only when known), so it can be captured in a graph.
+  void attention_decode(const AttentionParams& a) {
+    const int T = a.pages.num_tokens, S = a.pages.num_seqs;
+    const int splits = attention_decode_splits(S, a.num_heads, a.num_kv_heads, a.pages.max_kv_len, num_sms_);
+    const size_t out_bytes = splits > 1 ? align(static_cast<size_t>(T) * a.num_heads * splits * a.head_dim * 4) : 0;
+    const size_t ml_bytes = splits > 1 ? align(static_cast<size_t>(T) * a.num_heads * splits * 2 * 4) : 0;
+    char* ws = splits > 1 ? workspace(out_bytes + ml_bytes) : nullptr;
+    AttnKernelParams p{};
+    p.q = a.q.data;
+    p.k_cache = a.cache.k.data;
+    p.v_cache = a.cache.v.data;
+    p.out = a.out.data;
+    p.query_start = a.pages.query_start;
+    p.kv_len = a.pages.kv_len;
+    p.page_indptr = a.pages.page_indptr;
+    p.page_indices = a.pages.page_indices;
+    p.num_tokens = T;
+    p.num_seqs = S;
+    p.num_q_heads = a.num_heads;
+    p.num_kv_heads = a.num_kv_heads;
+    p.head_dim = a.head_dim;
+    p.page_size = a.pages.page_size;
+    p.q_stride = static_cast<int64_t>(a.num_heads) * a.head_dim;
+    p.out_stride = p.q_stride;
+    p.token_stride = static_cast<int64_t>(a.num_kv_heads) * a.head_dim;
+    p.page_stride = p.token_stride * a.pages.page_size;
+    p.window = a.sliding_window;
+    p.scale = a.scale;
+    p.num_splits = splits;
+    p.partial_out = splits > 1 ? reinterpret_cast<float*>(ws) : nullptr;
+    p.partial_ml = splits > 1 ? reinterpret_cast<float*>(ws + out_bytes) : nullptr;
+    p.type = elem(act_);
+    launch_attention_decode(p, stream_);
+    CUDA_CHECK_LAUNCH();
+  }
+
   void silu_mul(const TensorView& gate, const TensorView& up, const TensorView& out) override {
     CHECK(gate.dtype == up.dtype && gate.dtype == out.dtype && gate.numel() == up.numel());
     const int rows = static_cast<int>(gate.shape[0]);
@@ -387,6 +490,40 @@ class CudaBackend : public Backend {
     launch_silu_mul({gate.data, up.data, out.data, rows, static_cast<int>(inter), inter, inter, inter,
                      elem(gate.dtype)},
                     stream_);
+    CUDA_CHECK_LAUNCH();
+  }
+
+  void swiglu(const TensorView& gate_up, const TensorView& out) override {
+    CHECK(gate_up.dtype == out.dtype);
+    const int rows = static_cast<int>(out.shape[0]);
+    const int64_t inter = out.row_numel();
+    CHECK_EQ(gate_up.shape[0], rows);
+    CHECK_EQ(gate_up.row_numel(), 2 * inter);
+    const char* gu = static_cast<const char*>(gate_up.data);
+    launch_silu_mul({gu, gu + inter * dtype_size(out.dtype), out.data, rows, static_cast<int>(inter), 2 * inter,
+                     2 * inter, inter, elem(out.dtype)},
+                    stream_);
+    CUDA_CHECK_LAUNCH();
+  }
+
+  void split_columns(const TensorView& src, const std::vector<TensorView>& outs) override {
+    CHECK(!outs.empty() && outs.size() <= 4);
+    const int64_t es = static_cast<int64_t>(dtype_size(src.dtype));
+    SplitColumnsParams p{};
+    p.src = src.data;
+    p.rows = static_cast<int>(src.shape[0]);
+    p.src_stride_bytes = src.row_numel() * es;
+    p.num_outs = static_cast<int>(outs.size());
+    int64_t col = 0;
+    for (int i = 0; i < p.num_outs; ++i) {
+      CHECK(outs[i].dtype == src.dtype && outs[i].shape[0] == src.shape[0]);
+      p.dst[i] = outs[i].data;
+      p.col_bytes[i] = col;
+      p.width_bytes[i] = outs[i].row_numel() * es;
+      col += p.width_bytes[i];
+    }
+    CHECK_EQ(col, p.src_stride_bytes);
+    launch_split_columns(p, stream_);
     CUDA_CHECK_LAUNCH();
   }
 
@@ -433,8 +570,15 @@ class CudaBackend : public Backend {
   static size_t align(size_t b) { return (b + 255) / 256 * 256; }
 
   // Scratch space for one op (ops run in stream order, so one region serves all).
+  // Growing it moves it: graphs captured before then are out of date (epoch).
   char* workspace(size_t bytes) {
     if (bytes <= workspace_.bytes()) return static_cast<char*>(workspace_.data());
+    ++scratch_epoch_;
+    if (capturing_) {
+      // No synchronization while capturing: keep the old range until the capture
+      // ends (end_capture then fails, as the graph would use the new range).
+      retired_.push_back(std::move(workspace_));
+    }
     workspace_.reset();  // synchronizes before the range goes back to the arena
     auto buf = allocate(std::max(bytes, size_t{4} << 20));
     CHECK_MSG(buf.ok(), "CUDA workspace of " << bytes << " bytes: " << buf.status().message());
@@ -447,7 +591,7 @@ class CudaBackend : public Backend {
     const int64_t hidden = weight.numel();
     CHECK_EQ(x.row_numel(), hidden);
     RmsNormParams p{x.data, residual, weight.data, out.data, static_cast<int>(x.shape[0]),
-                    static_cast<int>(hidden), hidden, hidden, eps, elem(x.dtype), elem(weight.dtype)};
+                    static_cast<int>(hidden), hidden, hidden, eps, elem(x.dtype), elem(weight.dtype), clusters_};
     launch_rms_norm(p, stream_);
     CUDA_CHECK_LAUNCH();
   }
@@ -462,11 +606,17 @@ class CudaBackend : public Backend {
   int num_sms_ = 132;
   int variant_ = 0;  // CudaBackendOptions::kernel_variant
   bool pdl_ = true;  // CudaBackendOptions::int4_pdl
+  bool graphs_ = true;  // CudaBackendOptions::graphs
+  bool clusters_ = false;  // thread-block clusters (sm_90+)
+  bool capturing_ = false;
+  uint64_t scratch_epoch_ = 0;  // bumped whenever workspace_ moves
+  uint64_t capture_epoch_ = 0;
   DType act_ = DType::kF16;
   cudaStream_t stream_ = nullptr;
   DeviceArena arena_;  // destroyed after the buffers below (declared first)
   LtGemm lt_;
   DeviceBuffer workspace_;
+  std::vector<DeviceBuffer> retired_;  // scratch replaced during a capture
 };
 
 }  // namespace

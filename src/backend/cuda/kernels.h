@@ -38,6 +38,10 @@ struct RmsNormParams {
   float eps;
   ElemType type;         // x, residual, out
   ElemType weight_type;  // weight
+  // sm_90: few rows are spread over a cluster of 8 blocks per row (a slice
+  // each, the sum of squares shared through distributed shared memory) instead
+  // of one block per row. False on older GPUs.
+  bool clusters = false;
 };
 void launch_rms_norm(const RmsNormParams& p, cudaStream_t stream);
 
@@ -101,6 +105,17 @@ struct CopyBlocksParams {
   int64_t block_bytes;     // % 16 == 0
 };
 void launch_copy_blocks(const CopyBlocksParams& p, cudaStream_t stream);
+
+// Splits the columns of src [rows, sum of widths] (bytes) into up to 4 outputs:
+// dst[i][r, :] = src[r, col_bytes[i] : col_bytes[i] + width_bytes[i]]. Widths even.
+struct SplitColumnsParams {
+  const void* src;
+  void* dst[4];
+  int64_t col_bytes[4], width_bytes[4];
+  int num_outs, rows;
+  int64_t src_stride_bytes;
+};
+void launch_split_columns(const SplitColumnsParams& p, cudaStream_t stream);
 
 // Converts n elements between types (e.g. fp16 logits to fp32).
 void launch_convert(const void* src, ElemType src_type, void* dst, ElemType dst_type, int64_t n,
@@ -198,6 +213,17 @@ struct AttnKernelParams {
   int variant;  // 0: first validated kernel; 1: loads batched ahead of use
 };
 void launch_attention(const AttnKernelParams& p, cudaStream_t stream);
+
+// Merges the num_splits partials of every (token, head) into out.
+void launch_attention_combine(const AttnKernelParams& p, cudaStream_t stream);
+
+// Decode batches (every sequence has at most one query token; attention_decode.cu):
+// grid (num_seqs, kv-head groups, num_splits), each block cutting its sequence's
+// keys into num_splits equal ranges on the device; split_size and token_seq are
+// unused. The split count follows the batch's shape only, or also max_kv_len when
+// it is known (> 0), so a graph captured with max_kv_len = 0 fits every step.
+int attention_decode_splits(int num_seqs, int num_q_heads, int num_kv_heads, int max_kv_len, int num_sms);
+void launch_attention_decode(const AttnKernelParams& p, cudaStream_t stream);
 
 // token_seq[i] = the sequence of token i, from query_start (T tokens, S seqs).
 void launch_token_seq(const int32_t* query_start, int num_seqs, int32_t* token_seq,

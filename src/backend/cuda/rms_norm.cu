@@ -1,4 +1,6 @@
 // RMSNorm, optionally fused with the residual add: one block per row, fp32 math.
+#include <cooperative_groups.h>
+
 #include "backend/cuda/cuda_common.cuh"
 #include "backend/cuda/kernels.h"
 
@@ -34,10 +36,89 @@ __global__ void rms_norm_kernel(const T* x, T* residual, const W* weight, T* out
   }
 }
 
+constexpr int kClusterBlocks = 8;    // blocks per row (portable cluster size)
+constexpr int kClusterThreads = 256;
+constexpr int kClusterPerThread = 8;  // elements per thread: hidden <= 8 * 256 * 8 = 16384
+
+// grid (rows * 8), cluster (8): block `rank` of row r owns the slice
+// [rank * slice, (rank + 1) * slice) of the row and reads and writes only that,
+// so out may alias x and no block reads what another writes.
+template <typename T, typename W>
+__global__ void __launch_bounds__(kClusterThreads)
+    rms_norm_cluster_kernel(const T* x, T* residual, const W* weight, T* out, int hidden, int64_t x_stride,
+                            int64_t out_stride, float eps, int slice) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  allow_dependent_launch();
+  namespace cg = cooperative_groups;
+  cg::cluster_group cluster = cg::this_cluster();
+  __shared__ float scratch[32];
+  __shared__ float partial;  // this block's sum of squares, read by the whole cluster
+  const int rank = static_cast<int>(cluster.block_rank());
+  const int64_t r = blockIdx.x / kClusterBlocks;
+  const int lo = rank * slice, hi = min(hidden, lo + slice);
+  const T* xr = x + r * x_stride;
+  T* res = residual ? residual + r * static_cast<int64_t>(hidden) : nullptr;
+  float v[kClusterPerThread];
+  float ss = 0.f;
+#pragma unroll
+  for (int i = 0; i < kClusterPerThread; ++i) {
+    const int j = lo + threadIdx.x + i * kClusterThreads;
+    v[i] = 0.f;
+    if (j < hi) {
+      float a = to_f32(xr[j]);
+      if (res) {
+        a += to_f32(res[j]);
+        const T stored = from_f32<T>(a);
+        res[j] = stored;
+        a = to_f32(stored);  // normalize what the residual stream holds, as the CPU does
+      }
+      v[i] = a;
+      ss += a * a;
+    }
+  }
+  ss = block_sum(ss, scratch);
+  if (threadIdx.x == 0) partial = ss;
+  cluster.sync();
+  float total = 0.f;
+#pragma unroll
+  for (int k = 0; k < kClusterBlocks; ++k) total += *cluster.map_shared_rank(&partial, k);
+  cluster.sync();  // every block has read every partial before any block exits
+  const float inv = rsqrtf(total / hidden + eps);
+  T* o = out + r * out_stride;
+#pragma unroll
+  for (int i = 0; i < kClusterPerThread; ++i) {
+    const int j = lo + threadIdx.x + i * kClusterThreads;
+    if (j < hi) o[j] = from_f32<T>(v[i] * inv * to_f32(weight[j]));
+  }
+#endif
+}
+
 }  // namespace
 
 void launch_rms_norm(const RmsNormParams& p, cudaStream_t stream) {
   if (p.rows == 0) return;
+  const int slice = (p.hidden + kClusterBlocks - 1) / kClusterBlocks;
+  // Few rows: one block per row would leave the GPU idle (at batch 1 the whole
+  // kernel is one block), so each row gets a cluster of 8 blocks.
+  if (p.clusters && p.rows <= 16 && p.hidden >= 1024 && slice <= kClusterThreads * kClusterPerThread) {
+    TANDEM_DISPATCH_TYPE(p.type, T, TANDEM_DISPATCH_TYPE(p.weight_type, W, {
+      cudaLaunchConfig_t cfg{};
+      cfg.gridDim = dim3(p.rows * kClusterBlocks);
+      cfg.blockDim = dim3(kClusterThreads);
+      cfg.stream = stream;
+      cudaLaunchAttribute attr[1];
+      attr[0].id = cudaLaunchAttributeClusterDimension;
+      attr[0].val.clusterDim.x = kClusterBlocks;
+      attr[0].val.clusterDim.y = 1;
+      attr[0].val.clusterDim.z = 1;
+      cfg.attrs = attr;
+      cfg.numAttrs = 1;
+      cudaLaunchKernelEx(&cfg, rms_norm_cluster_kernel<T, W>, static_cast<const T*>(p.x), static_cast<T*>(p.residual),
+                         static_cast<const W*>(p.weight), static_cast<T*>(p.out), p.hidden, p.x_stride, p.out_stride,
+                         p.eps, slice);
+    }));
+    return;
+  }
   const size_t smem = static_cast<size_t>(p.hidden) * sizeof(float);
   TANDEM_DISPATCH_TYPE(p.type, T, TANDEM_DISPATCH_TYPE(p.weight_type, W, {
     auto kernel = rms_norm_kernel<T, W>;

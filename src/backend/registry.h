@@ -45,6 +45,9 @@ struct CudaBackendOptions {
   // Variant 2's GEMV starts its weight loads while the previous kernel finishes
   // (programmatic dependent launch, sm_90).
   bool int4_pdl = true;
+  // Sequences with at least this many query tokens in a step take the tensor-core
+  // prefill attention kernel; 0 sends every token to the CUDA-core kernel.
+  int attention_prefill_min_query = 16;
 };
 // The CUDA backend; kUnavailable when it was not compiled in or no GPU is there,
 // kResourceExhausted when memory_bytes cannot be allocated.

@@ -76,6 +76,10 @@ class CudaBackend : public Backend {
       return invalid_argument("CUDA kernel_variant must be 0, 1 or 2, not " + std::to_string(o.kernel_variant));
     variant_ = o.kernel_variant;
     pdl_ = o.int4_pdl;
+    if (o.attention_prefill_min_query < 0)
+      return invalid_argument("CUDA attention_prefill_min_query must be >= 0, not " +
+                              std::to_string(o.attention_prefill_min_query));
+    prefill_min_query_ = o.attention_prefill_min_query;
     if (cudaSetDevice(o.device) != cudaSuccess) {
       cudaGetLastError();
       return invalid_argument("no CUDA device " + std::to_string(o.device));
@@ -290,7 +294,10 @@ class CudaBackend : public Backend {
     const size_t seq_bytes = align(static_cast<size_t>(T) * 4);
     const size_t out_bytes = splits > 1 ? align(static_cast<size_t>(T) * a.num_heads * splits * a.head_dim * 4) : 0;
     const size_t ml_bytes = splits > 1 ? align(static_cast<size_t>(T) * a.num_heads * splits * 2 * 4) : 0;
-    char* ws = workspace(seq_bytes + out_bytes + ml_bytes);
+    // Tensor-core prefill tiles (attention_prefill.cu), only when a sequence can qualify.
+    const int min_query = a.pages.max_query_len >= prefill_min_query_ ? prefill_min_query_ : 0;
+    const size_t tile_bytes = align(static_cast<size_t>(attention_prefill_max_tiles(T, S, min_query)) * 8);
+    char* ws = workspace(seq_bytes + out_bytes + ml_bytes + tile_bytes);
     int32_t* token_seq = reinterpret_cast<int32_t*>(ws);
     launch_token_seq(a.pages.query_start, S, token_seq, T, stream_);
     AttnKernelParams p{};
@@ -321,6 +328,10 @@ class CudaBackend : public Backend {
     p.partial_ml = splits > 1 ? reinterpret_cast<float*>(ws + seq_bytes + out_bytes) : nullptr;
     p.type = elem(act_);
     p.variant = variant_;
+    p.prefill_min_query = tile_bytes > 0 ? min_query : 0;
+    p.prefill_tiles = tile_bytes > 0 ? ws + seq_bytes + out_bytes + ml_bytes : nullptr;
+    // The shortest query is at least T - (S - 1) * max_query_len.
+    p.prefill_all = p.prefill_min_query > 0 && T - int64_t{S - 1} * a.pages.max_query_len >= p.prefill_min_query;
     launch_attention(p, stream_);
     CUDA_CHECK_LAUNCH();
   }
@@ -407,6 +418,7 @@ class CudaBackend : public Backend {
   int num_sms_ = 132;
   int variant_ = 0;  // CudaBackendOptions::kernel_variant
   bool pdl_ = true;  // CudaBackendOptions::int4_pdl
+  int prefill_min_query_ = 16;  // CudaBackendOptions::attention_prefill_min_query
   DType act_ = DType::kF16;
   cudaStream_t stream_ = nullptr;
   DeviceArena arena_;  // destroyed after the buffers below (declared first)

@@ -180,8 +180,19 @@ struct AttnKernelParams {
   float* partial_ml;
   ElemType type;
   int variant;  // 0: first validated kernel; 1: loads batched ahead of use
+  // Tensor-core prefill (attention_prefill.cu): sequences with at least
+  // prefill_min_query query tokens this step go there (0: none do), the others
+  // to the CUDA-core kernel. prefill_tiles: attention_prefill_max_tiles(...) int2.
+  int prefill_min_query;
+  void* prefill_tiles;
+  bool prefill_all;  // every sequence qualifies (known on the host): no CUDA-core launch
 };
+// Both kernels as needed (the prefill one when prefill_min_query > 0).
 void launch_attention(const AttnKernelParams& p, cudaStream_t stream);
+// The tensor-core kernel alone, for the sequences of >= prefill_min_query tokens.
+void launch_attention_prefill(const AttnKernelParams& p, cudaStream_t stream);
+// Upper bound on its 64-row query tiles (0 when no sequence can qualify).
+int attention_prefill_max_tiles(int num_tokens, int num_seqs, int min_query);
 
 // token_seq[i] = the sequence of token i, from query_start (T tokens, S seqs).
 void launch_token_seq(const int32_t* query_start, int num_seqs, int32_t* token_seq,

@@ -361,6 +361,45 @@ class CudaBackend : public Backend {
     CUDA_CHECK_LAUNCH();
   }
 
+  void sample(const SampleBatch& b) override {
+    CHECK(b.logits.dtype == DType::kF32 && b.logits.ndim == 2);
+    CHECK(b.out_ids.dtype == DType::kI32 && b.out_ids.numel() == static_cast<int64_t>(b.rows.size()));
+    const int R = static_cast<int>(b.rows.size());
+    if (R == 0) return;
+    const int64_t V = b.logits.dim(1);
+    std::vector<SampleKernelRow> rows(R);
+    for (int i = 0; i < R; ++i) {
+      const SampleRow& r = b.rows[i];
+      CHECK(r.logits_row >= 0 && r.logits_row < b.logits.dim(0));
+      CHECK(r.penalty_begin >= 0 && r.penalty_begin <= r.penalty_end &&
+            r.penalty_end <= static_cast<int>(b.penalties.size()));
+      rows[i] = {r.seed, r.logits_row, r.top_k, r.temperature, r.top_p, r.min_p, r.repetition_penalty,
+                 r.presence_penalty, r.frequency_penalty, r.choice_index, r.output_index, r.penalty_begin,
+                 r.penalty_end};
+    }
+    std::vector<SamplePenalty> pen(b.penalties.size());
+    for (size_t i = 0; i < pen.size(); ++i) {
+      const SamplePenaltyToken& t = b.penalties[i];
+      pen[i] = {t.id, t.output_count, (t.seen ? kSampleSeen : 0) | (t.banned ? kSampleBanned : 0)};
+    }
+    // Workspace: [rows][penalties][scratch R x 2 x V floats].
+    const size_t rows_bytes = align(rows.size() * sizeof(SampleKernelRow));
+    const size_t pen_bytes = align(std::max<size_t>(pen.size(), 1) * sizeof(SamplePenalty));
+    char* ws = workspace(rows_bytes + pen_bytes + static_cast<size_t>(R) * sample_scratch_row_bytes(static_cast<int>(V)));
+    CUDA_CHECK(cudaMemcpyAsync(ws, rows.data(), rows.size() * sizeof(SampleKernelRow), cudaMemcpyHostToDevice, stream_));
+    if (!pen.empty())
+      CUDA_CHECK(cudaMemcpyAsync(ws + rows_bytes, pen.data(), pen.size() * sizeof(SamplePenalty), cudaMemcpyHostToDevice, stream_));
+    SampleKernelParams p{b.logits.as<const float>(), V, ws + rows_bytes + pen_bytes,
+                         sample_scratch_row_bytes(static_cast<int>(V)),
+                         reinterpret_cast<const SampleKernelRow*>(ws),
+                         reinterpret_cast<const SamplePenalty*>(ws + rows_bytes), b.out_ids.as<int32_t>(), R,
+                         static_cast<int>(V)};
+    launch_sample(p, stream_);
+    CUDA_CHECK_LAUNCH();
+    // (Copies from pageable host memory are staged before cudaMemcpyAsync returns:
+    // the host vectors may go.)
+  }
+
   void copy_kv_pages(const KvCacheView& cache,
                      const std::vector<std::pair<int32_t, int32_t>>& src_dst) override {
     if (src_dst.empty()) return;

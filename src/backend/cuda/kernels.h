@@ -194,6 +194,43 @@ void launch_attention_prefill(const AttnKernelParams& p, cudaStream_t stream);
 // Upper bound on its 64-row query tiles (0 when no sequence can qualify).
 int attention_prefill_max_tiles(int num_tokens, int num_seqs, int min_query);
 
+// ---- sampling (sample.cu; semantics of src/sampling/sampler.cpp) -----------
+
+constexpr float kSampleGreedyEpsilon = 1e-5f;  // = sampling's kGreedyEpsilon
+constexpr int kSampleSeen = 1;    // in the prompt or output: repetition penalty
+constexpr int kSampleBanned = 2;  // forced to -inf
+
+struct SamplePenalty {
+  int32_t id;
+  int32_t output_count;  // occurrences in the output (presence/frequency)
+  int32_t flags;         // kSampleSeen | kSampleBanned
+};
+
+struct SampleKernelRow {
+  uint64_t seed;
+  int32_t logits_row;
+  int32_t top_k;
+  float temperature, top_p, min_p;
+  float repetition_penalty, presence_penalty, frequency_penalty;
+  int32_t choice_index, output_index;
+  int32_t penalty_begin, penalty_end;  // into SampleKernelParams::penalties (distinct ids)
+};
+
+struct SampleKernelParams {
+  const float* logits;  // [*, vocab], row stride logits_stride
+  int64_t logits_stride;
+  void* scratch;        // num_rows x scratch_row_bytes
+  int64_t scratch_row_bytes;  // sample_scratch_row_bytes(vocab)
+  const SampleKernelRow* rows;  // [num_rows]
+  const SamplePenalty* penalties;
+  int32_t* out_ids;     // [num_rows]
+  int num_rows, vocab;
+};
+// Per row: vocab doubles (weights) then vocab floats (penalized logits), 16-byte aligned.
+inline int64_t sample_scratch_row_bytes(int vocab) { return (int64_t{vocab} * 12 + 15) / 16 * 16; }
+// One block per row: its token id into out_ids.
+void launch_sample(const SampleKernelParams& p, cudaStream_t stream);
+
 // token_seq[i] = the sequence of token i, from query_start (T tokens, S seqs).
 void launch_token_seq(const int32_t* query_start, int num_seqs, int32_t* token_seq,
                       int num_tokens, cudaStream_t stream);

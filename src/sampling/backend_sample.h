@@ -1,0 +1,21 @@
+// Sampling on the backend: builds Backend::sample() rows from requests, and the
+// reference implementation of Backend::sample() (the CPU sampler on host copies).
+#pragma once
+
+#include "backend/backend.h"
+#include "engine/api.h"
+#include "sampling/sampler.h"
+
+namespace tandem {
+
+// Appends one draw for `logits_row` with the settings of `params` and the
+// penalty state of `ctx` (distinct ids: seen in prompt/output, output counts,
+// banned) to *batch. The draw's counter is ctx.output_index (or the output size).
+void add_sample_row(const SamplingParams& params, const SamplingContext& ctx, int logits_row,
+                    SampleBatch* batch);
+
+// Whether the backend's sampler can serve this request alone (logprobs need the
+// row's logits on the host).
+inline bool backend_can_sample(const SamplingParams& params) { return params.logprobs < 0; }
+
+}  // namespace tandem

@@ -30,8 +30,12 @@ class Model {
   size_t weight_bytes() const;
 
   // One forward pass. `kv` has one view per layer (backend.h layout); the batch
-  // was validated by the caller. Appends fp32 logits [logits_rows, vocab] to *logits.
+  // was validated by the caller. Appends fp32 logits [logits_rows, vocab] to *logits;
+  // logits == nullptr keeps them in backend memory for sample().
   Status forward(const ForwardBatch& batch, const std::vector<KvCacheView>& kv, std::vector<float>* logits);
+  // Draws sample->rows on the backend from the logits the last forward(..., nullptr)
+  // kept (SampleRow::logits_row indexes its logits_rows); *ids gets one id per row.
+  Status sample(SampleBatch* sample, std::vector<int32_t>* ids);
 
  private:
   struct Layer;
@@ -51,6 +55,8 @@ class Model {
   int capacity_logits_ = 0;
   DeviceTensor residual_, hidden_, q_, k_, v_, attn_, gate_, up_;
   DeviceTensor gathered_, logits_act_, logits_f32_;
+  TensorView kept_logits_;  // F32 [rows, vocab] of the last forward(..., nullptr)
+  DeviceTensor sample_ids_;  // I32 ids of sample()
   DeviceBuffer meta_;  // int32 metadata of one batch
   size_t meta_capacity_ = 0;
 };

@@ -163,8 +163,8 @@ TEST_F(CudaAttention, PrefillTensorCoresRandomShapes) {
     Case c{ratio * kv_heads, kv_heads, dim, page, window, {}};
     const int S = rand_int(1, 4);
     for (int i = 0; i < S; ++i) {
-      const int n = rand_int(0, 3) == 0 ? rand_int(1, 20) : rand_int(16, 300);
-      c.seqs.push_back({n, n + (rand_int(0, 1) ? 0 : rand_int(1, 700))});
+      const int n = rand_int(0, 3) == 0 ? rand_int(1, 20) : rand_int(16, 200);
+      c.seqs.push_back({n, n + (rand_int(0, 1) ? 0 : rand_int(1, 500))});
     }
     check(c, iter % 2 ? all_tc.get() : nullptr);
   }

@@ -110,7 +110,7 @@ TEST_F(CudaSample, TruncationMasksExact) {
   for (int i = 0; i < V; ++i) logits[perm[i]] = i < 5 ? std::log(probs[i]) : std::log(1e-6) - 0.01f * i;
   struct Cfg { int top_k; float top_p, min_p; int expect; };  // expect = size of the keep set (top ids)
   const Cfg cfgs[] = {{1, 1, 0, 1}, {2, 1, 0, 2}, {3, 1, 0, 3}, {0, 0.65f, 0, 2}, {0, 0.72f, 0, 3},
-                      {0, 0.4f, 0, 1}, {0, 1, 0.3f, 3}, {0, 1, 0.2f, 4}, {4, 0.9f, 0, 4}, {3, 0.9f, 0.5f, 2},
+                      {0, 0.35f, 0, 1}, {0, 0.45f, 0, 2}, {0, 1, 0.3f, 3}, {0, 1, 0.2f, 4}, {4, 0.9f, 0, 4}, {3, 0.9f, 0.5f, 2},
                       {0, 0.88f, 0.3f, 3}};
   for (const Cfg& c : cfgs) {
     std::vector<std::pair<Req, int>> rows;

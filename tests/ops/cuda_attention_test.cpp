@@ -97,6 +97,7 @@ class CudaAttention : public OpTest {
     o.memory_bytes = size_t{2} << 30;
     o.activation_dtype = act_dtype;
     o.attention_prefill_min_query = prefill_min_query;
+    if (const char* v = std::getenv("TANDEM_CUDA_KERNEL_VARIANT")) o.kernel_variant = std::atoi(v);
     auto g = make_cuda_backend(o);
     EXPECT_TRUE(g.ok()) << g.status().to_string();
     return g.ok() ? std::move(g).value() : nullptr;

@@ -37,6 +37,7 @@ __device__ __forceinline__ void cp_async16(uint32_t dst, const void* src, bool v
 }
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::: "memory"); }
 __device__ __forceinline__ void cp_async_wait_all() { asm volatile("cp.async.wait_group 0;\n" ::: "memory"); }
+__device__ __forceinline__ void cp_async_wait_one() { asm volatile("cp.async.wait_group 1;\n" ::: "memory"); }
 
 __device__ __forceinline__ void ldmatrix_x4(uint32_t (&r)[4], uint32_t addr) {
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
@@ -90,10 +91,10 @@ __device__ __forceinline__ float fast_exp2(float x) {
   return y;
 }
 
-template <int D>
+template <int D, int kStages>
 struct PrefillSmem {
   static constexpr int kStride = D + 8;  // halves per row (16-byte pad)
-  static constexpr size_t kBytes = size_t{kBM + 2 * kBN} * kStride * 2;
+  static constexpr size_t kBytes = size_t{kBM + kStages * 2 * kBN} * kStride * 2;
 };
 
 // tiles[i] = (sequence, first query row) of the i-th 64-row tile, or (-1, 0)
@@ -130,13 +131,13 @@ __global__ void __launch_bounds__(1024)
 
 // grid (num_q_heads, max_tiles): the heads of one tile are neighbours, so the
 // K/V tiles they share (GQA) are read from L2.
-template <typename T, int D>
+template <typename T, int D, int kStages>
 __global__ void __launch_bounds__(kThreads)
     attention_prefill_kernel(AttnKernelParams p, const int2* __restrict__ tiles) {
   allow_dependent_launch();
   const int2 tile = tiles[blockIdx.y];
   if (tile.x < 0) return;
-  constexpr int kStride = PrefillSmem<D>::kStride;
+  constexpr int kStride = PrefillSmem<D, kStages>::kStride;
   constexpr int kChunks = D / 8;  // 16-byte chunks per row
   const int s = tile.x, row0 = tile.y;
   const int h = blockIdx.x;
@@ -150,8 +151,7 @@ __global__ void __launch_bounds__(kThreads)
 
   extern __shared__ __align__(16) unsigned char smem_raw[];
   T* q_s = reinterpret_cast<T*>(smem_raw);
-  T* k_s = q_s + kBM * kStride;
-  T* v_s = k_s + kBN * kStride;
+  T* kv_s = q_s + kBM * kStride;  // kStages x (K tile, V tile)
   const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
 
   const T* qg = static_cast<const T*>(p.q);
@@ -179,9 +179,6 @@ __global__ void __launch_bounds__(kThreads)
       cp_async16(smem_u32(dst + r * kStride + c * 8), src, ok);
     }
   };
-  load_kv(k_s, kc, lo);
-  cp_async_commit();
-
   uint32_t qf[D / 16][4];
   float o[D / 8][4];
 #pragma unroll
@@ -191,19 +188,11 @@ __global__ void __launch_bounds__(kThreads)
   const int pos_a = pos0 + warp * 16 + (lane >> 2);  // this thread's rows: pos_a, pos_a + 8
   const int pos_b = pos_a + 8;
   const int n_tiles = (hi - lo + kBN - 1) / kBN;
+  float sc[kBN / 8][4];
 
-  for (int j = 0; j < n_tiles; ++j) {
-    const int k0 = lo + j * kBN;
-    cp_async_wait_all();
-    __syncthreads();  // K tile j (and Q) visible; every warp is done with V tile j - 1
-    load_kv(v_s, vc, k0);
-    cp_async_commit();
-    if (j == 0) {
-#pragma unroll
-      for (int kk = 0; kk < D / 16; ++kk)
-        ldmatrix_x4(qf[kk], smem_u32(q_s + (warp * 16 + (lane & 15)) * kStride + kk * 16 + (lane >> 4) * 8));
-    }
-    float sc[kBN / 8][4];
+  // S = Q K^T for the key tile at k0 in ks, masked, then the online softmax
+  // update: sc holds P (unnormalized), o and l are rescaled.
+  auto scores_softmax = [&](const T* ks, int k0) {
 #pragma unroll
     for (int nt = 0; nt < kBN / 8; ++nt) sc[nt][0] = sc[nt][1] = sc[nt][2] = sc[nt][3] = 0.f;
 #pragma unroll
@@ -211,7 +200,7 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
       for (int nt = 0; nt < kBN / 8; ++nt) {
         uint32_t b[4];
-        ldmatrix_x4(b, smem_u32(k_s + (nt * 8 + (lane & 7)) * kStride + kk * 32 + (lane >> 3) * 8));
+        ldmatrix_x4(b, smem_u32(ks + (nt * 8 + (lane & 7)) * kStride + kk * 32 + (lane >> 3) * 8));
         mma16816<T>(sc[nt], qf[2 * kk], b[0], b[1]);
         mma16816<T>(sc[nt], qf[2 * kk + 1], b[2], b[3]);
       }
@@ -262,10 +251,9 @@ __global__ void __launch_bounds__(kThreads)
       o[dt][2] *= corr[1];
       o[dt][3] *= corr[1];
     }
-    cp_async_wait_all();
-    __syncthreads();  // V tile j visible; every warp is done with K tile j
-    if (j + 1 < n_tiles) load_kv(k_s, kc, k0 + kBN);
-    cp_async_commit();
+  };
+  // O += P V for the value tile in vs.
+  auto accumulate_pv = [&](const T* vs) {
 #pragma unroll
     for (int kk = 0; kk < kBN / 16; ++kk) {
       // The S accumulators of key tiles 2kk, 2kk+1 are exactly P's A fragment.
@@ -275,11 +263,67 @@ __global__ void __launch_bounds__(kThreads)
 #pragma unroll
       for (int dt = 0; dt < D / 16; ++dt) {
         uint32_t b[4];
-        ldmatrix_x4_trans(b, smem_u32(v_s + (kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * kStride + dt * 16 +
+        ldmatrix_x4_trans(b, smem_u32(vs + (kk * 16 + (lane & 7) + ((lane >> 3) & 1) * 8) * kStride + dt * 16 +
                                       (lane >> 4) * 8));
         mma16816<T>(o[2 * dt], a, b[0], b[1]);
         mma16816<T>(o[2 * dt + 1], a, b[2], b[3]);
       }
+    }
+  };
+  auto load_q_fragments = [&]() {
+#pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk)
+      ldmatrix_x4(qf[kk], smem_u32(q_s + (warp * 16 + (lane & 15)) * kStride + kk * 16 + (lane >> 4) * 8));
+  };
+
+  if constexpr (kStages == 1) {
+    // One K and one V buffer: the V load of a tile overlaps S = Q K^T, the load
+    // of the next K tile overlaps P V.
+    T* k_s = kv_s;
+    T* v_s = kv_s + kBN * kStride;
+    load_kv(k_s, kc, lo);
+    cp_async_commit();
+    for (int j = 0; j < n_tiles; ++j) {
+      const int k0 = lo + j * kBN;
+      cp_async_wait_all();
+      __syncthreads();  // K tile j (and Q) visible; every warp is done with V tile j - 1
+      load_kv(v_s, vc, k0);
+      cp_async_commit();
+      if (j == 0) load_q_fragments();
+      scores_softmax(k_s, k0);
+      cp_async_wait_all();
+      __syncthreads();  // V tile j visible; every warp is done with K tile j
+      if (j + 1 < n_tiles) load_kv(k_s, kc, k0 + kBN);
+      cp_async_commit();
+      accumulate_pv(v_s);
+    }
+  } else {
+    // Two K/V buffers: the loads of tile j + 2 are issued when tile j is done,
+    // so each tile's gather has a whole tile of math to arrive. One commit
+    // group per tile (empty past the end) keeps wait_group 1 exact.
+    auto stage_k = [&](int st) { return kv_s + st * 2 * kBN * kStride; };
+    auto stage_v = [&](int st) { return kv_s + (st * 2 + 1) * kBN * kStride; };
+    load_kv(stage_k(0), kc, lo);
+    load_kv(stage_v(0), vc, lo);
+    cp_async_commit();  // with Q
+    if (n_tiles > 1) {
+      load_kv(stage_k(1), kc, lo + kBN);
+      load_kv(stage_v(1), vc, lo + kBN);
+    }
+    cp_async_commit();
+    for (int j = 0; j < n_tiles; ++j) {
+      const int k0 = lo + j * kBN, st = j & 1;
+      cp_async_wait_one();
+      __syncthreads();  // tile j (and Q) visible
+      if (j == 0) load_q_fragments();
+      scores_softmax(stage_k(st), k0);
+      accumulate_pv(stage_v(st));
+      __syncthreads();  // every warp is done with stage st
+      if (j + 2 < n_tiles) {
+        load_kv(stage_k(st), kc, k0 + 2 * kBN);
+        load_kv(stage_v(st), vc, k0 + 2 * kBN);
+      }
+      cp_async_commit();
     }
   }
   cp_async_wait_all();  // the last (empty) group
@@ -303,13 +347,15 @@ __global__ void __launch_bounds__(kThreads)
   }
 }
 
-template <typename T, int D>
+template <typename T, int D, int kStages>
 void launch_prefill_typed(const AttnKernelParams& p, int max_tiles, cudaStream_t stream) {
+  constexpr size_t kBytes = PrefillSmem<D, kStages>::kBytes;
   // Above 48 KB of dynamic shared memory needs the attribute; set once per instantiation.
-  static const cudaError_t attr = cudaFuncSetAttribute(
-      attention_prefill_kernel<T, D>, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(PrefillSmem<D>::kBytes));
+  static const cudaError_t attr = cudaFuncSetAttribute(attention_prefill_kernel<T, D, kStages>,
+                                                       cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                                       static_cast<int>(kBytes));
   (void)attr;  // a failure shows as a launch error, which the caller checks
-  attention_prefill_kernel<T, D><<<dim3(p.num_q_heads, max_tiles), kThreads, PrefillSmem<D>::kBytes, stream>>>(
+  attention_prefill_kernel<T, D, kStages><<<dim3(p.num_q_heads, max_tiles), kThreads, kBytes, stream>>>(
       p, reinterpret_cast<const int2*>(p.prefill_tiles));
 }
 
@@ -327,10 +373,19 @@ void launch_attention_prefill(const AttnKernelParams& p, cudaStream_t stream) {
                                                reinterpret_cast<int2*>(p.prefill_tiles), max_tiles);
   auto run = [&](auto tag) {
     using T = decltype(tag);
+    // Kernel variant 1: the two-stage K/V pipeline (docs/cuda.md: not yet run on a GPU).
     if (p.head_dim == 128) {
-      launch_prefill_typed<T, 128>(p, max_tiles, stream);
+      if (p.variant == 1) {
+        launch_prefill_typed<T, 128, 2>(p, max_tiles, stream);
+      } else {
+        launch_prefill_typed<T, 128, 1>(p, max_tiles, stream);
+      }
     } else if (p.head_dim == 64) {
-      launch_prefill_typed<T, 64>(p, max_tiles, stream);
+      if (p.variant == 1) {
+        launch_prefill_typed<T, 64, 2>(p, max_tiles, stream);
+      } else {
+        launch_prefill_typed<T, 64, 1>(p, max_tiles, stream);
+      }
     }
   };
   if (p.type == ElemType::kBF16) {

@@ -382,20 +382,24 @@ class CudaBackend : public Backend {
       const SamplePenaltyToken& t = b.penalties[i];
       pen[i] = {t.id, t.output_count, (t.seen ? kSampleSeen : 0) | (t.banned ? kSampleBanned : 0)};
     }
-    // Workspace: [rows][penalties][scratch R x 2 x V floats].
+    // Workspace: [rows][penalties][scratch of up to kSampleRowsPerLaunch rows,
+    // 12 bytes per vocabulary entry each]; launches of that many rows reuse it.
+    constexpr int kSampleRowsPerLaunch = 64;
+    const int64_t row_bytes = sample_scratch_row_bytes(static_cast<int>(V));
     const size_t rows_bytes = align(rows.size() * sizeof(SampleKernelRow));
     const size_t pen_bytes = align(std::max<size_t>(pen.size(), 1) * sizeof(SamplePenalty));
-    char* ws = workspace(rows_bytes + pen_bytes + static_cast<size_t>(R) * sample_scratch_row_bytes(static_cast<int>(V)));
+    char* ws = workspace(rows_bytes + pen_bytes + static_cast<size_t>(std::min(R, kSampleRowsPerLaunch)) * row_bytes);
     CUDA_CHECK(cudaMemcpyAsync(ws, rows.data(), rows.size() * sizeof(SampleKernelRow), cudaMemcpyHostToDevice, stream_));
     if (!pen.empty())
       CUDA_CHECK(cudaMemcpyAsync(ws + rows_bytes, pen.data(), pen.size() * sizeof(SamplePenalty), cudaMemcpyHostToDevice, stream_));
-    SampleKernelParams p{b.logits.as<const float>(), V, ws + rows_bytes + pen_bytes,
-                         sample_scratch_row_bytes(static_cast<int>(V)),
-                         reinterpret_cast<const SampleKernelRow*>(ws),
-                         reinterpret_cast<const SamplePenalty*>(ws + rows_bytes), b.out_ids.as<int32_t>(), R,
-                         static_cast<int>(V)};
-    launch_sample(p, stream_);
-    CUDA_CHECK_LAUNCH();
+    for (int r0 = 0; r0 < R; r0 += kSampleRowsPerLaunch) {
+      SampleKernelParams p{b.logits.as<const float>(), V, ws + rows_bytes + pen_bytes, row_bytes,
+                           reinterpret_cast<const SampleKernelRow*>(ws) + r0,
+                           reinterpret_cast<const SamplePenalty*>(ws + rows_bytes), b.out_ids.as<int32_t>() + r0,
+                           std::min(kSampleRowsPerLaunch, R - r0), static_cast<int>(V)};
+      launch_sample(p, stream_);
+      CUDA_CHECK_LAUNCH();
+    }
     // (Copies from pageable host memory are staged before cudaMemcpyAsync returns:
     // the host vectors may go.)
   }

@@ -161,11 +161,11 @@ void bench_attention_prefill(int reps) {
   double peak_tflops = 0;
   {
     const int n = 8192;
-    __half* a = static_cast<__half*>(dalloc(size_t{n} * n * 2));
-    __half* b = static_cast<__half*>(dalloc(size_t{n} * n * 2));
-    __half* c = static_cast<__half*>(dalloc(size_t{n} * n * 2));
-    fill_random_half<<<1024, 256>>>(a, int64_t{n} * n, 21, -1, 1);
-    fill_random_half<<<1024, 256>>>(b, int64_t{n} * n, 22, -1, 1);
+    __half* a = static_cast<__half*>(dalloc(static_cast<size_t>(n) * n * 2));
+    __half* b = static_cast<__half*>(dalloc(static_cast<size_t>(n) * n * 2));
+    __half* c = static_cast<__half*>(dalloc(static_cast<size_t>(n) * n * 2));
+    fill_random_half<<<1024, 256>>>(a, static_cast<int64_t>(n) * n, 21, -1, 1);
+    fill_random_half<<<1024, 256>>>(b, static_cast<int64_t>(n) * n, 22, -1, 1);
     CK(cudaDeviceSynchronize());
     void* ws = dalloc(32 << 20);
     LtGemm lt;
@@ -193,12 +193,12 @@ void bench_attention_prefill(int reps) {
   for (const Case& c : cases) {
     const int D = c.dim, ps = 16, L = c.len;
     const int num_pages = (L + ps - 1) / ps;
-    const size_t cache_elems = size_t{num_pages} * ps * c.kv_heads * D;
+    const size_t cache_elems = static_cast<size_t>(num_pages) * ps * c.kv_heads * D;
     __half* kc = static_cast<__half*>(dalloc(cache_elems * 2));
     __half* vc = static_cast<__half*>(dalloc(cache_elems * 2));
     fill_random_half<<<1024, 256>>>(kc, cache_elems, 31, -1, 1);
     fill_random_half<<<1024, 256>>>(vc, cache_elems, 32, -1, 1);
-    const size_t q_elems = size_t{L} * c.heads * D;
+    const size_t q_elems = static_cast<size_t>(L) * c.heads * D;
     __half* q = static_cast<__half*>(dalloc(q_elems * 2));
     __half* o_old = static_cast<__half*>(dalloc(q_elems * 2));
     __half* o_new = static_cast<__half*>(dalloc(q_elems * 2));
@@ -209,14 +209,14 @@ void bench_attention_prefill(int reps) {
     for (int i = 0; i < num_pages; ++i) meta_h.push_back((i * 7919) % num_pages);
     int32_t* meta = static_cast<int32_t*>(dalloc(meta_h.size() * 4));
     CK(cudaMemcpy(meta, meta_h.data(), meta_h.size() * 4, cudaMemcpyHostToDevice));
-    void* tiles = dalloc(size_t{attention_prefill_max_tiles(L, 1, 16)} * 8 + 64);
+    void* tiles = dalloc(static_cast<size_t>(attention_prefill_max_tiles(L, 1, 16)) * 8 + 64);
     AttnKernelParams p{};
     p.q = q; p.k_cache = kc; p.v_cache = vc;
     p.query_start = meta; p.kv_len = meta + 2; p.page_indptr = meta + 3; p.token_seq = meta + 5;
     p.page_indices = meta + 5 + L;
     p.num_tokens = L; p.num_seqs = 1; p.num_q_heads = c.heads; p.num_kv_heads = c.kv_heads;
-    p.head_dim = D; p.page_size = ps; p.q_stride = int64_t{c.heads} * D; p.out_stride = p.q_stride;
-    p.token_stride = int64_t{c.kv_heads} * D; p.page_stride = p.token_stride * ps; p.window = 0;
+    p.head_dim = D; p.page_size = ps; p.q_stride = static_cast<int64_t>(c.heads) * D; p.out_stride = p.q_stride;
+    p.token_stride = static_cast<int64_t>(c.kv_heads) * D; p.page_stride = p.token_stride * ps; p.window = 0;
     p.scale = 1.f / std::sqrt(static_cast<float>(D)); p.num_splits = 1; p.split_size = 1 << 30;
     p.type = ElemType::kF16; p.variant = 0;
     CK(cudaDeviceSynchronize());
@@ -226,7 +226,7 @@ void bench_attention_prefill(int reps) {
     p_new.prefill_min_query = 16;
     p_new.prefill_tiles = tiles;
     p_new.prefill_all = true;
-    const double flops = 4.0 * c.heads * D * (double{L} * (L + 1) / 2);
+    const double flops = 4.0 * c.heads * D * (static_cast<double>(L) * (L + 1) / 2);
     const int inner = L > 4096 ? 1 : 2;
     const double ms_old = time_ms([&](int) { launch_attention(p_old, st); }, 1, std::min(reps, 10), inner);
     const double ms_new = time_ms([&](int) { launch_attention(p_new, st); }, 3, reps, inner);

@@ -8,6 +8,8 @@
 // the tensor-core kernel (new), TFLOP/s as a fraction of the tensor-core peak
 // measured here (cuBLASLt fp16 GEMM 8192^3).
 //
+// GPU sampling: microseconds per decode step of B rows (top-p alone, greedy).
+//
 //   tandem_cuda_bench [--json FILE] [--quick] [--profile] [--prefill-only]
 #include <cuda_runtime.h>
 
@@ -268,13 +270,54 @@ void bench_attention_prefill(int reps) {
   }
 }
 
+// Sampling on the GPU (sample.cu) per decode step: B rows of fp32 logits, top-p
+// 0.95 alone (the slowest setting: the 1024-token head test, then the mass
+// search) and greedy, launched as the backend does (at most 64 rows a launch).
+void bench_sampling(int reps) {
+  std::printf("\n%-8s %6s %5s | %10s %10s\n", "sampling", "vocab", "rows", "top-p us", "greedy us");
+  for (int V : {32000, 152064}) {
+    for (int B : {1, 32, 256}) {
+      float* logits = static_cast<float*>(dalloc(static_cast<size_t>(B) * V * 4));
+      // Random logits in [-8, 8): fp16 bits through fill_random_half, then widened.
+      __half* h = static_cast<__half*>(dalloc(static_cast<size_t>(B) * V * 2));
+      fill_random_half<<<1024, 256>>>(h, static_cast<int64_t>(B) * V, 41, -8, 8);
+      CK(cudaDeviceSynchronize());
+      launch_convert(h, ElemType::kF16, logits, ElemType::kF32, static_cast<int64_t>(B) * V, st);
+      const int64_t row_bytes = sample_scratch_row_bytes(V);
+      void* scratch = dalloc(static_cast<size_t>(std::min(B, 64)) * row_bytes);
+      std::vector<SampleKernelRow> rows(B);
+      for (int i = 0; i < B; ++i) rows[i] = {static_cast<uint64_t>(i), i, 0, 0.8f, 0.95f, 0.f, 1.f, 0.f, 0.f, 0, 10, 0, 0};
+      SampleKernelRow* d_rows = static_cast<SampleKernelRow*>(dalloc(rows.size() * sizeof(SampleKernelRow)));
+      int32_t* ids = static_cast<int32_t*>(dalloc(static_cast<size_t>(B) * 4));
+      auto run_all = [&](const SampleKernelRow* r) {
+        for (int r0 = 0; r0 < B; r0 += 64) {
+          SampleKernelParams p{logits, V, scratch, row_bytes, r + r0, nullptr, ids + r0, std::min(64, B - r0), V};
+          launch_sample(p, st);
+        }
+      };
+      CK(cudaMemcpy(d_rows, rows.data(), rows.size() * sizeof(SampleKernelRow), cudaMemcpyHostToDevice));
+      const double ms_p = time_ms([&](int) { run_all(d_rows); }, 2, reps, 2);
+      for (auto& r : rows) r.temperature = 0.f;
+      CK(cudaMemcpy(d_rows, rows.data(), rows.size() * sizeof(SampleKernelRow), cudaMemcpyHostToDevice));
+      const double ms_g = time_ms([&](int) { run_all(d_rows); }, 2, reps, 2);
+      CK(cudaStreamSynchronize(st));
+      std::printf("%-8s %6d %5d | %10.1f %10.1f\n", "", V, B, ms_p * 1e3, ms_g * 1e3);
+      record("\"bench\": \"sampling\", \"vocab\": " + std::to_string(V) + ", \"rows\": " + std::to_string(B) +
+             ", \"top_p_us\": " + std::to_string(ms_p * 1e3) + ", \"greedy_us\": " + std::to_string(ms_g * 1e3));
+      for (void* ptr : {static_cast<void*>(logits), static_cast<void*>(h), scratch, static_cast<void*>(d_rows),
+                        static_cast<void*>(ids)})
+        CK(cudaFree(ptr));
+    }
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   const char* json_path = nullptr;
   bool quick = false;
   bool profile = false;  // one GEMV shape and one attention case, for a profiler
-  bool prefill_only = false;  // only the copy bandwidth, GEMM peak and attention prefill
+  bool prefill_only = false;  // only the copy bandwidth, GEMM peak, attention prefill and sampling
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--json") && i + 1 < argc) json_path = argv[++i];
     else if (!std::strcmp(argv[i], "--quick")) quick = true;
@@ -307,6 +350,7 @@ int main(int argc, char** argv) {
 
   if (prefill_only) {
     bench_attention_prefill(reps);
+    bench_sampling(reps);
     return write_json(json_path, prop.name);
   }
 
@@ -499,6 +543,9 @@ int main(int argc, char** argv) {
                       static_cast<void*>(o), static_cast<void*>(pout), static_cast<void*>(pml)})
       CK(cudaFree(ptr));
   }
-  if (!profile) bench_attention_prefill(reps);
+  if (!profile) {
+    bench_attention_prefill(reps);
+    bench_sampling(reps);
+  }
   return write_json(json_path, prop.name);
 }

@@ -196,9 +196,9 @@ TEST(Engine, NChoicesSharePromptPagesAndChoiceZeroMatchesN1) {
 }
 
 // Sampling on the backend (what a CUDA runner does: ids only) gives the same
-// tokens as the host sampler: greedy, seeded temperature/top-k/top-p/min-p with
-// penalties, n > 1 forks, min_tokens bans; a logprobs request keeps its step on
-// the host path.
+// tokens as the host sampler: greedy requests (with penalties, n > 1 forks,
+// min_tokens bans) go to the backend; steps with sampled requests (seeded
+// temperature/top-k/top-p/min-p) or logprobs stay on the host path.
 TEST(Engine, BackendSamplingMatchesHostSampling) {
   auto cpu = make_cpu_backend(1);
   std::map<std::string, std::vector<std::vector<int32_t>>> tokens[2];
@@ -207,9 +207,22 @@ TEST(Engine, BackendSamplingMatchesHostSampling) {
     Harness h(config(), kVocab, 64, 4);
     if (mode == 1) h.runner().set_sampling_backend(cpu.get());
     std::mt19937 rng(11);
+    // Greedy requests first, alone: their steps sample on the backend.
+    for (int i = 0; i < 4; ++i) {
+      SamplingParams p = greedy(8);
+      p.repetition_penalty = i == 1 ? 1.3f : 1.0f;
+      p.frequency_penalty = i == 2 ? 0.5f : 0.0f;
+      p.presence_penalty = i == 2 ? 0.2f : 0.0f;
+      p.n = i == 3 ? 2 : 1;
+      p.min_tokens = i == 0 ? 4 : 0;
+      p.stop_token_ids = {3};
+      ASSERT_TRUE(h.add("g" + std::to_string(i), random_tokens(rng, 6 + i), p).ok());
+    }
+    h.run();
+    const int64_t greedy_samples = h.runner().num_backend_samples();
     for (int i = 0; i < 8; ++i) {
       SamplingParams p;
-      p.temperature = i == 0 ? 0.0f : 0.6f + 0.2f * static_cast<float>(i % 3);
+      p.temperature = 0.6f + 0.2f * static_cast<float>(i % 3);
       p.top_k = i % 3 == 1 ? 10 : -1;
       p.top_p = i % 2 ? 0.9f : 1.0f;
       p.min_p = i == 5 ? 0.05f : 0.0f;
@@ -224,6 +237,10 @@ TEST(Engine, BackendSamplingMatchesHostSampling) {
       ASSERT_TRUE(h.add("r" + std::to_string(i), random_tokens(rng, 5 + i), p).ok());
     }
     h.run();
+    if (mode == 1) {
+      EXPECT_GT(greedy_samples, 0);
+      EXPECT_EQ(h.runner().num_backend_samples(), greedy_samples) << "sampled requests stay on the host";
+    }
     // A step with a logprobs request samples on the host.
     const int64_t before = h.runner().num_backend_samples();
     SamplingParams lp = greedy(3);

@@ -4,10 +4,17 @@
 // same run (bytes read + written). CUDA events, medians; weights rotate over
 // copies larger than L2 so every call streams from HBM. Random data, never zeros.
 //
-//   tandem_cuda_bench [--json FILE] [--quick] [--profile]
+// Attention prefill: a 2,048-token prompt through the CUDA-core kernel (old) and
+// the tensor-core kernel (new), TFLOP/s as a fraction of the tensor-core peak
+// measured here (cuBLASLt fp16 GEMM 8192^3).
+//
+// GPU sampling: microseconds per decode step of B rows (top-p alone, greedy).
+//
+//   tandem_cuda_bench [--json FILE] [--quick] [--profile] [--prefill-only]
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdarg>
 #include <map>
 #include <cstdio>
@@ -136,6 +143,174 @@ std::string buf_printf(const char* fmt, ...) {
 std::string json;
 void record(const std::string& kv) { json += (json.empty() ? "" : ",\n") + std::string("  {") + kv + "}"; }
 
+int write_json(const char* path, const char* device) {
+  if (!path) return 0;
+  FILE* f = std::fopen(path, "w");
+  if (!f) {
+    std::fprintf(stderr, "cannot write %s\n", path);
+    return 1;
+  }
+  std::fprintf(f, "{\"device\": \"%s\", \"results\": [\n%s\n]}\n", device, json.c_str());
+  std::fclose(f);
+  return 0;
+}
+
+// Attention prefill of one L-token prompt (page size 16, scattered pages): the
+// CUDA-core kernel vs the tensor-core kernel, causal FLOPs 4 * H * D * L(L+1)/2,
+// against the fp16 tensor-core peak measured with cuBLASLt at 8192^3. Also checks
+// that the two kernels agree (||new - old|| / ||old||).
+void bench_attention_prefill(int reps) {
+  double peak_tflops = 0;
+  {
+    const int n = 8192;
+    __half* a = static_cast<__half*>(dalloc(static_cast<size_t>(n) * n * 2));
+    __half* b = static_cast<__half*>(dalloc(static_cast<size_t>(n) * n * 2));
+    __half* c = static_cast<__half*>(dalloc(static_cast<size_t>(n) * n * 2));
+    fill_random_half<<<1024, 256>>>(a, static_cast<int64_t>(n) * n, 21, -1, 1);
+    fill_random_half<<<1024, 256>>>(b, static_cast<int64_t>(n) * n, 22, -1, 1);
+    CK(cudaDeviceSynchronize());
+    void* ws = dalloc(32 << 20);
+    LtGemm lt;
+    const char* err = nullptr;
+    if (!lt.init(ws, 32 << 20, &err)) {
+      std::fprintf(stderr, "cuBLASLt: %s\n", err);
+      std::exit(1);
+    }
+    const double ms = time_ms([&](int) {
+      LtGemmArgs g{a, b, c, n, n, n, n, n, ElemType::kF16, ElemType::kF16, ElemType::kF16};
+      if (lt.run(g, st) != 0) std::exit(1);
+    }, 3, reps, 2);
+    peak_tflops = 2.0 * n * n * n / ms / 1e9;
+    std::printf("\ntensor-core peak (cuBLASLt fp16 %d^3, fp32 accumulate): %.0f TFLOP/s\n", n, peak_tflops);
+    record("\"bench\": \"gemm_peak\", \"n\": " + std::to_string(n) + ", \"tflops\": " + std::to_string(peak_tflops));
+    CK(cudaStreamSynchronize(st));
+    for (void* p : {static_cast<void*>(a), static_cast<void*>(b), static_cast<void*>(c), ws}) CK(cudaFree(p));
+  }
+  std::printf("%-13s %5s %4s | %10s %8s %7s | %10s %8s %7s | %8s %9s | %10s %8s %9s\n", "attn prefill", "len", "D",
+              "old us", "TFLOP/s", "% peak", "new us", "TFLOP/s", "% peak", "speedup", "rel diff", "2-stage us",
+              "TFLOP/s", "rel diff");
+  struct Case { const char* model; int heads, kv_heads, dim, len; };
+  const Case cases[] = {{"mistral-7b", 32, 8, 128, 2048}, {"deepseek-33b", 56, 8, 128, 2048},
+                        {"mistral-7b", 32, 8, 128, 8192}, {"head-dim-64", 32, 8, 64, 2048}};
+  for (const Case& c : cases) {
+    const int D = c.dim, ps = 16, L = c.len;
+    const int num_pages = (L + ps - 1) / ps;
+    const size_t cache_elems = static_cast<size_t>(num_pages) * ps * c.kv_heads * D;
+    __half* kc = static_cast<__half*>(dalloc(cache_elems * 2));
+    __half* vc = static_cast<__half*>(dalloc(cache_elems * 2));
+    fill_random_half<<<1024, 256>>>(kc, cache_elems, 31, -1, 1);
+    fill_random_half<<<1024, 256>>>(vc, cache_elems, 32, -1, 1);
+    const size_t q_elems = static_cast<size_t>(L) * c.heads * D;
+    __half* q = static_cast<__half*>(dalloc(q_elems * 2));
+    __half* o_old = static_cast<__half*>(dalloc(q_elems * 2));
+    __half* o_new = static_cast<__half*>(dalloc(q_elems * 2));
+    fill_random_half<<<1024, 256>>>(q, q_elems, 33, -2, 2);
+    std::vector<int32_t> meta_h;  // query_start [2], kv_len [1], page_indptr [2], token_seq [L], pages
+    meta_h = {0, L, L, 0, num_pages};
+    for (int i = 0; i < L; ++i) meta_h.push_back(0);
+    for (int i = 0; i < num_pages; ++i) meta_h.push_back((i * 7919) % num_pages);
+    int32_t* meta = static_cast<int32_t*>(dalloc(meta_h.size() * 4));
+    CK(cudaMemcpy(meta, meta_h.data(), meta_h.size() * 4, cudaMemcpyHostToDevice));
+    void* tiles = dalloc(static_cast<size_t>(attention_prefill_max_tiles(L, 1, 16)) * 8 + 64);
+    AttnKernelParams p{};
+    p.q = q; p.k_cache = kc; p.v_cache = vc;
+    p.query_start = meta; p.kv_len = meta + 2; p.page_indptr = meta + 3; p.token_seq = meta + 5;
+    p.page_indices = meta + 5 + L;
+    p.num_tokens = L; p.num_seqs = 1; p.num_q_heads = c.heads; p.num_kv_heads = c.kv_heads;
+    p.head_dim = D; p.page_size = ps; p.q_stride = static_cast<int64_t>(c.heads) * D; p.out_stride = p.q_stride;
+    p.token_stride = static_cast<int64_t>(c.kv_heads) * D; p.page_stride = p.token_stride * ps; p.window = 0;
+    p.scale = 1.f / std::sqrt(static_cast<float>(D)); p.num_splits = 1; p.split_size = 1 << 30;
+    p.type = ElemType::kF16; p.variant = 0;
+    CK(cudaDeviceSynchronize());
+    AttnKernelParams p_old = p, p_new = p;
+    p_old.out = o_old;
+    p_new.out = o_new;
+    p_new.prefill_min_query = 16;
+    p_new.prefill_tiles = tiles;
+    p_new.prefill_all = true;
+    const double flops = 4.0 * c.heads * D * (static_cast<double>(L) * (L + 1) / 2);
+    const int inner = L > 4096 ? 1 : 2;
+    const double ms_old = time_ms([&](int) { launch_attention(p_old, st); }, 1, std::min(reps, 10), inner);
+    const double ms_new = time_ms([&](int) { launch_attention(p_new, st); }, 3, reps, inner);
+    CK(cudaStreamSynchronize(st));
+    std::vector<__half> a(q_elems), b(q_elems);
+    CK(cudaMemcpy(a.data(), o_old, q_elems * 2, cudaMemcpyDeviceToHost));
+    auto diff_vs_old = [&](const __half* dev) {
+      CK(cudaMemcpy(b.data(), dev, q_elems * 2, cudaMemcpyDeviceToHost));
+      double num = 0, den = 0;
+      for (size_t i = 0; i < q_elems; ++i) {
+        const double x = __half2float(a[i]), y = __half2float(b[i]);
+        num += (y - x) * (y - x);
+        den += x * x;
+      }
+      return std::isfinite(num) && den > 0 ? std::sqrt(num / den) : INFINITY;
+    };
+    const double diff = diff_vs_old(o_new);
+    // Kernel variant 1: the two-stage K/V pipeline, output poisoned first.
+    AttnKernelParams p_v1 = p_new;
+    p_v1.variant = 1;
+    CK(cudaMemset(o_new, 0xff, q_elems * 2));
+    const double ms_v1 = time_ms([&](int) { launch_attention(p_v1, st); }, 3, reps, inner);
+    CK(cudaStreamSynchronize(st));
+    const double diff_v1 = diff_vs_old(o_new);
+    const double tf_old = flops / ms_old / 1e9, tf_new = flops / ms_new / 1e9, tf_v1 = flops / ms_v1 / 1e9;
+    std::printf("%-13s %5d %4d | %10.1f %8.1f %6.1f%% | %10.1f %8.1f %6.1f%% | %7.1fx %9.2e | %10.1f %8.1f %9.2e\n",
+                c.model, L, D, ms_old * 1e3, tf_old, 100 * tf_old / peak_tflops, ms_new * 1e3, tf_new,
+                100 * tf_new / peak_tflops, ms_old / ms_new, diff, ms_v1 * 1e3, tf_v1, diff_v1);
+    record("\"bench\": \"attention_prefill\", \"model\": \"" + std::string(c.model) + "\", \"heads\": " +
+           std::to_string(c.heads) + ", \"kv_heads\": " + std::to_string(c.kv_heads) + ", \"head_dim\": " +
+           std::to_string(D) + ", \"len\": " + std::to_string(L) + ", \"old_us\": " + std::to_string(ms_old * 1e3) +
+           ", \"new_us\": " + std::to_string(ms_new * 1e3) + ", \"old_tflops\": " + std::to_string(tf_old) +
+           ", \"new_tflops\": " + std::to_string(tf_new) + ", \"peak_tflops\": " + std::to_string(peak_tflops) +
+           ", \"rel_diff\": " + std::to_string(diff) + ", \"two_stage_us\": " + std::to_string(ms_v1 * 1e3) +
+           ", \"two_stage_tflops\": " + std::to_string(tf_v1) + ", \"two_stage_rel_diff\": " + std::to_string(diff_v1));
+    for (void* ptr : {static_cast<void*>(kc), static_cast<void*>(vc), static_cast<void*>(q), static_cast<void*>(o_old),
+                      static_cast<void*>(o_new), static_cast<void*>(meta), tiles})
+      CK(cudaFree(ptr));
+  }
+}
+
+// Sampling on the GPU (sample.cu) per decode step: B rows of fp32 logits, top-p
+// 0.95 alone (the slowest setting: the 1024-token head test, then the mass
+// search) and greedy, launched as the backend does (at most 64 rows a launch).
+void bench_sampling(int reps) {
+  std::printf("\n%-8s %6s %5s | %10s %10s\n", "sampling", "vocab", "rows", "top-p us", "greedy us");
+  for (int V : {32000, 152064}) {
+    for (int B : {1, 32, 256}) {
+      float* logits = static_cast<float*>(dalloc(static_cast<size_t>(B) * V * 4));
+      // Random logits in [-8, 8): fp16 bits through fill_random_half, then widened.
+      __half* h = static_cast<__half*>(dalloc(static_cast<size_t>(B) * V * 2));
+      fill_random_half<<<1024, 256>>>(h, static_cast<int64_t>(B) * V, 41, -8, 8);
+      CK(cudaDeviceSynchronize());
+      launch_convert(h, ElemType::kF16, logits, ElemType::kF32, static_cast<int64_t>(B) * V, st);
+      const int64_t row_bytes = sample_scratch_row_bytes(V);
+      void* scratch = dalloc(static_cast<size_t>(std::min(B, 64)) * row_bytes);
+      std::vector<SampleKernelRow> rows(B);
+      for (int i = 0; i < B; ++i) rows[i] = {static_cast<uint64_t>(i), i, 0, 0.8f, 0.95f, 0.f, 1.f, 0.f, 0.f, 0, 10, 0, 0};
+      SampleKernelRow* d_rows = static_cast<SampleKernelRow*>(dalloc(rows.size() * sizeof(SampleKernelRow)));
+      int32_t* ids = static_cast<int32_t*>(dalloc(static_cast<size_t>(B) * 4));
+      auto run_all = [&](const SampleKernelRow* r) {
+        for (int r0 = 0; r0 < B; r0 += 64) {
+          SampleKernelParams p{logits, V, scratch, row_bytes, r + r0, nullptr, ids + r0, std::min(64, B - r0), V};
+          launch_sample(p, st);
+        }
+      };
+      CK(cudaMemcpy(d_rows, rows.data(), rows.size() * sizeof(SampleKernelRow), cudaMemcpyHostToDevice));
+      const double ms_p = time_ms([&](int) { run_all(d_rows); }, 2, reps, 2);
+      for (auto& r : rows) r.temperature = 0.f;
+      CK(cudaMemcpy(d_rows, rows.data(), rows.size() * sizeof(SampleKernelRow), cudaMemcpyHostToDevice));
+      const double ms_g = time_ms([&](int) { run_all(d_rows); }, 2, reps, 2);
+      CK(cudaStreamSynchronize(st));
+      std::printf("%-8s %6d %5d | %10.1f %10.1f\n", "", V, B, ms_p * 1e3, ms_g * 1e3);
+      record("\"bench\": \"sampling\", \"vocab\": " + std::to_string(V) + ", \"rows\": " + std::to_string(B) +
+             ", \"top_p_us\": " + std::to_string(ms_p * 1e3) + ", \"greedy_us\": " + std::to_string(ms_g * 1e3));
+      for (void* ptr : {static_cast<void*>(logits), static_cast<void*>(h), scratch, static_cast<void*>(d_rows),
+                        static_cast<void*>(ids)})
+        CK(cudaFree(ptr));
+    }
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -143,13 +318,15 @@ int main(int argc, char** argv) {
   bool quick = false;
   bool profile = false;  // one GEMV shape and one attention case, for a profiler
   bool copy_only = false;  // only the copy bandwidth (scripts/gpu-check e2e's roofline)
+  bool prefill_only = false;  // only the copy bandwidth, GEMM peak, attention prefill and sampling
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--json") && i + 1 < argc) json_path = argv[++i];
     else if (!std::strcmp(argv[i], "--quick")) quick = true;
     else if (!std::strcmp(argv[i], "--profile")) profile = quick = true;
     else if (!std::strcmp(argv[i], "--copy-only")) copy_only = true;
+    else if (!std::strcmp(argv[i], "--prefill-only")) prefill_only = true;
     else {
-      std::fprintf(stderr, "usage: %s [--json FILE] [--quick] [--profile] [--copy-only]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--json FILE] [--quick] [--profile] [--copy-only] [--prefill-only]\n", argv[0]);
       return 2;
     }
   }
@@ -172,18 +349,13 @@ int main(int argc, char** argv) {
   record("\"bench\": \"copy\", \"gbs\": " + std::to_string(copy_gbs));
   CK(cudaFree(c0));
   CK(cudaFree(c1));
-  auto write_json = [&]() -> int {
-    if (!json_path) return 0;
-    FILE* f = std::fopen(json_path, "w");
-    if (!f) {
-      std::fprintf(stderr, "cannot write %s\n", json_path);
-      return 1;
-    }
-    std::fprintf(f, "{\"device\": \"%s\", \"results\": [\n%s\n]}\n", prop.name, json.c_str());
-    std::fclose(f);
-    return 0;
-  };
-  if (copy_only) return write_json();
+  if (copy_only) return write_json(json_path, prop.name);
+
+  if (prefill_only) {
+    bench_attention_prefill(reps);
+    bench_sampling(reps);
+    return write_json(json_path, prop.name);
+  }
 
   // Workspaces.
   float* partial = static_cast<float*>(dalloc(size_t{64} << 20));
@@ -389,5 +561,9 @@ int main(int argc, char** argv) {
                       static_cast<void*>(o), static_cast<void*>(pout), static_cast<void*>(pml)})
       CK(cudaFree(ptr));
   }
-  return write_json();
+  if (!profile) {
+    bench_attention_prefill(reps);
+    bench_sampling(reps);
+  }
+  return write_json(json_path, prop.name);
 }

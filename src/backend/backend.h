@@ -174,6 +174,36 @@ struct RopeParams {
   int rotary_dim = 0;
 };
 
+// Sampling on the backend (semantics of sampling/sampler.h): one token per row,
+// only the ids come back. sampling/backend_sample.h builds rows from requests.
+struct SampleRow {
+  int32_t logits_row = 0;    // row of SampleBatch::logits
+  float temperature = 1.0f;  // < 1e-5: greedy
+  int top_k = 0;             // <= 0 or >= vocab: off
+  float top_p = 1.0f;
+  float min_p = 0.0f;
+  float repetition_penalty = 1.0f;
+  float presence_penalty = 0.0f;
+  float frequency_penalty = 0.0f;
+  uint64_t seed = 0;         // the draw's key: (seed, choice_index, output_index)
+  int choice_index = 0;
+  int output_index = 0;      // tokens this choice has generated so far
+  int penalty_begin = 0;     // its entries of SampleBatch::penalties
+  int penalty_end = 0;
+};
+struct SamplePenaltyToken {
+  int32_t id = 0;            // distinct within a row
+  int32_t output_count = 0;  // occurrences in the output (presence/frequency penalties)
+  bool seen = false;         // in the prompt or output (repetition penalty)
+  bool banned = false;       // forced to -inf (eos/stop ids before min_tokens)
+};
+struct SampleBatch {
+  TensorView logits;   // [L, V] F32 in backend memory; not modified
+  TensorView out_ids;  // [rows.size()] I32 in backend memory
+  std::vector<SampleRow> rows;
+  std::vector<SamplePenaltyToken> penalties;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -276,6 +306,9 @@ class Backend {
   // For every (src, dst) page pair (host list), copy K and V of that page.
   virtual void copy_kv_pages(const KvCacheView& cache,
                              const std::vector<std::pair<int32_t, int32_t>>& src_dst) = 0;
+  // out_ids[r] = the token drawn for rows[r]. The default (the reference,
+  // sampling/backend_sample.cpp) copies the rows to the host and runs the CPU sampler.
+  virtual void sample(const SampleBatch& b);
 };
 
 // The CPU backend (always compiled). num_threads <= 0: all cores. By default

@@ -48,6 +48,9 @@ struct CudaBackendOptions {
   // Decode steps run as captured CUDA graphs (Backend::supports_graphs); the
   // environment variable TANDEM_CUDA_GRAPHS=0 turns them off in create_backend.
   bool graphs = true;
+  // Sequences with at least this many query tokens in a step take the tensor-core
+  // prefill attention kernel; 0 sends every token to the CUDA-core kernel.
+  int attention_prefill_min_query = 16;
 };
 // The CUDA backend; kUnavailable when it was not compiled in or no GPU is there,
 // kResourceExhausted when memory_bytes cannot be allocated.

@@ -6,6 +6,7 @@
 
 #include "common/check.h"
 #include "common/log.h"
+#include "sampling/backend_sample.h"
 
 namespace tandem {
 namespace {
@@ -352,9 +353,13 @@ Status Engine::step() {
   }
   build_batch();
   if (config_.arbiter != nullptr) config_.arbiter->begin_step(config_.arbiter_model, sched_out_.num_tokens);
+  // Sample on the backend (only ids come back) unless a request wants logprobs,
+  // which need its logits row on the host.
+  bool on_backend = runner_->samples_on_backend();
+  for (const ScheduledSeq& s : sched_out_.scheduled) on_backend = on_backend && backend_can_sample(s.seq->request->sampling);
   Status st;
   if (!sched_out_.copies.empty()) st = runner_->copy_pages(sched_out_.copies);
-  if (st.ok()) st = runner_->forward(batch_, &logits_);
+  if (st.ok()) st = on_backend ? runner_->forward_keep(batch_) : runner_->forward(batch_, &logits_);
   if (!st.ok()) {
     if (config_.arbiter != nullptr) {
       arbiter_continuing_ = false;
@@ -365,13 +370,17 @@ Status Engine::step() {
     fail_all("model runner: " + last_error_);
     return st;
   }
-  CHECK_EQ(logits_.size(), batch_.logits_rows.size() * static_cast<size_t>(vocab_size_));
+  if (!on_backend) CHECK_EQ(logits_.size(), batch_.logits_rows.size() * static_cast<size_t>(vocab_size_));
   scheduler_->on_forward_done(sched_out_);
+  device_sample_.rows.clear();
+  device_sample_.penalties.clear();
+  device_targets_.clear();
   size_t row = 0;
   for (const ScheduledSeq& s : sched_out_.scheduled) {
     Sequence* seq = s.seq;
     if (seq->num_computed < static_cast<int>(seq->tokens.size())) continue;  // a prefill chunk
-    std::span<const float> row_logits(logits_.data() + row * vocab_size_, vocab_size_);
+    std::span<const float> row_logits;
+    if (!on_backend) row_logits = std::span<const float>(logits_.data() + row * vocab_size_, vocab_size_);
     ++row;
     Request* req = seq->request;
     targets_.assign(1, seq);
@@ -394,7 +403,30 @@ Status Engine::step() {
       ctx.banned_tokens = banned_;
       ctx.seed = req->seed;
       ctx.choice_index = target->choice_index;
+      if (on_backend) {  // drawn below, in this order
+        add_sample_row(p, ctx, static_cast<int>(row) - 1, &device_sample_);
+        device_targets_.push_back(target);
+        continue;
+      }
       on_token(target, sample_token(p, ctx, row_logits, &scratch_));
+    }
+  }
+  if (on_backend && !device_targets_.empty()) {
+    st = runner_->sample(&device_sample_, &device_ids_);
+    if (!st.ok()) {
+      if (config_.arbiter != nullptr) {
+        arbiter_continuing_ = false;
+        config_.arbiter->end_step(config_.arbiter_model, false);
+      }
+      last_error_ = st.to_string();
+      TANDEM_LOG(kError) << "engine sampling failed: " << last_error_;
+      fail_all("model runner: " + last_error_);
+      return st;
+    }
+    for (size_t i = 0; i < device_targets_.size(); ++i) {
+      TokenOutput out;
+      out.token_id = device_ids_[i];
+      on_token(device_targets_[i], std::move(out));
     }
   }
   ++num_steps_;

@@ -116,6 +116,11 @@ class Engine {
   SamplerScratch scratch_;
   std::vector<int32_t> banned_;
   std::vector<Sequence*> targets_;
+  // Sampling on the runner's backend (ModelRunner::samples_on_backend): the draws
+  // of one step, their sequences, the ids that come back.
+  SampleBatch device_sample_;
+  std::vector<Sequence*> device_targets_;
+  std::vector<int32_t> device_ids_;
 };
 
 }  // namespace tandem

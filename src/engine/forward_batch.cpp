@@ -2,6 +2,13 @@
 
 namespace tandem {
 
+Status ModelRunner::forward_keep(const ForwardBatch&) {
+  return Status(StatusCode::kUnimplemented, "this model runner does not sample on its backend");
+}
+Status ModelRunner::sample(SampleBatch*, std::vector<int32_t>*) {
+  return Status(StatusCode::kUnimplemented, "this model runner does not sample on its backend");
+}
+
 ForwardBatch single_sequence_prefill(const std::vector<int32_t>& token_ids, int page_size, bool all_logits) {
   ForwardBatch b;
   const int n = static_cast<int>(token_ids.size());

@@ -6,6 +6,7 @@
 #include <utility>
 #include <vector>
 
+#include "backend/backend.h"  // SampleBatch (no device types)
 #include "common/status.h"
 
 namespace tandem {
@@ -43,6 +44,14 @@ class ModelRunner {
   virtual int page_size() const = 0;
   // Number of forward() calls so far (tests assert one per engine step).
   virtual int64_t num_forward_calls() const = 0;
+
+  // Sampling on the backend (only token ids cross to the host), when the runner
+  // offers it: forward_keep() is forward() with the logits left in backend
+  // memory; sample() then draws one token per sample->rows entry, whose
+  // logits_row indexes that forward's logits_rows.
+  virtual bool samples_on_backend() const { return false; }
+  virtual Status forward_keep(const ForwardBatch& batch);
+  virtual Status sample(SampleBatch* sample, std::vector<int32_t>* ids);
 };
 
 }  // namespace tandem

@@ -270,6 +270,10 @@ Status Model::forward(const ForwardBatch& batch, const std::vector<KvCacheView>&
   }
   if (r == 0) return ok_status();
   if (out.empty()) out = logits_f32_.view.rows(0, r);
+  if (logits == nullptr) {  // sampled on the backend next (sample())
+    kept_logits_ = out;
+    return ok_status();
+  }
   const size_t base = logits->size();
   logits->resize(base + static_cast<size_t>(r) * c.vocab_size);
   backend_->copy_device_to_host(logits->data() + base, out.data, out.nbytes());
@@ -401,6 +405,25 @@ TensorView Model::issue(const StepMeta& m, const std::vector<KvCacheView>& kv) {
   const TensorView out = logits_f32_.view.rows(0, r);
   be.convert(logits_act, out);
   return out;
+}
+
+Status Model::sample(SampleBatch* sample, std::vector<int32_t>* ids) {
+  Backend& be = *backend_;
+  const int n = static_cast<int>(sample->rows.size());
+  ids->assign(n, 0);
+  if (n == 0) return ok_status();
+  for (const SampleRow& row : sample->rows) {
+    if (kept_logits_.empty() || row.logits_row < 0 || row.logits_row >= kept_logits_.dim(0))
+      return invalid_argument("sample: logits_row " + std::to_string(row.logits_row) + " is not a row of the last forward");
+  }
+  if (sample_ids_.view.empty() || sample_ids_.view.numel() < n) {
+    ASSIGN_OR_RETURN(sample_ids_, be.allocate_tensor(DType::kI32, {std::max<int64_t>(n, 2 * sample_ids_.view.numel())}));
+  }
+  sample->logits = kept_logits_;
+  sample->out_ids = sample_ids_.view.rows(0, n);
+  be.sample(*sample);
+  be.copy_device_to_host(ids->data(), sample->out_ids.data, static_cast<size_t>(n) * sizeof(int32_t));
+  return ok_status();
 }
 
 }  // namespace tandem

@@ -41,11 +41,15 @@ class Model {
   size_t weight_bytes() const;
 
   // One forward pass. `kv` has one view per layer (backend.h layout); the batch
-  // was validated by the caller. Appends fp32 logits [logits_rows, vocab] to *logits.
+  // was validated by the caller. Appends fp32 logits [logits_rows, vocab] to *logits;
+  // logits == nullptr keeps them in backend memory for sample().
   // Pure decode batches (one token per sequence, every row's logits) of up to
   // kMaxGraphBatch sequences run as a replayed backend graph where the backend
   // supports graphs: captured per batch size at its second occurrence.
   Status forward(const ForwardBatch& batch, const std::vector<KvCacheView>& kv, std::vector<float>* logits);
+  // Draws sample->rows on the backend from the logits the last forward(..., nullptr)
+  // kept (SampleRow::logits_row indexes its logits_rows); *ids gets one id per row.
+  Status sample(SampleBatch* sample, std::vector<int32_t>* ids);
   // Allocates the workspace for steps of up to these sizes now (a budgeted
   // server takes its memory at load instead of growing it under load).
   Status reserve_workspace(int max_tokens, int max_logits) { return ensure_workspace(max_tokens, max_logits); }
@@ -81,6 +85,8 @@ class Model {
   DeviceTensor residual_, hidden_, q_, k_, v_, attn_, gate_, up_;
   DeviceTensor qkv_, gate_up_;  // outputs of the fused q/k/v and gate/up layers
   DeviceTensor gathered_, logits_act_, logits_f32_;
+  TensorView kept_logits_;  // F32 [rows, vocab] of the last forward(..., nullptr)
+  DeviceTensor sample_ids_;  // I32 ids of sample()
   DeviceBuffer meta_;  // int32 metadata of one batch
   size_t meta_capacity_ = 0;
 

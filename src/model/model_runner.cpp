@@ -130,6 +130,16 @@ Status LocalModelRunner::forward(const ForwardBatch& batch, std::vector<float>* 
   return model_->forward(translated_, kv_, logits);
 }
 
+Status LocalModelRunner::forward_keep(const ForwardBatch& batch) {
+  RETURN_IF_ERROR(validate(batch));
+  ++num_forward_calls_;
+  return model_->forward(batch, kv_, nullptr);
+}
+
+Status LocalModelRunner::sample(SampleBatch* sample, std::vector<int32_t>* ids) {
+  return model_->sample(sample, ids);
+}
+
 Status LocalModelRunner::copy_pages(const std::vector<std::pair<int32_t, int32_t>>& src_dst) {
   for (const auto& [src, dst] : src_dst)
     if (src < 0 || dst < 0 || src >= options_.num_pages || dst >= options_.num_pages)

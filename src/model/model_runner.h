@@ -51,6 +51,11 @@ class LocalModelRunner : public ModelRunner {
   int num_pages() const override { return options_.num_pages; }
   int page_size() const override { return options_.page_size; }
   int64_t num_forward_calls() const override { return num_forward_calls_; }
+  // Backends other than the CPU keep the logits and sample in place (on the CPU
+  // the host sampler is the same computation without the extra pass).
+  bool samples_on_backend() const override { return backend_->name() != "cpu"; }
+  Status forward_keep(const ForwardBatch& batch) override;
+  Status sample(SampleBatch* sample, std::vector<int32_t>* ids) override;
 
   const ModelConfig& config() const { return model_->config(); }
   Backend& backend() { return *backend_; }

@@ -190,7 +190,8 @@ TokenOutput sample_token(const SamplingParams& params, const SamplingContext& ct
     out.token_id = argmax(x);
   } else {
     truncated_distribution(params, x, &scratch->probs, &scratch->order);
-    double u = sample_uniform(ctx.seed, ctx.choice_index, static_cast<int>(ctx.output_tokens.size()));
+    const int index = ctx.output_index >= 0 ? ctx.output_index : static_cast<int>(ctx.output_tokens.size());
+    double u = sample_uniform(ctx.seed, ctx.choice_index, index);
     // Walk ids in ascending order: the draw depends only on the distribution and u.
     double target = u, cum = 0;
     int32_t last_nonzero = 0;

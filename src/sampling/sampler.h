@@ -28,6 +28,7 @@ struct SamplingContext {
   std::span<const int32_t> banned_tokens;  // forced to -inf (eos/stop ids before min_tokens)
   uint64_t seed = 0;                       // the request's seed
   int choice_index = 0;
+  int output_index = -1;                   // the draw's counter; -1: output_tokens.size()
 };
 
 // Reusable buffers so a step allocates nothing per row once warm.

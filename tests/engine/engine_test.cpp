@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <map>
 #include <random>
 
 #include "engine_harness.h"
@@ -192,6 +193,69 @@ TEST(Engine, NChoicesSharePromptPagesAndChoiceZeroMatchesN1) {
   h.run();
   EXPECT_EQ(h.result("single").tokens[0], r.tokens[0]);
   EXPECT_EQ(h.engine().kv().pool().num_active(), 0);
+}
+
+// Sampling on the backend (what a CUDA runner does: ids only) gives the same
+// tokens as the host sampler: greedy requests (with penalties, n > 1 forks,
+// min_tokens bans) go to the backend; steps with sampled requests (seeded
+// temperature/top-k/top-p/min-p) or logprobs stay on the host path.
+TEST(Engine, BackendSamplingMatchesHostSampling) {
+  auto cpu = make_cpu_backend(1);
+  std::map<std::string, std::vector<std::vector<int32_t>>> tokens[2];
+  int64_t backend_samples[2] = {0, 0};
+  for (int mode = 0; mode < 2; ++mode) {
+    Harness h(config(), kVocab, 64, 4);
+    if (mode == 1) h.runner().set_sampling_backend(cpu.get());
+    std::mt19937 rng(11);
+    // Greedy requests first, alone: their steps sample on the backend.
+    for (int i = 0; i < 4; ++i) {
+      SamplingParams p = greedy(8);
+      p.repetition_penalty = i == 1 ? 1.3f : 1.0f;
+      p.frequency_penalty = i == 2 ? 0.5f : 0.0f;
+      p.presence_penalty = i == 2 ? 0.2f : 0.0f;
+      p.n = i == 3 ? 2 : 1;
+      p.min_tokens = i == 0 ? 4 : 0;
+      p.stop_token_ids = {3};
+      ASSERT_TRUE(h.add("g" + std::to_string(i), random_tokens(rng, 6 + i), p).ok());
+    }
+    h.run();
+    const int64_t greedy_samples = h.runner().num_backend_samples();
+    for (int i = 0; i < 8; ++i) {
+      SamplingParams p;
+      p.temperature = 0.6f + 0.2f * static_cast<float>(i % 3);
+      p.top_k = i % 3 == 1 ? 10 : -1;
+      p.top_p = i % 2 ? 0.9f : 1.0f;
+      p.min_p = i == 5 ? 0.05f : 0.0f;
+      p.repetition_penalty = i % 4 == 2 ? 1.3f : 1.0f;
+      p.frequency_penalty = i == 3 ? 0.5f : 0.0f;
+      p.presence_penalty = i == 3 ? 0.2f : 0.0f;
+      p.seed = 100 + i;
+      p.max_tokens = 10;
+      p.n = i == 6 ? 3 : 1;
+      p.min_tokens = i == 7 ? 5 : 0;
+      p.stop_token_ids = {3};
+      ASSERT_TRUE(h.add("r" + std::to_string(i), random_tokens(rng, 5 + i), p).ok());
+    }
+    h.run();
+    if (mode == 1) {
+      EXPECT_GT(greedy_samples, 0);
+      EXPECT_EQ(h.runner().num_backend_samples(), greedy_samples) << "sampled requests stay on the host";
+    }
+    // A step with a logprobs request samples on the host.
+    const int64_t before = h.runner().num_backend_samples();
+    SamplingParams lp = greedy(3);
+    lp.logprobs = 2;
+    ASSERT_TRUE(h.add("logprobs", random_tokens(rng, 6), lp).ok());
+    h.run();
+    EXPECT_EQ(h.runner().num_backend_samples(), before);
+    EXPECT_EQ(h.result("logprobs").outputs[0].size(), 3u);
+    EXPECT_EQ(h.result("logprobs").outputs[0][0].top.size(), 2u);
+    for (auto& [id, r] : h.results()) tokens[mode][id] = r.tokens;
+    backend_samples[mode] = h.runner().num_backend_samples();
+  }
+  EXPECT_EQ(backend_samples[0], 0);
+  EXPECT_GT(backend_samples[1], 0);
+  EXPECT_EQ(tokens[0], tokens[1]);
 }
 
 // The fake's greedy continuation of `prompt`, to pick stop tokens that occur.

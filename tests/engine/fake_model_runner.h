@@ -111,7 +111,31 @@ class FakeModelRunner : public ModelRunner {
   const std::vector<int>& batch_tokens() const { return batch_tokens_; }
   const std::vector<int>& batch_seqs() const { return batch_seqs_; }
 
+  // Backend sampling through `b` (a CPU backend: Backend::sample's reference),
+  // as a device runner would: forward_keep keeps the logits, sample() draws.
+  void set_sampling_backend(Backend* b) { sample_backend_ = b; }
+  bool samples_on_backend() const override { return sample_backend_ != nullptr; }
+  Status forward_keep(const ForwardBatch& b) override {
+    kept_rows_ = static_cast<int>(b.logits_rows.size());
+    return forward(b, &kept_);
+  }
+  Status sample(SampleBatch* s, std::vector<int32_t>* ids) override {
+    ++num_backend_samples_;
+    std::vector<int32_t> out(s->rows.size(), -1);
+    s->logits = TensorView(kept_.data(), DType::kF32, {kept_rows_, vocab_});
+    s->out_ids = TensorView(out.data(), DType::kI32, {static_cast<int64_t>(out.size())});
+    sample_backend_->sample(*s);
+    *ids = out;
+    return ok_status();
+  }
+  int64_t num_backend_samples() const { return num_backend_samples_; }
+
  private:
+  Backend* sample_backend_ = nullptr;
+  std::vector<float> kept_;
+  int kept_rows_ = 0;
+  int64_t num_backend_samples_ = 0;
+
   struct Slot {
     int32_t token;
     int32_t pos;

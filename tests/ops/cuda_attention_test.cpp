@@ -18,7 +18,10 @@ class CudaAttention : public OpTest {
     bool kv_hint = true;  // false: max_kv_len = 0 (unknown), as in a captured decode graph
   };
 
-  void check(const Case& c) {
+  // gpu: the backend under test (default gpu_); tol: bound on ||out - ref|| / ||ref||.
+  void check(const Case& c, Backend* gpu = nullptr, double tol = 3e-3) {
+    Backend& g = gpu ? *gpu : *gpu_;
+    const DType gt = g.activation_dtype();
     const int S = static_cast<int>(c.seqs.size());
     std::vector<int32_t> query_start = {0}, kv_len, page_indptr = {0}, page_indices;
     int total_pages = 0, max_q = 0, max_kv = 0;
@@ -47,6 +50,9 @@ class CudaAttention : public OpTest {
     const int64_t cache_elems = int64_t{num_pages} * c.page_size * c.kv_heads * c.dim;
     auto kc = random(cache_elems, -2, 2), vc = random(cache_elems, -2, 2);
     auto q = random(int64_t{T} * c.heads * c.dim, -2, 2);
+    for (auto* v : {&kc, &vc, &q}) {
+      for (float& x : *v) x = round_to(gt, x);  // both backends see the same values
+    }
     auto run = [&](Backend& b, DType t) {
       auto kd = put(b, kc, t, {num_pages, c.page_size, c.kv_heads, c.dim});
       auto vd = put(b, vc, t, {num_pages, c.page_size, c.kv_heads, c.dim});
@@ -78,12 +84,24 @@ class CudaAttention : public OpTest {
       return get(b, od.view);
     };
     const auto ref = run(*cpu_, DType::kF32);
-    const auto got = run(*gpu_, act());
+    const auto got = run(g, gt);
     std::string what = "heads " + std::to_string(c.heads) + "/" + std::to_string(c.kv_heads) + " dim " +
                        std::to_string(c.dim) + " page " + std::to_string(c.page_size) + " window " +
                        std::to_string(c.window) + " seqs";
     for (auto [n, L] : c.seqs) what += " (" + std::to_string(n) + "," + std::to_string(L) + ")";
-    EXPECT_LT(rel_err(got, ref), 3e-3) << what;
+    EXPECT_LT(rel_err(got, ref), tol) << what << " (" << dtype_name(gt) << ")";
+  }
+
+  // A second CUDA backend with other options (prefill threshold, bf16).
+  std::unique_ptr<Backend> make_gpu(int prefill_min_query, DType act_dtype = DType::kF16) {
+    CudaBackendOptions o;
+    o.memory_bytes = size_t{2} << 30;
+    o.activation_dtype = act_dtype;
+    o.attention_prefill_min_query = prefill_min_query;
+    if (const char* v = std::getenv("TANDEM_CUDA_KERNEL_VARIANT")) o.kernel_variant = std::atoi(v);
+    auto g = make_cuda_backend(o);
+    EXPECT_TRUE(g.ok()) << g.status().to_string();
+    return g.ok() ? std::move(g).value() : nullptr;
   }
 };
 
@@ -107,6 +125,65 @@ TEST_F(CudaAttention, PrefillAndChunks) {
   check({8, 2, 64, 16, 0, {{100, 100}, {1, 50}, {20, 300}}});  // mixed: prefill, decode, chunk on cache
   check({56, 8, 128, 32, 0, {{129, 129}, {64, 200}}});
   check({4, 4, 128, 1, 0, {{9, 9}, {3, 12}}});  // one token per page
+}
+
+// The tensor-core prefill kernel (attention_prefill.cu) takes sequences of >= 16
+// query tokens by default: odd lengths around the 64-row tile and 64-key tile
+// edges, partial last pages, GQA 1..16, chunks against cached pages, windows with
+// freed pages, and mixed batches where shorter sequences stay on the CUDA-core path.
+TEST_F(CudaAttention, PrefillTensorCores) {
+  check({32, 8, 128, 16, 0, {{16, 16}}});
+  check({32, 8, 128, 16, 0, {{64, 64}, {65, 65}, {63, 63}}});
+  check({32, 8, 128, 16, 0, {{300, 300}}});
+  check({56, 8, 128, 16, 0, {{257, 257}, {1, 90}, {15, 400}}});  // GQA 7 + decode + short chunk
+  check({8, 8, 64, 8, 0, {{129, 129}, {17, 17}}});                  // MHA, dim 64
+  check({16, 1, 64, 32, 0, {{77, 77}}});                             // GQA 16
+  check({12, 4, 128, 1, 0, {{33, 33}, {40, 81}}});                   // one token per page
+  check({8, 2, 128, 3, 0, {{50, 50}, {66, 199}}});                   // odd page size
+  check({8, 2, 64, 64, 0, {{200, 200}, {70, 301}}});                 // pages larger than the tiles
+  check({32, 8, 128, 16, 0, {{100, 612}, {128, 1000}, {16, 2049}}}); // chunks against cached pages
+  check({8, 2, 64, 16, 0, {{511, 511}}});
+}
+
+TEST_F(CudaAttention, PrefillTensorCoresWindow) {
+  check({32, 8, 128, 16, 64, {{200, 200}}});
+  check({8, 2, 64, 16, 40, {{120, 120}, {30, 500}, {1, 2000}}});
+  check({32, 8, 128, 16, 100, {{150, 1000}, {64, 64}, {17, 333}}});
+  check({8, 4, 128, 8, 1, {{70, 70}}});      // window 1: each token sees only itself
+  check({8, 2, 128, 32, 4096, {{300, 4400}}});  // window longer than the chunk
+  check({8, 2, 64, 1, 63, {{130, 400}}});
+}
+
+// Random shapes, and every sequence (decodes too) on the tensor-core kernel.
+TEST_F(CudaAttention, PrefillTensorCoresRandomShapes) {
+  auto all_tc = make_gpu(1);
+  ASSERT_TRUE(all_tc);
+  check({32, 8, 128, 16, 0, {{1, 1}, {1, 300}, {2, 2}, {5, 77}, {40, 40}}}, all_tc.get());
+  check({8, 2, 64, 16, 32, {{1, 500}, {3, 3}, {100, 260}}}, all_tc.get());
+  const int ratios[] = {1, 2, 4, 7, 8, 16};
+  const int page_sizes[] = {1, 2, 7, 8, 16, 32, 48};
+  for (int iter = 0; iter < 12; ++iter) {
+    const int ratio = ratios[rand_int(0, 5)];
+    const int kv_heads = ratio >= 7 ? rand_int(1, 2) : rand_int(1, 4);
+    const int dim = rand_int(0, 1) ? 128 : 64;
+    const int page = page_sizes[rand_int(0, 6)];
+    const int window = rand_int(0, 2) == 0 ? rand_int(1, 300) : 0;
+    Case c{ratio * kv_heads, kv_heads, dim, page, window, {}};
+    const int S = rand_int(1, 4);
+    for (int i = 0; i < S; ++i) {
+      const int n = rand_int(0, 3) == 0 ? rand_int(1, 20) : rand_int(16, 200);
+      c.seqs.push_back({n, n + (rand_int(0, 1) ? 0 : rand_int(1, 500))});
+    }
+    check(c, iter % 2 ? all_tc.get() : nullptr);
+  }
+}
+
+// bf16 activations on the tensor-core kernel (P rounds to bf16: a looser bound).
+TEST_F(CudaAttention, PrefillTensorCoresBf16) {
+  auto bf = make_gpu(16, DType::kBF16);
+  ASSERT_TRUE(bf);
+  check({32, 8, 128, 16, 0, {{130, 130}, {1, 70}}}, bf.get(), 1e-2);
+  check({8, 2, 64, 8, 50, {{90, 300}}}, bf.get(), 1e-2);
 }
 
 TEST_F(CudaAttention, SlidingWindow) {

@@ -11,6 +11,7 @@
 #include "model/model_runner.h"
 #include "model/synth.h"
 #include "model/weights.h"
+#include "sampling/backend_sample.h"
 #include "test_util.h"
 
 namespace tandem {
@@ -254,6 +255,49 @@ TEST(Forward, SlidingWindowSkipsFreedPages) {
   add_seq(d, tokens, 19, 20, freed, false);
   ASSERT_TRUE((*runner)->forward(d, &logits).ok());
   EXPECT_LT(relative_max_error(logits.data(), ref.data() + 19 * cfg->vocab_size, cfg->vocab_size), 2e-5);
+}
+
+// The device-logits path (forward_keep + sample, what the engine uses on CUDA)
+// draws what the host sampler draws from forward()'s logits.
+TEST(Forward, KeptLogitsSampleLikeTheHost) {
+  TempDir dir("keep");
+  ASSERT_TRUE(write_synthetic_checkpoint(dir.path(), SynthOptions()).ok());
+  ModelRunnerOptions ro;
+  ro.page_size = 4;
+  ro.num_pages = 16;
+  auto runner = LocalModelRunner::create(make_cpu_backend(2), dir.path(), ro);
+  ASSERT_TRUE(runner.ok());
+  const int vocab = (*runner)->vocab_size();
+  const auto a = random_tokens(7, vocab, 3), b = random_tokens(12, vocab, 4);
+  ForwardBatch batch;
+  batch.page_size = 4;
+  add_seq(batch, a, 0, 7, {0, 1}, false);
+  add_seq(batch, b, 0, 12, {2, 3, 4}, false);
+  std::vector<float> logits;
+  ASSERT_TRUE((*runner)->forward(batch, &logits).ok());
+  ASSERT_TRUE((*runner)->forward_keep(batch).ok());
+  SampleBatch sb;
+  std::vector<int32_t> want;
+  SamplerScratch scratch;
+  for (int i = 0; i < 12; ++i) {
+    SamplingParams p;
+    p.temperature = i % 4 == 0 ? 0.0f : 0.8f;
+    p.top_k = i % 3 == 0 ? 20 : -1;
+    p.top_p = i % 2 ? 0.9f : 1.0f;
+    p.repetition_penalty = i % 5 == 1 ? 1.2f : 1.0f;
+    SamplingContext ctx;
+    ctx.prompt_tokens = i % 2 ? std::span<const int32_t>(a) : std::span<const int32_t>(b);
+    ctx.seed = 50 + i;
+    ctx.output_index = i;
+    const int row = i % 2;
+    add_sample_row(p, ctx, row, &sb);
+    want.push_back(sample_token(p, ctx, std::span<const float>(logits.data() + row * vocab, vocab), &scratch).token_id);
+  }
+  std::vector<int32_t> got;
+  ASSERT_TRUE((*runner)->sample(&sb, &got).ok());
+  EXPECT_EQ(got, want);
+  sb.rows[0].logits_row = 2;  // the forward had two logits rows
+  EXPECT_EQ((*runner)->sample(&sb, &got).code(), StatusCode::kInvalidArgument);
 }
 
 TEST(Forward, RejectsInconsistentBatch) {

@@ -43,6 +43,7 @@ __global__ void __launch_bounds__(kWarps * 32)
 
   const int s = p.token_seq[t];
   const int q_len = p.query_start[s + 1] - p.query_start[s];
+  if (p.prefill_min_query > 0 && q_len >= p.prefill_min_query) return;  // attention_prefill.cu's
   const int idx = p.kv_len[s] - q_len + (t - p.query_start[s]);
   int lo = p.window > 0 ? max(0, idx - p.window + 1) : 0;
   const int hi_all = idx + 1;
@@ -223,6 +224,10 @@ template <typename T>
 __global__ void attention_combine_kernel(AttnKernelParams p) {
   allow_dependent_launch();
   const int t = blockIdx.x, qh = blockIdx.y, d = threadIdx.x;
+  if (p.prefill_min_query > 0) {
+    const int s = p.token_seq[t];
+    if (p.query_start[s + 1] - p.query_start[s] >= p.prefill_min_query) return;
+  }
   const int64_t base = (static_cast<int64_t>(t) * p.num_q_heads + qh) * p.num_splits;
   float mx = -FLT_MAX;
   for (int i = 0; i < p.num_splits; ++i) mx = fmaxf(mx, p.partial_ml[(base + i) * 2]);
@@ -261,6 +266,10 @@ void launch_attention(const AttnKernelParams& p, cudaStream_t stream) {
   const int ratio = p.num_q_heads / p.num_kv_heads;
   const int group = pick_group(ratio);
   dim3 grid(p.num_tokens, p.num_kv_heads * (ratio / group), p.num_splits);
+  if (p.prefill_min_query > 0 && p.prefill_all) {
+    launch_attention_prefill(p, stream);
+    return;
+  }
   auto run = [&](auto tag) {
     using T = decltype(tag);
     if (p.head_dim == 128) {
@@ -284,6 +293,7 @@ void launch_attention(const AttnKernelParams& p, cudaStream_t stream) {
   } else {
     run(__half{});
   }
+  if (p.prefill_min_query > 0) launch_attention_prefill(p, stream);
 }
 
 }  // namespace tandem::cuda

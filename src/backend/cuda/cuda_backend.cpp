@@ -89,6 +89,10 @@ class CudaBackend : public Backend {
     variant_ = o.kernel_variant;
     pdl_ = o.int4_pdl;
     graphs_ = o.graphs;
+    if (o.attention_prefill_min_query < 0)
+      return invalid_argument("CUDA attention_prefill_min_query must be >= 0, not " +
+                              std::to_string(o.attention_prefill_min_query));
+    prefill_min_query_ = o.attention_prefill_min_query;
     if (cudaSetDevice(o.device) != cudaSuccess) {
       cudaGetLastError();
       return invalid_argument("no CUDA device " + std::to_string(o.device));
@@ -411,7 +415,10 @@ class CudaBackend : public Backend {
     const size_t seq_bytes = align(static_cast<size_t>(T) * 4);
     const size_t out_bytes = splits > 1 ? align(static_cast<size_t>(T) * a.num_heads * splits * a.head_dim * 4) : 0;
     const size_t ml_bytes = splits > 1 ? align(static_cast<size_t>(T) * a.num_heads * splits * 2 * 4) : 0;
-    char* ws = workspace(seq_bytes + out_bytes + ml_bytes);
+    // Tensor-core prefill tiles (attention_prefill.cu), only when a sequence can qualify.
+    const int min_query = a.pages.max_query_len >= prefill_min_query_ ? prefill_min_query_ : 0;
+    const size_t tile_bytes = align(static_cast<size_t>(attention_prefill_max_tiles(T, S, min_query)) * 8);
+    char* ws = workspace(seq_bytes + out_bytes + ml_bytes + tile_bytes);
     int32_t* token_seq = reinterpret_cast<int32_t*>(ws);
     launch_token_seq(a.pages.query_start, S, token_seq, T, stream_);
     AttnKernelParams p{};
@@ -442,6 +449,10 @@ class CudaBackend : public Backend {
     p.partial_ml = splits > 1 ? reinterpret_cast<float*>(ws + seq_bytes + out_bytes) : nullptr;
     p.type = elem(act_);
     p.variant = variant_;
+    p.prefill_min_query = tile_bytes > 0 ? min_query : 0;
+    p.prefill_tiles = tile_bytes > 0 ? ws + seq_bytes + out_bytes + ml_bytes : nullptr;
+    // The shortest query is at least T - (S - 1) * max_query_len.
+    p.prefill_all = p.prefill_min_query > 0 && T - int64_t{S - 1} * a.pages.max_query_len >= p.prefill_min_query;
     launch_attention(p, stream_);
     CUDA_CHECK_LAUNCH();
   }
@@ -542,6 +553,49 @@ class CudaBackend : public Backend {
     CUDA_CHECK_LAUNCH();
   }
 
+  void sample(const SampleBatch& b) override {
+    CHECK(b.logits.dtype == DType::kF32 && b.logits.ndim == 2);
+    CHECK(b.out_ids.dtype == DType::kI32 && b.out_ids.numel() == static_cast<int64_t>(b.rows.size()));
+    const int R = static_cast<int>(b.rows.size());
+    if (R == 0) return;
+    const int64_t V = b.logits.dim(1);
+    std::vector<SampleKernelRow> rows(R);
+    for (int i = 0; i < R; ++i) {
+      const SampleRow& r = b.rows[i];
+      CHECK(r.logits_row >= 0 && r.logits_row < b.logits.dim(0));
+      CHECK(r.penalty_begin >= 0 && r.penalty_begin <= r.penalty_end &&
+            r.penalty_end <= static_cast<int>(b.penalties.size()));
+      rows[i] = {r.seed, r.logits_row, r.top_k, r.temperature, r.top_p, r.min_p, r.repetition_penalty,
+                 r.presence_penalty, r.frequency_penalty, r.choice_index, r.output_index, r.penalty_begin,
+                 r.penalty_end};
+    }
+    std::vector<SamplePenalty> pen(b.penalties.size());
+    for (size_t i = 0; i < pen.size(); ++i) {
+      const SamplePenaltyToken& t = b.penalties[i];
+      pen[i] = {t.id, t.output_count, (t.seen ? kSampleSeen : 0) | (t.banned ? kSampleBanned : 0)};
+    }
+    // Workspace: [rows][penalties][scratch of up to kSampleRowsPerLaunch rows,
+    // 12 bytes per vocabulary entry each]; launches of that many rows reuse it.
+    constexpr int kSampleRowsPerLaunch = 64;
+    const int64_t row_bytes = sample_scratch_row_bytes(static_cast<int>(V));
+    const size_t rows_bytes = align(rows.size() * sizeof(SampleKernelRow));
+    const size_t pen_bytes = align(std::max<size_t>(pen.size(), 1) * sizeof(SamplePenalty));
+    char* ws = workspace(rows_bytes + pen_bytes + static_cast<size_t>(std::min(R, kSampleRowsPerLaunch)) * row_bytes);
+    CUDA_CHECK(cudaMemcpyAsync(ws, rows.data(), rows.size() * sizeof(SampleKernelRow), cudaMemcpyHostToDevice, stream_));
+    if (!pen.empty())
+      CUDA_CHECK(cudaMemcpyAsync(ws + rows_bytes, pen.data(), pen.size() * sizeof(SamplePenalty), cudaMemcpyHostToDevice, stream_));
+    for (int r0 = 0; r0 < R; r0 += kSampleRowsPerLaunch) {
+      SampleKernelParams p{b.logits.as<const float>(), V, ws + rows_bytes + pen_bytes, row_bytes,
+                           reinterpret_cast<const SampleKernelRow*>(ws) + r0,
+                           reinterpret_cast<const SamplePenalty*>(ws + rows_bytes), b.out_ids.as<int32_t>() + r0,
+                           std::min(kSampleRowsPerLaunch, R - r0), static_cast<int>(V)};
+      launch_sample(p, stream_);
+      CUDA_CHECK_LAUNCH();
+    }
+    // (Copies from pageable host memory are staged before cudaMemcpyAsync returns:
+    // the host vectors may go.)
+  }
+
   void copy_kv_pages(const KvCacheView& cache,
                      const std::vector<std::pair<int32_t, int32_t>>& src_dst) override {
     if (src_dst.empty()) return;
@@ -611,6 +665,7 @@ class CudaBackend : public Backend {
   bool capturing_ = false;
   uint64_t scratch_epoch_ = 0;  // bumped whenever workspace_ moves
   uint64_t capture_epoch_ = 0;
+  int prefill_min_query_ = 16;  // CudaBackendOptions::attention_prefill_min_query
   DType act_ = DType::kF16;
   cudaStream_t stream_ = nullptr;
   DeviceArena arena_;  // destroyed after the buffers below (declared first)

@@ -211,8 +211,56 @@ struct AttnKernelParams {
   float* partial_ml;
   ElemType type;
   int variant;  // 0: first validated kernel; 1: loads batched ahead of use
+  // Tensor-core prefill (attention_prefill.cu): sequences with at least
+  // prefill_min_query query tokens this step go there (0: none do), the others
+  // to the CUDA-core kernel. prefill_tiles: attention_prefill_max_tiles(...) int2.
+  int prefill_min_query;
+  void* prefill_tiles;
+  bool prefill_all;  // every sequence qualifies (known on the host): no CUDA-core launch
 };
+// Both kernels as needed (the prefill one when prefill_min_query > 0).
 void launch_attention(const AttnKernelParams& p, cudaStream_t stream);
+// The tensor-core kernel alone, for the sequences of >= prefill_min_query tokens.
+void launch_attention_prefill(const AttnKernelParams& p, cudaStream_t stream);
+// Upper bound on its 64-row query tiles (0 when no sequence can qualify).
+int attention_prefill_max_tiles(int num_tokens, int num_seqs, int min_query);
+
+// ---- sampling (sample.cu; semantics of src/sampling/sampler.cpp) -----------
+
+constexpr float kSampleGreedyEpsilon = 1e-5f;  // = sampling's kGreedyEpsilon
+constexpr int kSampleSeen = 1;    // in the prompt or output: repetition penalty
+constexpr int kSampleBanned = 2;  // forced to -inf
+
+struct SamplePenalty {
+  int32_t id;
+  int32_t output_count;  // occurrences in the output (presence/frequency)
+  int32_t flags;         // kSampleSeen | kSampleBanned
+};
+
+struct SampleKernelRow {
+  uint64_t seed;
+  int32_t logits_row;
+  int32_t top_k;
+  float temperature, top_p, min_p;
+  float repetition_penalty, presence_penalty, frequency_penalty;
+  int32_t choice_index, output_index;
+  int32_t penalty_begin, penalty_end;  // into SampleKernelParams::penalties (distinct ids)
+};
+
+struct SampleKernelParams {
+  const float* logits;  // [*, vocab], row stride logits_stride
+  int64_t logits_stride;
+  void* scratch;        // num_rows x scratch_row_bytes
+  int64_t scratch_row_bytes;  // sample_scratch_row_bytes(vocab)
+  const SampleKernelRow* rows;  // [num_rows]
+  const SamplePenalty* penalties;
+  int32_t* out_ids;     // [num_rows]
+  int num_rows, vocab;
+};
+// Per row: vocab doubles (weights) then vocab floats (penalized logits), 16-byte aligned.
+inline int64_t sample_scratch_row_bytes(int vocab) { return (int64_t{vocab} * 12 + 15) / 16 * 16; }
+// One block per row: its token id into out_ids.
+void launch_sample(const SampleKernelParams& p, cudaStream_t stream);
 
 // Merges the num_splits partials of every (token, head) into out.
 void launch_attention_combine(const AttnKernelParams& p, cudaStream_t stream);

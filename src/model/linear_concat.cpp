@@ -8,10 +8,12 @@ namespace tandem {
 namespace {
 
 bool same_view_bytes(const TensorView& a, const TensorView& b) {
+  if (&a == &b) return true;
   if (a.dtype != b.dtype || a.ndim != b.ndim) return false;
   for (int i = 0; i < a.ndim; ++i)
     if (a.shape[i] != b.shape[i]) return false;
-  if (a.data == nullptr || b.data == nullptr) return a.data == b.data;  // shapes only (--load-format dummy)
+  // Shapes only (--load-format dummy): each act-order layer draws its own permutation.
+  if (a.data == nullptr || b.data == nullptr) return false;
   return std::memcmp(a.data, b.data, a.nbytes()) == 0;
 }
 
@@ -77,7 +79,7 @@ bool can_concat_linears(const std::vector<const LinearWeight*>& parts, std::stri
         b.qweight.shape[0] != a.qweight.shape[0] || b.qzeros.shape[0] != a.qzeros.shape[0] ||
         b.scales.shape[0] != a.scales.shape[0])
       return fail(b, "packed row counts");
-    if (b.g_idx.empty() != a.g_idx.empty() || (!a.g_idx.empty() && !same_view_bytes(a.g_idx, b.g_idx)))
+    if ((b.g_idx.ndim > 0) != (a.g_idx.ndim > 0) || (a.g_idx.ndim > 0 && !same_view_bytes(a.g_idx, b.g_idx)))
       return fail(b, "g_idx (act-order permutation)");
   }
   return true;

@@ -421,33 +421,11 @@ class CudaBackend : public Backend {
     char* ws = workspace(seq_bytes + out_bytes + ml_bytes + tile_bytes);
     int32_t* token_seq = reinterpret_cast<int32_t*>(ws);
     launch_token_seq(a.pages.query_start, S, token_seq, T, stream_);
-    AttnKernelParams p{};
-    p.q = a.q.data;
-    p.k_cache = a.cache.k.data;
-    p.v_cache = a.cache.v.data;
-    p.out = a.out.data;
-    p.query_start = a.pages.query_start;
-    p.kv_len = a.pages.kv_len;
-    p.page_indptr = a.pages.page_indptr;
-    p.page_indices = a.pages.page_indices;
+    AttnKernelParams p = kernel_params(a, splits);
     p.token_seq = token_seq;
-    p.num_tokens = T;
-    p.num_seqs = S;
-    p.num_q_heads = a.num_heads;
-    p.num_kv_heads = a.num_kv_heads;
-    p.head_dim = a.head_dim;
-    p.page_size = page_size;
-    p.q_stride = static_cast<int64_t>(a.num_heads) * a.head_dim;
-    p.out_stride = p.q_stride;
-    p.token_stride = static_cast<int64_t>(a.num_kv_heads) * a.head_dim;
-    p.page_stride = p.token_stride * page_size;
-    p.window = a.sliding_window;
-    p.scale = a.scale;
-    p.num_splits = splits;
     p.split_size = split_size;
     p.partial_out = splits > 1 ? reinterpret_cast<float*>(ws + seq_bytes) : nullptr;
     p.partial_ml = splits > 1 ? reinterpret_cast<float*>(ws + seq_bytes + out_bytes) : nullptr;
-    p.type = elem(act_);
     p.variant = variant_;
     p.prefill_min_query = tile_bytes > 0 ? min_query : 0;
     p.prefill_tiles = tile_bytes > 0 ? ws + seq_bytes + out_bytes + ml_bytes : nullptr;
@@ -457,14 +435,8 @@ class CudaBackend : public Backend {
     CUDA_CHECK_LAUNCH();
   }
 
-  // Decode batches: the launch shape follows the batch's shape (and max_kv_len
-  // only when known), so it can be captured in a graph.
-  void attention_decode(const AttentionParams& a) {
-    const int T = a.pages.num_tokens, S = a.pages.num_seqs;
-    const int splits = attention_decode_splits(S, a.num_heads, a.num_kv_heads, a.pages.max_kv_len, num_sms_);
-    const size_t out_bytes = splits > 1 ? align(static_cast<size_t>(T) * a.num_heads * splits * a.head_dim * 4) : 0;
-    const size_t ml_bytes = splits > 1 ? align(static_cast<size_t>(T) * a.num_heads * splits * 2 * 4) : 0;
-    char* ws = splits > 1 ? workspace(out_bytes + ml_bytes) : nullptr;
+  // The fields both attention launchers take straight from the op's parameters.
+  AttnKernelParams kernel_params(const AttentionParams& a, int splits) const {
     AttnKernelParams p{};
     p.q = a.q.data;
     p.k_cache = a.cache.k.data;
@@ -474,8 +446,8 @@ class CudaBackend : public Backend {
     p.kv_len = a.pages.kv_len;
     p.page_indptr = a.pages.page_indptr;
     p.page_indices = a.pages.page_indices;
-    p.num_tokens = T;
-    p.num_seqs = S;
+    p.num_tokens = a.pages.num_tokens;
+    p.num_seqs = a.pages.num_seqs;
     p.num_q_heads = a.num_heads;
     p.num_kv_heads = a.num_kv_heads;
     p.head_dim = a.head_dim;
@@ -487,9 +459,21 @@ class CudaBackend : public Backend {
     p.window = a.sliding_window;
     p.scale = a.scale;
     p.num_splits = splits;
+    p.type = elem(act_);
+    return p;
+  }
+
+  // Decode batches: the launch shape follows the batch's shape (and max_kv_len
+  // only when known), so it can be captured in a graph.
+  void attention_decode(const AttentionParams& a) {
+    const int T = a.pages.num_tokens, S = a.pages.num_seqs;
+    const int splits = attention_decode_splits(S, a.num_heads, a.num_kv_heads, a.pages.max_kv_len, num_sms_);
+    const size_t out_bytes = splits > 1 ? align(static_cast<size_t>(T) * a.num_heads * splits * a.head_dim * 4) : 0;
+    const size_t ml_bytes = splits > 1 ? align(static_cast<size_t>(T) * a.num_heads * splits * 2 * 4) : 0;
+    char* ws = splits > 1 ? workspace(out_bytes + ml_bytes) : nullptr;
+    AttnKernelParams p = kernel_params(a, splits);
     p.partial_out = splits > 1 ? reinterpret_cast<float*>(ws) : nullptr;
     p.partial_ml = splits > 1 ? reinterpret_cast<float*>(ws + out_bytes) : nullptr;
-    p.type = elem(act_);
     launch_attention_decode(p, stream_);
     CUDA_CHECK_LAUNCH();
   }

@@ -7,6 +7,19 @@
 namespace tandem::cuda {
 namespace {
 
+// x[j] (+ residual[j], stored back rounded to T): the value to normalize is what
+// the residual stream holds, as on the CPU.
+template <typename T>
+__device__ __forceinline__ float add_residual(const T* x, T* residual, int j) {
+  float v = to_f32(x[j]);
+  if (residual) {
+    const T stored = from_f32<T>(v + to_f32(residual[j]));
+    residual[j] = stored;
+    v = to_f32(stored);
+  }
+  return v;
+}
+
 template <typename T, typename W>
 __global__ void rms_norm_kernel(const T* x, T* residual, const W* weight, T* out, int hidden,
                                 int64_t x_stride, int64_t out_stride, float eps) {
@@ -18,13 +31,7 @@ __global__ void rms_norm_kernel(const T* x, T* residual, const W* weight, T* out
   T* res = residual ? residual + r * static_cast<int64_t>(hidden) : nullptr;
   float ss = 0.f;
   for (int j = threadIdx.x; j < hidden; j += blockDim.x) {
-    float v = to_f32(xr[j]);
-    if (res) {
-      v += to_f32(res[j]);
-      const T stored = from_f32<T>(v);
-      res[j] = stored;
-      v = to_f32(stored);  // normalize what the residual stream holds, as the CPU does
-    }
+    const float v = add_residual(xr, res, j);
     row[j] = v;
     ss += v * v;
   }
@@ -65,13 +72,7 @@ __global__ void __launch_bounds__(kClusterThreads)
     const int j = lo + threadIdx.x + i * kClusterThreads;
     v[i] = 0.f;
     if (j < hi) {
-      float a = to_f32(xr[j]);
-      if (res) {
-        a += to_f32(res[j]);
-        const T stored = from_f32<T>(a);
-        res[j] = stored;
-        a = to_f32(stored);  // normalize what the residual stream holds, as the CPU does
-      }
+      const float a = add_residual(xr, res, j);
       v[i] = a;
       ss += a * a;
     }

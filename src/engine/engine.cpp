@@ -360,16 +360,7 @@ Status Engine::step() {
   Status st;
   if (!sched_out_.copies.empty()) st = runner_->copy_pages(sched_out_.copies);
   if (st.ok()) st = on_backend ? runner_->forward_keep(batch_) : runner_->forward(batch_, &logits_);
-  if (!st.ok()) {
-    if (config_.arbiter != nullptr) {
-      arbiter_continuing_ = false;
-      config_.arbiter->end_step(config_.arbiter_model, false);
-    }
-    last_error_ = st.to_string();
-    TANDEM_LOG(kError) << "engine step failed: " << last_error_;
-    fail_all("model runner: " + last_error_);
-    return st;
-  }
+  if (!st.ok()) return fail_step("engine step failed", st);
   if (!on_backend) CHECK_EQ(logits_.size(), batch_.logits_rows.size() * static_cast<size_t>(vocab_size_));
   scheduler_->on_forward_done(sched_out_);
   device_sample_.rows.clear();
@@ -413,16 +404,7 @@ Status Engine::step() {
   }
   if (on_backend && !device_targets_.empty()) {
     st = runner_->sample(&device_sample_, &device_ids_);
-    if (!st.ok()) {
-      if (config_.arbiter != nullptr) {
-        arbiter_continuing_ = false;
-        config_.arbiter->end_step(config_.arbiter_model, false);
-      }
-      last_error_ = st.to_string();
-      TANDEM_LOG(kError) << "engine sampling failed: " << last_error_;
-      fail_all("model runner: " + last_error_);
-      return st;
-    }
+    if (!st.ok()) return fail_step("engine sampling failed", st);
     for (size_t i = 0; i < device_targets_.size(); ++i) {
       TokenOutput out;
       out.token_id = device_ids_[i];
@@ -437,6 +419,18 @@ Status Engine::step() {
     config_.arbiter->end_step(config_.arbiter_model, arbiter_continuing_);
   }
   return ok_status();
+}
+
+// A runner error mid-step: ends the arbiter's turn and fails every request.
+Status Engine::fail_step(const char* what, const Status& st) {
+  if (config_.arbiter != nullptr) {
+    arbiter_continuing_ = false;
+    config_.arbiter->end_step(config_.arbiter_model, false);
+  }
+  last_error_ = st.to_string();
+  TANDEM_LOG(kError) << what << ": " << last_error_;
+  fail_all("model runner: " + last_error_);
+  return st;
 }
 
 void Engine::give_back_arbiter_turn() {

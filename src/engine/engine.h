@@ -92,6 +92,7 @@ class Engine {
   void deliver();
   void emit(Sequence* seq);
   void give_back_arbiter_turn();
+  Status fail_step(const char* what, const Status& st);
 
   EngineConfig config_;
   ModelRunner* runner_;

@@ -16,16 +16,5 @@ mkdir "$tmp/bodies"
 TANDEM_RECORD_BODIES="$tmp/bodies" node "$here/openai_e2e.mjs" "http://127.0.0.1:$PORT" e2e-key "$here/golden_echo.json"
 stop_server
 grep -q 'request id=cmpl-' "$tmp/server.log"
-missing=0
-for f in "$tmp/bodies"/*; do
-  if [ ! -f "$root/tests/fuzz/corpus/$(basename "$f")" ]; then
-    missing=$((missing + 1))
-    [ -n "${TANDEM_UPDATE_CORPUS:-}" ] && cp "$f" "$root/tests/fuzz/corpus/"
-  fi
-done
-if [ $missing -gt 0 ] && [ -z "${TANDEM_UPDATE_CORPUS:-}" ]; then
-  echo "FAIL: $missing request bodies of this test are not in tests/fuzz/corpus;"
-  echo "      rerun with TANDEM_UPDATE_CORPUS=1 and commit the new files"
-  exit 1
-fi
+check_bodies_in_corpus "$tmp/bodies" "$root/tests/fuzz/corpus"
 echo "e2e_openai: ok ($(ls "$tmp/bodies" | wc -l) request bodies, all in the fuzz corpus)"

@@ -36,3 +36,30 @@ need_node_modules() {
     (cd "$dir" && npm ci --no-audit --no-fund --silent) || { echo "npm ci failed in $dir"; return 1; }
   fi
 }
+
+# Every request body a test recorded (TANDEM_RECORD_BODIES) must be in the fuzz
+# corpus, so the corpus stays seeded from the e2e tests. TANDEM_UPDATE_CORPUS=1
+# copies the missing ones in. Usage: check_bodies_in_corpus BODIES_DIR CORPUS_DIR
+check_bodies_in_corpus() {
+  local missing=0 f
+  for f in "$1"/*; do
+    if [ ! -f "$2/$(basename "$f")" ]; then
+      missing=$((missing + 1))
+      [ -n "${TANDEM_UPDATE_CORPUS:-}" ] && cp "$f" "$2/"
+    fi
+  done
+  if [ $missing -gt 0 ] && [ -z "${TANDEM_UPDATE_CORPUS:-}" ]; then
+    echo "FAIL: $missing request bodies of this test are not in $2;"
+    echo "      rerun with TANDEM_UPDATE_CORPUS=1 and commit the new files"
+    exit 1
+  fi
+}
+
+# Skips the test (exit 77) unless both tiny trained models have FILE in models/.
+# Usage: need_tiny_models ROOT FILE
+need_tiny_models() {
+  local m
+  for m in tandem-tiny-general tandem-tiny-coder; do
+    [ -f "$1/models/$m/$2" ] || { echo "models/$m missing: skipped"; exit 77; }
+  done
+}

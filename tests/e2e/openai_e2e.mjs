@@ -3,36 +3,14 @@
 // Serves two models, "a" and "b". With TANDEM_RECORD_BODIES=DIR, every request
 // body sent is written to DIR/<sha1> (the fuzz corpus is seeded from these).
 import OpenAI from "openai";
+import { finish, recordingFetch, test } from "./harness.mjs";
 import assert from "node:assert/strict";
-import crypto from "node:crypto";
 import fs from "node:fs";
-import path from "node:path";
 
 const [baseURL, apiKey, goldenPath] = process.argv.slice(2);
 const golden = JSON.parse(fs.readFileSync(goldenPath, "utf8"));
-const recordDir = process.env.TANDEM_RECORD_BODIES;
 
-function record(body) {
-  if (!recordDir || typeof body !== "string") return;
-  const name = crypto.createHash("sha1").update(body).digest("hex");
-  fs.writeFileSync(path.join(recordDir, name), body);
-}
-const recordingFetch = async (url, init) => {
-  record(init?.body);
-  return fetch(url, init);
-};
 const client = new OpenAI({ baseURL: `${baseURL}/v1`, apiKey, fetch: recordingFetch, maxRetries: 0 });
-
-let failures = 0;
-async function test(name, fn) {
-  try {
-    await fn();
-    console.log(`ok   ${name}`);
-  } catch (e) {
-    failures++;
-    console.log(`FAIL ${name}: ${e.stack || e}`);
-  }
-}
 
 async function expectError(promise, status, param, needle) {
   try {
@@ -269,5 +247,4 @@ await test("errors: wrong API key is 401", async () => {
   await expectError(bad.models.list(), 401);
 });
 
-console.log(failures ? `${failures} failed` : "all passed");
-process.exit(failures ? 1 : 0);
+finish();

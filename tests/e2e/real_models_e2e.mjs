@@ -8,36 +8,17 @@
 // "▁word" token keeps its space, as vLLM's and OpenAI's completions do.
 // Usage: node real_models_e2e.mjs BASE_URL FIXTURE.json
 import OpenAI from "openai";
+import { finish, recordingFetch, test } from "./harness.mjs";
 import assert from "node:assert/strict";
-import crypto from "node:crypto";
 import fs from "node:fs";
-import path from "node:path";
 
 const [baseURL, fixturePath] = process.argv.slice(2);
 const fixture = JSON.parse(fs.readFileSync(fixturePath, "utf8"));
-const recordDir = process.env.TANDEM_RECORD_BODIES;
 // fp16 weights computed in fp32 on both sides; the CPU engine matches HF's
 // logits to ~1e-6, so 1e-3 on a logprob is loose yet catches any wrong token.
 const kLogprobTolerance = 1e-3;
 
-const recordingFetch = async (url, init) => {
-  if (recordDir && typeof init?.body === "string") {
-    fs.writeFileSync(path.join(recordDir, crypto.createHash("sha1").update(init.body).digest("hex")), init.body);
-  }
-  return fetch(url, init);
-};
 const client = new OpenAI({ baseURL: `${baseURL}/v1`, apiKey: "none", fetch: recordingFetch, maxRetries: 0 });
-
-let failures = 0;
-async function test(name, fn) {
-  try {
-    await fn();
-    console.log(`ok   ${name}`);
-  } catch (e) {
-    failures++;
-    console.log(`FAIL ${name}: ${e.stack || e}`);
-  }
-}
 
 async function tokenize(body) {
   const r = await recordingFetch(`${baseURL}/tokenize`, {
@@ -108,5 +89,4 @@ for (const g of fixture.chat) {
   });
 }
 
-console.log(failures ? `${failures} failed` : "all passed");
-process.exit(failures ? 1 : 0);
+finish();

@@ -9,9 +9,7 @@ set -euo pipefail
 tandem=$(readlink -f "$1")
 root=$(cd "$(dirname "$0")/../.." && pwd)
 source "$root/tests/e2e/lib.sh"
-for m in tandem-tiny-general tandem-tiny-coder; do
-  [ -f "$root/models/$m/config.json" ] || { echo "models/$m missing: skipped"; exit 77; }
-done
+need_tiny_models "$root" config.json
 device=${TANDEM_DEVICE:-cpu}
 tmp=$(mktemp -d)
 SERVER_PID=""

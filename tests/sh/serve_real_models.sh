@@ -2,15 +2,13 @@
 # `tandem serve` with the real engine on the CPU, serving the two tiny trained
 # models in models/ on one port: greedy completions (plain = streamed = each of
 # n choices), both models at once, /tokenize round trip, pages freed, drain.
-# No golden greedy fixture exists on main yet; the outputs are checked for
-# self-consistency and determinism, not against HF. TANDEM_DEVICE=cuda runs it on the GPU.
+# Outputs are checked for self-consistency and determinism here; against HF's
+# greedy outputs in tests/e2e/e2e_real_models.sh. TANDEM_DEVICE=cuda runs it on the GPU.
 set -euo pipefail
 tandem=$(readlink -f "$1")
 root=$(cd "$(dirname "$0")/../.." && pwd)
 source "$root/tests/e2e/lib.sh"
-for m in tandem-tiny-general tandem-tiny-coder; do
-  [ -f "$root/models/$m/config.json" ] || { echo "models/$m missing: skipped"; exit 77; }
-done
+need_tiny_models "$root" config.json
 tmp=$(mktemp -d)
 trap 'kill $SERVER_PID 2>/dev/null || true; rm -rf "$tmp"' EXIT
 start_server "$tmp/server.log" "$tandem" serve --device "${TANDEM_DEVICE:-cpu}" --max-model-len 256 \

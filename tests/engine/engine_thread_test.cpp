@@ -16,38 +16,50 @@ namespace {
 
 constexpr int kVocab = 64;
 
-// A fake runner whose forward() can be held at a gate.
+// A fake runner whose forward() can be held at a gate. The gate can shut
+// itself after a number of passes, so a test stops the engine at an exact step
+// however fast or slow the engine thread runs.
 class GatedRunner : public FakeModelRunner {
  public:
   GatedRunner() : FakeModelRunner(kVocab, 256, 4) {}
   Status forward(const ForwardBatch& b, std::vector<float>* logits) override {
     std::unique_lock<std::mutex> lock(mu_);
-    entered_ = true;
-    cv_.notify_all();
-    cv_.wait(lock, [&] { return open_; });
+    if (passes_left_ == 0) open_ = false;
+    if (passes_left_ > 0) --passes_left_;
+    if (!open_) {
+      waiting_ = true;
+      cv_.notify_all();
+      cv_.wait(lock, [&] { return open_; });
+      waiting_ = false;
+    }
     lock.unlock();
     return FakeModelRunner::forward(b, logits);
   }
-  void close() {
+  void close() { close_after(0); }
+  // The next `passes` forward calls go through; the one after waits.
+  void close_after(int passes) {
     std::lock_guard<std::mutex> l(mu_);
-    open_ = false;
-    entered_ = false;
+    passes_left_ = passes;
+    if (passes == 0) open_ = false;
   }
   void open() {
     std::lock_guard<std::mutex> l(mu_);
     open_ = true;
+    passes_left_ = -1;
     cv_.notify_all();
   }
+  // Returns once a forward() call is held at the shut gate.
   void wait_entered() {
     std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait(lock, [&] { return entered_; });
+    cv_.wait(lock, [&] { return waiting_; });
   }
 
  private:
   std::mutex mu_;
   std::condition_variable cv_;
   bool open_ = true;
-  bool entered_ = false;
+  int passes_left_ = -1;  // -1: no limit
+  bool waiting_ = false;
 };
 
 // Collects one request's events from the engine thread.
@@ -136,15 +148,15 @@ TEST(EngineThread, AbortFromAnotherThreadFreesPagesWithinAStep) {
   ASSERT_TRUE(t.ok());
   auto& engine = **t;
   Waiter w;
+  runner.close_after(3);
   ASSERT_TRUE(engine.submit(request("long", {1, 2, 3}, 1000, &w)).ok());
-  w.wait_tokens(3);
-  runner.close();
-  runner.wait_entered();  // the engine is inside a step
+  runner.wait_entered();  // the engine is inside its fourth step
   size_t before;
   {
     std::lock_guard<std::mutex> l(w.mu);
     before = w.tokens.size();
   }
+  EXPECT_EQ(before, 3u);
   std::thread([&] { engine.abort("long"); }).join();
   runner.open();
   w.wait();

@@ -86,11 +86,19 @@ TEST(Arbiter, StepsAreSerialisedAndShareByWeight) {
     --in_step;
   };
   std::thread a([&] {
+    bool continuing = false;
     while (!stop.load()) {
       arb.begin_step(0, 100);
       step('A');
       a_started = true;
-      arb.end_step(0, !stop.load());
+      continuing = !stop.load();
+      arb.end_step(0, continuing);
+    }
+    // `stop` may be set after A said it would continue: hand the held turn
+    // back, as Engine::give_back_arbiter_turn does.
+    if (continuing) {
+      arb.begin_step(0, 0);
+      arb.end_step(0, false);
     }
   });
   std::thread b([&] {

@@ -339,7 +339,10 @@ void Engine::deliver() {
 
 Status Engine::step() {
   service_kv();
-  scheduler_->schedule(&sched_out_);
+  int max_tokens = config_.scheduler.max_num_batched_tokens;
+  if (config_.arbiter != nullptr)  // shorter while another model waits for the GPU (memory/arbiter.h)
+    max_tokens = static_cast<int>(config_.arbiter->step_tokens(config_.arbiter_model, max_tokens));
+  scheduler_->schedule(&sched_out_, max_tokens);
   for (Sequence* seq : sched_out_.failed) {
     const int need = kv_->pages_for(static_cast<int>(seq->tokens.size()));
     finish(seq, FinishReason::kError,

@@ -85,13 +85,19 @@ AllocStatus Scheduler::can_allocate_growing(const SeqKv& kv, const PrefixHit* hi
   }
 }
 
-void Scheduler::schedule(SchedulerOutput* out) {
+void Scheduler::schedule(SchedulerOutput* out, int max_tokens) {
+  CHECK_GT(max_tokens, 0);
   out->scheduled.clear();
   out->copies.clear();
   out->failed.clear();
   out->num_tokens = 0;
   out->num_preempted = 0;
+  // Decodes left to serve among running_[i..]: their tokens are kept out of
+  // any prompt chunk before them.
+  int decodes_left = 0;
+  for (const Sequence* seq : running_) decodes_left += seq->num_uncomputed() == 1 ? 1 : 0;
   int budget = config_.max_num_batched_tokens;
+  if (max_tokens < budget) budget = std::max(max_tokens, std::min(decodes_left, budget));
 
   // Running sequences, oldest first; the newest give way when pages run out
   // (unless the shared pool is bringing more: then the rest wait a step).
@@ -99,8 +105,13 @@ void Scheduler::schedule(SchedulerOutput* out) {
   size_t i = 0;
   while (i < running_.size() && budget > 0 && !stalled) {
     Sequence* seq = running_[i];
-    int num_new = std::min(seq->num_uncomputed(), budget);
-    CHECK_GT(num_new, 0);
+    const bool decode = seq->num_uncomputed() == 1;
+    if (decode) --decodes_left;
+    const int num_new = std::min(seq->num_uncomputed(), decode ? budget : budget - decodes_left);
+    if (num_new <= 0) {  // a prompt chunk with no room left beside the decodes after it
+      ++i;
+      continue;
+    }
     int end = seq->num_computed + num_new;
     for (;;) {
       AllocStatus st = can_allocate_growing(seq->kv, nullptr, seq->num_computed, end, &stalled);
@@ -121,6 +132,7 @@ void Scheduler::schedule(SchedulerOutput* out) {
         break;
       }
       Sequence* victim = running_.back();  // kLater: preempt the newest
+      if (victim != seq && victim->num_uncomputed() == 1) --decodes_left;
       erase_running(running_.size() - 1);
       preempt(victim);
       ++out->num_preempted;

@@ -4,7 +4,9 @@
 // order (arrival, then choice). Each step first serves running sequences (a
 // decode token, or the next chunk of a prompt), preempting the newest running
 // sequence whenever pages run out (its KV is dropped and recomputed later),
-// then admits waiting sequences while tokens, seats and pages allow. The output
+// then admits waiting sequences while tokens, seats and pages allow. A running
+// prompt's chunk leaves one token for each running decode after it, so a tight
+// token limit shortens prefill chunks, never decodes. The output
 // is, per sequence, how many of its uncomputed tokens run this step: prefill,
 // chunked prefill, recompute and decode are the same thing.
 #pragma once
@@ -63,8 +65,13 @@ class Scheduler {
   // Finishes or aborts: frees the pages, drops it from both lists.
   void remove(Sequence* seq);
 
-  // Fills *out (cleared first; reused to avoid allocations).
-  void schedule(SchedulerOutput* out);
+  // Fills *out (cleared first; reused to avoid allocations), with at most
+  // max_num_batched_tokens tokens.
+  void schedule(SchedulerOutput* out) { schedule(out, config_.max_num_batched_tokens); }
+  // The same under a tighter limit for this step only (the step arbiter's
+  // shared cap). Running decodes always fit: the limit is raised to their
+  // number if needed (never past max_num_batched_tokens).
+  void schedule(SchedulerOutput* out, int max_tokens);
   // After the forward pass: advances num_computed, publishes full blocks.
   void on_forward_done(const SchedulerOutput& out);
 

@@ -47,13 +47,19 @@ int DrrPicker::pick(const std::vector<int64_t>& waiting) {
 }
 
 StepArbiter::StepArbiter(std::vector<std::string> names, std::vector<double> weights, int64_t quantum_tokens,
-                         int max_concurrent_steps, int64_t step_overhead_tokens)
+                         int max_concurrent_steps, int64_t step_overhead_tokens,
+                         std::vector<int64_t> shared_step_tokens)
     : names_(std::move(names)), max_concurrent_(max_concurrent_steps), step_overhead_(step_overhead_tokens),
+      shared_step_(shared_step_tokens.empty() ? std::vector<int64_t>(names_.size(), 0)
+                                              : std::move(shared_step_tokens)),
       picker_(std::move(weights), quantum_tokens) {
   CHECK_GE(step_overhead_tokens, 0);
   CHECK_EQ(names_.size(), static_cast<size_t>(picker_.num_models()));
+  CHECK_EQ(shared_step_.size(), names_.size());
+  for (int64_t t : shared_step_) CHECK_GE(t, 0);
   CHECK_GE(max_concurrent_steps, 1);
   const size_t n = names_.size();
+  backlogged_.assign(n, false);
   waiting_.assign(n, -1);
   granted_.assign(n, false);
   running_.assign(n, false);
@@ -95,6 +101,7 @@ void StepArbiter::begin_step(int model, int64_t tokens) {
   const int64_t cost = tokens + step_overhead_;
   picker_.adjust(model, static_cast<double>(charged_[model] - cost));
   last_cost_[model] = std::max<int64_t>(cost, 1);
+  backlogged_[model] = shared_step_[model] > 0 && tokens >= shared_step_[model];
   stats_[model].steps++;
   stats_[model].tokens += tokens;
   stats_[model].wait_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -109,10 +116,28 @@ void StepArbiter::end_step(int model, bool will_continue) {
     if (will_continue) {
       continuing_[model] = true;
       waiting_[model] = last_cost_[model];
+    } else {
+      backlogged_[model] = false;  // idle: its next work starts light
     }
     grant_locked();
   }
   cv_.notify_all();
+}
+
+bool StepArbiter::other_in_round_locked(int model) const {
+  for (size_t j = 0; j < waiting_.size(); ++j) {
+    if (static_cast<int>(j) == model) continue;
+    if (waiting_[j] >= 0 || granted_[j] || running_[j]) return true;  // continuing: waiting_ or granted_
+  }
+  return false;
+}
+
+int64_t StepArbiter::step_tokens(int model, int64_t own_max) {
+  std::lock_guard<std::mutex> lock(mu_);
+  const int64_t cap = shared_step_[model];
+  if (cap == 0 || cap >= own_max || !backlogged_[model] || !other_in_round_locked(model)) return own_max;
+  stats_[model].capped++;
+  return cap;
 }
 
 ArbiterStats StepArbiter::stats(int model) const {

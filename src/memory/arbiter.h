@@ -22,6 +22,30 @@
 // for it and the estimate is corrected when it asks with the real tokens.
 // Without this, serialised steps would simply alternate, whatever the weights.
 //
+// Short steps while shared (`shared_step_tokens`, per model; 0: off). How long
+// model B waits for the GPU is the length of A's turn, and a turn is at least
+// one of A's steps: a saturated 33B model's 2048-token step takes hundreds of
+// ms. So an engine asks step_tokens() before it schedules, and gets
+//   - its own max_num_batched_tokens while no other model is in the round
+//     (waiting, granted, running or continuing): alone, nothing is lost;
+//   - min(own, shared_step_tokens) while another model is in the round and
+//     this model's previous step had at least shared_step_tokens tokens (it
+//     has a backlog that fills whatever it is given);
+//   - its own budget otherwise: a model whose steps are small (decodes, an
+//     occasional prompt) is the latency-bound one, and its prompt then runs
+//     whole instead of being split over two turns with the other's step in
+//     between. It costs the others at most one such step before it too counts
+//     as backlogged.
+// A short step only shortens turns if the quantum shrinks with it: the server
+// sets quantum = the largest shared_step_tokens + step_overhead_tokens, about
+// one capped step per unit of weight per turn (with a 2048-token quantum A
+// would run four 512-token steps per turn and B would wait about as long).
+// Costs larger than the quantum build up over several turns, so shares by
+// weight hold as before. The step a backlogged model scheduled before the
+// other arrived still runs at full size (it was chosen before the other
+// asked). Under a cap the scheduler still runs every running decode (the cap
+// rises to their number; a prompt chunk leaves room for the decodes after it).
+//
 // `max_concurrent_steps` steps may be in flight at once (each engine runs on
 // its own CUDA stream): 1 serialises steps; 2 lets two models overlap while the
 // choice of who starts next stays weighted.
@@ -38,8 +62,8 @@ namespace tandem::memory {
 // The deterministic core: which waiting model runs next. Not thread-safe.
 class DrrPicker {
  public:
-  // weights > 0; quantum_tokens > 0 (use at least the largest step, e.g.
-  // max_num_batched_tokens, so a turn never ends without a step).
+  // weights > 0; quantum_tokens > 0 (a step costing more than quantum x
+  // weight waits for the deficit of several turns).
   DrrPicker(std::vector<double> weights, int64_t quantum_tokens);
 
   // waiting_tokens[i] = cost of model i's next step, or -1 if it has none.
@@ -64,6 +88,7 @@ struct ArbiterStats {
   int64_t steps = 0;
   int64_t tokens = 0;
   double wait_seconds = 0;  // total time spent blocked in begin_step
+  int64_t capped = 0;       // step_tokens() answers below the engine's own budget
 };
 
 // NOT YET MEASURED: a decode step of a 4-bit 33B model reads ~18 GB of weights
@@ -71,11 +96,17 @@ struct ArbiterStats {
 // from the bench numbers on the GPU machine.
 inline constexpr int64_t kDefaultStepOverheadTokens = 256;
 
+// NOT YET MEASURED: a quarter of the default 2048-token step; a 512-token
+// prompt of the latency-bound model still runs whole (it is not capped).
+inline constexpr int64_t kDefaultSharedStepTokens = 512;
+
 // Thread-safe gate in front of every engine step.
 class StepArbiter {
  public:
+  // shared_step_tokens[i] >= 0 (0: model i is never capped); empty: none is.
   StepArbiter(std::vector<std::string> names, std::vector<double> weights, int64_t quantum_tokens,
-              int max_concurrent_steps, int64_t step_overhead_tokens = kDefaultStepOverheadTokens);
+              int max_concurrent_steps, int64_t step_overhead_tokens = kDefaultStepOverheadTokens,
+              std::vector<int64_t> shared_step_tokens = {});
   StepArbiter(const StepArbiter&) = delete;
   StepArbiter& operator=(const StepArbiter&) = delete;
 
@@ -85,16 +116,21 @@ class StepArbiter {
   // `will_continue`: the engine has more work and calls begin_step next (a
   // zero-token step is fine if the work vanished, e.g. aborted requests).
   void end_step(int model, bool will_continue);
+  // Tokens `model` may schedule in its next step, given its own limit
+  // `own_max` (policy above). Ask before scheduling, then begin_step.
+  int64_t step_tokens(int model, int64_t own_max);
 
   ArbiterStats stats(int model) const;
   int in_flight() const;
 
  private:
   void grant_locked();  // REQUIRES(mu_)
+  bool other_in_round_locked(int model) const;  // REQUIRES(mu_)
 
   std::vector<std::string> names_;
   const int max_concurrent_;
   const int64_t step_overhead_;
+  const std::vector<int64_t> shared_step_;  // per model; 0: never capped
   mutable std::mutex mu_;
   std::condition_variable cv_;
   DrrPicker picker_;                  // GUARDED_BY(mu_)
@@ -104,6 +140,7 @@ class StepArbiter {
   std::vector<bool> continuing_;      // in the round on an estimate; GUARDED_BY(mu_)
   std::vector<int64_t> charged_;      // cost charged at grant; GUARDED_BY(mu_)
   std::vector<int64_t> last_cost_;    // estimate for a continuing engine; GUARDED_BY(mu_)
+  std::vector<bool> backlogged_;      // last step filled shared_step_; GUARDED_BY(mu_)
   std::vector<ArbiterStats> stats_;   // GUARDED_BY(mu_)
   int in_flight_ = 0;                 // GUARDED_BY(mu_)
 };

@@ -13,6 +13,7 @@
 
 #include "common/status.h"
 #include "engine/api.h"
+#include "memory/arbiter.h"
 #include "tokenizer/tokenizer.h"
 
 namespace tandem::server {
@@ -28,6 +29,9 @@ struct EngineOptions {
   int max_queue = 0;                  // waiting requests before 429; 0: engine default
   std::string load_format = "auto";   // auto | dummy (random weights, config.json only)
   double weight = 1.0;                // with gpu_budget: share of the KV reserve and of GPU steps
+  // With gpu_budget: tokens per step while another model waits for the GPU
+  // (memory/arbiter.h); 0: no cap.
+  int shared_step_tokens = static_cast<int>(memory::kDefaultSharedStepTokens);
 };
 
 // Renders chat messages (normalized: content is a string) into a prompt string.

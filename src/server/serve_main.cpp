@@ -43,9 +43,12 @@ int serve_main(int argc, char** argv, const ModelServiceFactoryMaker& make_facto
                  "memory for all models, planned before loading (e.g. 96GiB; 96GB = 10^9 bytes); on CPU it "
                  "bounds host memory for weights and KV");
   std::string overheads_path;
-  std::optional<int> concurrent_steps;
+  std::optional<int> concurrent_steps, shared_step_tokens;
   app.add_option("--concurrent-steps", concurrent_steps,
                  "with --gpu-budget: model steps that may run at once on their streams, 1 (default) or 2");
+  app.add_option("--shared-step-tokens", shared_step_tokens,
+                 "with --gpu-budget: tokens per step of a backlogged model while another model waits for the GPU "
+                 "(default 512; 0: no cap; every model)");
   app.add_option("--overheads", overheads_path,
                  "with --gpu-budget on CUDA: measured overheads JSON (tandem plan --measure-overheads)");
   app.add_option("--weight", weight_flags, "NAME=W: with --gpu-budget, the model's share of the KV reserve and "
@@ -130,6 +133,7 @@ int serve_main(int argc, char** argv, const ModelServiceFactoryMaker& make_facto
     *out = *v;
     return ok_status();
   };
+  if (shared_step_tokens) config.engine_cli.shared_step_tokens = *shared_step_tokens;  // checked in finalize_config
   for (Status s : {positive(max_model_len, "--max-model-len", &config.engine_cli.max_model_len),
                    positive(max_num_seqs, "--max-num-seqs", &config.engine_cli.max_num_seqs),
                    positive(max_num_batched_tokens, "--max-num-batched-tokens", &config.engine_cli.max_num_batched_tokens),

@@ -11,6 +11,8 @@
 namespace tandem::server {
 namespace {
 
+constexpr int kMaxStepTokens = 1 << 24;  // max_num_batched_tokens and shared_step_tokens
+
 std::string trim(std::string s) {
   while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.pop_back();
   size_t i = 0;
@@ -46,7 +48,8 @@ Status read_int(const toml::table& t, const std::string& where, const char* key,
 Status read_engine_table(const toml::table& t, const std::string& where, bool allow_path, EngineOverrides* o,
                          std::string* path) {
   static const std::set<std::string> kKeys = {"device", "gpu_budget", "max_model_len", "max_num_seqs",
-                                              "max_num_batched_tokens", "max_queue", "load_format", "weight"};
+                                              "max_num_batched_tokens", "max_queue", "load_format", "weight",
+                                              "shared_step_tokens"};
   for (const auto& [k, v] : t) {
     std::string key(k.str());
     if (kKeys.count(key) || (allow_path && key == "path")) continue;
@@ -78,8 +81,9 @@ Status read_engine_table(const toml::table& t, const std::string& where, bool al
   }
   RETURN_IF_ERROR(read_int(t, where, "max_model_len", 1, 1 << 24, &o->max_model_len));
   RETURN_IF_ERROR(read_int(t, where, "max_num_seqs", 1, 1 << 20, &o->max_num_seqs));
-  RETURN_IF_ERROR(read_int(t, where, "max_num_batched_tokens", 1, 1 << 24, &o->max_num_batched_tokens));
+  RETURN_IF_ERROR(read_int(t, where, "max_num_batched_tokens", 1, kMaxStepTokens, &o->max_num_batched_tokens));
   RETURN_IF_ERROR(read_int(t, where, "max_queue", 1, 1 << 24, &o->max_queue));
+  RETURN_IF_ERROR(read_int(t, where, "shared_step_tokens", 0, kMaxStepTokens, &o->shared_step_tokens));
   if (const toml::node* n = t.get("weight")) {
     auto w = n->value<double>();
     if (!w || !(n->is_floating_point() || n->is_integer()) || !(*w > 0 && *w <= 1e6))
@@ -163,6 +167,7 @@ void EngineOverrides::apply_to(EngineOptions* o) const {
   if (max_queue) o->max_queue = *max_queue;
   if (load_format) o->load_format = *load_format;
   if (weight) o->weight = *weight;
+  if (shared_step_tokens) o->shared_step_tokens = *shared_step_tokens;
 }
 
 StatusOr<uint64_t> parse_size(const std::string& text) {
@@ -280,6 +285,9 @@ Status finalize_config(ServerConfig* c, const char* env_api_key) {
     if (c->api_key.empty()) return invalid_argument("api key file " + c->api_key_file + ": is empty");
   }
   if (c->api_key.empty() && env_api_key && *env_api_key) c->api_key = env_api_key;
+  if (const std::optional<int>& t = c->engine_cli.shared_step_tokens; t && (*t < 0 || *t > kMaxStepTokens))
+    return invalid_argument("--shared-step-tokens: must be in [0, " + std::to_string(kMaxStepTokens) +
+                            "] (0: no cap), got " + std::to_string(*t));
   for (auto& m : c->models) {
     m.engine = EngineOptions{};
     c->engine_file.apply_to(&m.engine);

@@ -23,6 +23,7 @@ struct EngineOverrides {
   std::optional<int> max_queue;
   std::optional<std::string> load_format;
   std::optional<double> weight;
+  std::optional<int> shared_step_tokens;
   void apply_to(EngineOptions* options) const;
 };
 

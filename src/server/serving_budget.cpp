@@ -63,18 +63,26 @@ StatusOr<std::unique_ptr<ServingBudget>> ServingBudget::create(const ServerConfi
   std::vector<memory::ChunkPoolModel> pool_models;
   std::vector<std::string> names;
   std::vector<double> weights;
+  std::vector<int64_t> shared_step;
   for (size_t i = 0; i < b->plan_.models.size(); ++i) {
     pool_models.push_back({b->plan_.models[i].name, b->plan_.models[i].guaranteed_chunks});
     names.push_back(b->plan_.models[i].name);
     weights.push_back(inputs[i].weight);
+    shared_step.push_back(config.models[i].engine.shared_step_tokens);
   }
+  // A turn is about one capped step per unit of weight, so a waiting model
+  // waits for short turns (memory/arbiter.h); without caps, one full step.
+  const int64_t largest_cap = *std::max_element(shared_step.begin(), shared_step.end());
+  const int64_t quantum = largest_cap > 0 && largest_cap < b->plan_.options.max_num_batched_tokens
+                              ? largest_cap + memory::kDefaultStepOverheadTokens
+                              : b->plan_.options.max_num_batched_tokens;
   b->pool_ = std::make_unique<memory::KvChunkPool>(b->plan_.num_chunks, b->plan_.chunk_bytes, std::move(pool_models));
   // One step at a time by default: the arbiter's weighted order then decides who gets the GPU.
   if (config.concurrent_steps < 1 || config.concurrent_steps > 2)
     return invalid_argument("--concurrent-steps must be 1 or 2, got " + std::to_string(config.concurrent_steps));
-  b->arbiter_ = std::make_unique<memory::StepArbiter>(std::move(names), std::move(weights),
-                                                      b->plan_.options.max_num_batched_tokens,
-                                                      config.concurrent_steps);
+  b->arbiter_ = std::make_unique<memory::StepArbiter>(std::move(names), std::move(weights), quantum,
+                                                      config.concurrent_steps, memory::kDefaultStepOverheadTokens,
+                                                      std::move(shared_step));
   return b;
 }
 

@@ -86,11 +86,19 @@ TEST(Arbiter, StepsAreSerialisedAndShareByWeight) {
     --in_step;
   };
   std::thread a([&] {
+    bool continuing = false;
     while (!stop.load()) {
       arb.begin_step(0, 100);
       step('A');
       a_started = true;
-      arb.end_step(0, !stop.load());
+      continuing = !stop.load();
+      arb.end_step(0, continuing);
+    }
+    // `stop` may be set after A said it would continue: hand the held turn
+    // back, as Engine::give_back_arbiter_turn does.
+    if (continuing) {
+      arb.begin_step(0, 0);
+      arb.end_step(0, false);
     }
   });
   std::thread b([&] {
@@ -128,6 +136,79 @@ TEST(Arbiter, TwoConcurrentStepsLetBothRun) {
   arb.end_step(1, false);
   EXPECT_EQ(arb.in_flight(), 0);
   EXPECT_EQ(arb.stats(0).tokens, 10);
+}
+
+TEST(Arbiter, AloneGetsItsOwnBudget) {
+  StepArbiter arb({"a", "b"}, {1.0, 1.0}, 12, /*max_concurrent_steps=*/2, /*step_overhead_tokens=*/4,
+                  /*shared_step_tokens=*/{8, 8});
+  EXPECT_EQ(arb.step_tokens(0, 64), 64);
+  arb.begin_step(0, 64);
+  arb.end_step(0, /*will_continue=*/true);  // backlogged, but nobody else is in the round
+  EXPECT_EQ(arb.step_tokens(0, 64), 64);
+  arb.begin_step(0, 64);
+  arb.end_step(0, false);
+  EXPECT_EQ(arb.stats(0).capped, 0);
+}
+
+TEST(Arbiter, BackloggedModelIsCappedWhileAnotherIsInTheRound) {
+  StepArbiter arb({"a", "b"}, {1.0, 1.0}, 12, /*max_concurrent_steps=*/2, /*step_overhead_tokens=*/4,
+                  /*shared_step_tokens=*/{8, 8});
+  arb.begin_step(0, 64);
+  arb.end_step(0, true);  // A: continuing, its last step filled the cap
+  arb.begin_step(1, 5);   // B running
+  EXPECT_EQ(arb.step_tokens(0, 64), 8);
+  EXPECT_EQ(arb.step_tokens(0, 6), 6);  // never above the engine's own budget
+  EXPECT_EQ(arb.step_tokens(1, 64), 64) << "B's last step was small: its prompt runs whole";
+  arb.end_step(1, true);  // B continuing: still in the round
+  EXPECT_EQ(arb.step_tokens(0, 64), 8);
+  arb.begin_step(1, 20);  // a whole prompt of B
+  arb.end_step(1, true);
+  EXPECT_EQ(arb.step_tokens(1, 64), 8) << "B's last step filled the cap: both are capped now";
+  arb.begin_step(0, 8);
+  arb.end_step(0, true);
+  EXPECT_EQ(arb.step_tokens(0, 64), 8) << "a capped step still counts as backlogged";
+  arb.begin_step(1, 1);
+  arb.end_step(1, false);  // B idle
+  EXPECT_EQ(arb.step_tokens(0, 64), 64);
+  EXPECT_EQ(arb.stats(0).capped, 3);
+  EXPECT_EQ(arb.stats(1).capped, 1);
+  arb.begin_step(0, 64);
+  arb.end_step(0, false);  // A idle: its next work starts light
+  arb.begin_step(1, 30);
+  EXPECT_EQ(arb.step_tokens(0, 64), 64);
+  arb.end_step(1, false);
+}
+
+TEST(Arbiter, ZeroSharedStepTokensNeverCaps) {
+  StepArbiter arb({"a", "b"}, {1.0, 1.0}, 12, 2, 4, {0, 8});
+  arb.begin_step(0, 64);
+  arb.end_step(0, true);
+  arb.begin_step(1, 64);
+  EXPECT_EQ(arb.step_tokens(0, 64), 64);
+  EXPECT_EQ(arb.step_tokens(1, 64), 8);
+  arb.end_step(1, false);
+  arb.begin_step(0, 0);
+  arb.end_step(0, false);
+}
+
+TEST(Arbiter, CapAppliesWhileThePeerWaitsForTheOneSlot) {
+  // Serialised steps: B blocks in begin_step behind A's step; from then on A's
+  // next step is capped. The wait is on the arbiter's answer, not on time.
+  StepArbiter arb({"a", "b"}, {1.0, 1.0}, 12, /*max_concurrent_steps=*/1, 4, {8, 8});
+  arb.begin_step(0, 64);
+  std::atomic<bool> b_ran{false};
+  std::thread b([&] {
+    arb.begin_step(1, 3);
+    b_ran = true;
+    arb.end_step(1, false);
+  });
+  while (arb.step_tokens(0, 64) != 8) std::this_thread::yield();  // B is waiting
+  EXPECT_FALSE(b_ran.load());
+  arb.end_step(0, false);
+  b.join();
+  EXPECT_TRUE(b_ran.load());
+  EXPECT_EQ(arb.step_tokens(0, 64), 64);
+  EXPECT_EQ(arb.in_flight(), 0);
 }
 
 }  // namespace

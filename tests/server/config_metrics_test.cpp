@@ -74,6 +74,29 @@ TEST(ServerConfigTest, OneBudgetForAllModelsAndWeights) {
   EXPECT_NE(s.message().find("one budget for all models"), std::string::npos) << s.message();
 }
 
+TEST(ServerConfigTest, SharedStepTokensLayersAndNamesTheFlag) {
+  ServerConfig c;
+  ASSERT_TRUE(parse_config_toml("[engine]\nshared_step_tokens = 256\n[models.a]\npath = \"/a\"\n"
+                                "[models.b]\npath = \"/b\"\nshared_step_tokens = 0\n[models.c]\npath = \"/c\"\n",
+                                "t.toml", &c).ok());
+  ASSERT_TRUE(finalize_config(&c, nullptr).ok());
+  EXPECT_EQ(c.models[0].engine.shared_step_tokens, 256);  // [engine]
+  EXPECT_EQ(c.models[1].engine.shared_step_tokens, 0);    // per model: off
+  ServerConfig d;
+  ASSERT_TRUE(add_model_flag("a=/a", &d).ok());
+  ASSERT_TRUE(finalize_config(&d, nullptr).ok());
+  EXPECT_EQ(d.models[0].engine.shared_step_tokens, memory::kDefaultSharedStepTokens);
+  c.engine_cli.shared_step_tokens = 128;  // the flag wins over file and per-model
+  ASSERT_TRUE(finalize_config(&c, nullptr).ok());
+  for (const auto& m : c.models) EXPECT_EQ(m.engine.shared_step_tokens, 128) << m.name;
+  for (int bad : {-1, (1 << 24) + 1}) {
+    c.engine_cli.shared_step_tokens = bad;
+    Status s = finalize_config(&c, nullptr);
+    ASSERT_FALSE(s.ok());
+    EXPECT_EQ(s.message(), "--shared-step-tokens: must be in [0, 16777216] (0: no cap), got " + std::to_string(bad));
+  }
+}
+
 TEST(ServerConfigTest, ErrorsNameFileAndKey) {
   struct Case {
     const char* toml;
@@ -89,6 +112,7 @@ TEST(ServerConfigTest, ErrorsNameFileAndKey) {
       {"[weird]\n", "unknown table 'weird'"},
       {"[engine]\nload_format = \"npz\"\n", "engine.load_format: must be \"auto\" or \"dummy\""},
       {"[models.a]\npath = \"/x\"\nweight = 0\n", "models.a.weight: must be a number in (0, 1e6]"},
+      {"[engine]\nshared_step_tokens = -1\n", "engine.shared_step_tokens: must be in [0, 16777216], got -1"},
       {"[server\n", "t.toml:1"},
   };
   for (const auto& c : cases) {

@@ -43,12 +43,18 @@ set +e
 "$tandem" serve --config "$tmp/bad.toml" --port 0 >/dev/null 2>"$tmp/bad.err"; rc=$?
 set -e
 [ "$rc" -eq 2 ] && grep -q "one budget for all models" "$tmp/bad.err" || { echo "FAIL: per-model budget: $rc"; cat "$tmp/bad.err"; exit 1; }
+set +e
+"$tandem" serve --gpu-budget 1GiB "${models[@]}" --shared-step-tokens -1 --port 0 >/dev/null 2>"$tmp/bad.err"; rc=$?
+set -e
+[ "$rc" -eq 2 ] && grep -q -- "--shared-step-tokens: must be in \[0, 16777216\] (0: no cap), got -1" "$tmp/bad.err" ||
+  { echo "FAIL: --shared-step-tokens -1: $rc"; cat "$tmp/bad.err"; exit 1; }
 
 # 2. Fits: serves both; the plan is in the log.
 budget=640MiB
 "$tandem" plan --device "$device" --gpu-budget $budget "${models[@]}" "${limits[@]}" --weight general=2 --json >"$tmp/plan.json"
+# A 64-token step cap while both models have work (the arbiter's shared cap, exercised end to end).
 start_server "$tmp/server.log" "$tandem" serve --device "$device" --gpu-budget $budget "${models[@]}" "${limits[@]}" \
-  --weight general=2
+  --weight general=2 --shared-step-tokens 64
 grep -q "memory plan (--gpu-budget)" "$tmp/server.log" || { echo "FAIL: no plan in the log"; cat "$tmp/server.log"; exit 1; }
 grep -q "KV pool" "$tmp/server.log"
 python3 - "http://127.0.0.1:$PORT" "$tmp/plan.json" <<'PY'

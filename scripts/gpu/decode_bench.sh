@@ -5,7 +5,8 @@
 #   OUT=DIR decode_bench.sh CONFIG_NAME [BATCH ...] [--prefill]
 # Prints one line per figure and writes DIR/e2e_<config>.json:
 # - batch 1, 512-token prompt, 128 new tokens: decode tok/s with CUDA graphs
-#   (default) and without (TANDEM_CUDA_GRAPHS=0), from generate's own timing;
+#   (default), without (TANDEM_CUDA_GRAPHS=0) and with graphs but without
+#   programmatic dependent launch (TANDEM_CUDA_PDL=0), from generate's own timing;
 # - batch B (B prompts of 512 tokens at once): aggregate decode tok/s =
 #   B * 127 / (time of 128 new tokens - time of 1), both timed around the whole
 #   batch inside one process each (load excluded);
@@ -29,6 +30,7 @@ one() {  # tag, env...
 }
 one graphs
 one nographs TANDEM_CUDA_GRAPHS=0
+one nopdl TANDEM_CUDA_PDL=0
 batch_seconds() {  # prompts-file max-tokens -> seconds of generate_batch
   ./tandem generate --model $dir --prompt-ids-file $1 --max-tokens $2 --ignore-eos --device cuda --format json \
     > /dev/null 2> /tmp/batch.err || { tail -3 /tmp/batch.err >&2; echo 0; return; }

@@ -2,7 +2,8 @@
 # GPU run of `serve --gpu-budget` (docs/memory.md "Accuracy and fairness"):
 # overhead probe; plan vs device memory after load and under load for the seed
 # pair; fairness (general's TTFT alone vs with the coder flooded, one step at a
-# time and with --concurrent-steps 2); then the Qwen pair after load if time is left.
+# time and with --concurrent-steps 2); then the Qwen pair after load and under
+# load (--load-format dummy) if time is left.
 # Run from a folder holding tandem.xz (stripped, xz), lib/libsentencepiece.so.0,
 # synth_awq.py, the four configs of /work/shared/models and tok/{mistral,qwen2_5}/
 # (tokenizer.json + tokenizer_config.json). Results in $OUT (at most 8 files come back).
@@ -64,15 +65,32 @@ if [ $(( $(date +%s) - T0 )) -lt ${CONC2_IF_BEFORE:-130} ] && \
 fi
 grep -E "TTFT|completed" $OUT/fair_*.txt
 sort -t' ' -k2 -n $OUT/mem_seed_pair.txt | tail -2
+# The Qwen pair: random weights made in device memory (--load-format dummy, a
+# folder of config.json + tokenizer files), plan vs device memory after load
+# and while both models are flooded.
 if [ $(( $(date +%s) - T0 )) -lt ${QWEN_IF_BEFORE:-140} ]; then
-  rm -rf /tmp/ds /tmp/mi
-  python3 synth_awq.py qwen2.5-coder-32b-instruct-awq.json /tmp/qc >/dev/null &
-  python3 synth_awq.py qwen2.5-7b-instruct.json /tmp/q7 --dense >/dev/null &
-  wait
+  rm -rf /tmp/ds /tmp/mi /tmp/qc /tmp/q7
+  mkdir -p /tmp/qc /tmp/q7
+  cp qwen2.5-coder-32b-instruct-awq.json /tmp/qc/config.json
+  cp qwen2.5-7b-instruct.json /tmp/q7/config.json
   for d in qc q7; do cp tok/qwen2_5/tokenizer.json tok/qwen2_5/tokenizer_config.json /tmp/$d/; done
-  if serve_wait $OUT/serve_qwen_pair.log --gpu-budget $BUDGET "${OV[@]}" --model coder=/tmp/qc --model general=/tmp/q7; then
+  ./tandem plan --gpu-budget $BUDGET "${OV[@]}" --model coder=/tmp/qc --model general=/tmp/q7 \
+    --max-num-batched-tokens 2048 --json > $OUT/plan_qwen_pair.json
+  if serve_wait $OUT/serve_qwen_pair.log --load-format dummy --gpu-budget $BUDGET "${OV[@]}" \
+       --model coder=/tmp/qc --model general=/tmp/q7; then
     el "qwen pair loaded: $(mem)"
+    echo "after_load $(mem)" > $OUT/mem_qwen_pair.txt
+    ( while true; do echo "load $(mem)" >> $OUT/mem_qwen_pair.txt; sleep 0.5; done ) & MPID=$!
+    ./tandem bench "${B[@]}" --model coder --input-len 1024 --output-len 128 --num-prompts 384 \
+      --max-concurrency 256 > $OUT/qwen_flood_coder.txt 2>&1 & C1=$!
+    ./tandem bench "${B[@]}" --model general --input-len 1024 --output-len 128 --num-prompts 384 \
+      --max-concurrency 256 > $OUT/qwen_flood_general.txt 2>&1 & C2=$!
+    sleep ${QWEN_LOAD_SECONDS:-40}
+    kill $C1 $C2 2>/dev/null; wait $C1 $C2 2>/dev/null
+    kill $MPID 2>/dev/null
     stop
+    el "qwen pair stopped"
+    sort -t' ' -k2 -n $OUT/mem_qwen_pair.txt | tail -2
   fi
 fi
 el "end"

@@ -257,6 +257,9 @@ class Backend {
   // Whether the model should concatenate linears that read the same input (q/k/v,
   // gate/up) into one prepared layer: one wide GEMV instead of several narrow ones.
   virtual bool prefers_fused_linears() const { return false; }
+  // Whether attention() takes this head size: a model that needs another is
+  // refused at load (kUnimplemented naming both) rather than failing mid-step.
+  virtual Status check_head_dim(int /*head_dim*/) const { return ok_status(); }
 
   // ---- weights ----
   // Validates shapes/format (kInvalidArgument naming w.name) and copies or
@@ -290,6 +293,13 @@ class Backend {
   // cache.k/v at slot_mapping[t] = k/v[t]; k, v [T, KH, D]; slots < 0 are skipped.
   virtual void write_kv(const TensorView& k, const TensorView& v, const TensorView& slot_mapping,
                         const KvCacheView& cache) = 0;
+  // rope(p), then write_kv(p.k, v, slot_mapping, cache): one pass where the
+  // backend fuses them (CUDA: one kernel instead of two per layer).
+  virtual void rope_write_kv(const RopeParams& p, const TensorView& v, const TensorView& slot_mapping,
+                             const KvCacheView& cache) {
+    rope(p);
+    write_kv(p.k, v, slot_mapping, cache);
+  }
   virtual void attention(const AttentionParams& p) = 0;
   // out[T, I] = silu(gate) * up; gate, up, out [T, I]. out may alias gate.
   virtual void silu_mul(const TensorView& gate, const TensorView& up, const TensorView& out) = 0;

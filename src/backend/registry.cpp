@@ -57,6 +57,7 @@ StatusOr<std::unique_ptr<Backend>> create_cuda_backend(const BackendOptions& opt
   o.device = options.cuda_device;
   o.activation_dtype = options.cuda_activation_dtype;
   if (const char* g = std::getenv("TANDEM_CUDA_GRAPHS")) o.graphs = std::string(g) != "0";
+  if (const char* g = std::getenv("TANDEM_CUDA_PDL")) o.pdl = std::string(g) != "0";
   o.memory_bytes = options.cuda_memory_bytes != 0 ? options.cuda_memory_bytes
                                                   : cuda::free_memory_bytes(options.cuda_device) / 10 * 9;
   return cuda::create_cuda_backend(o);

@@ -42,9 +42,10 @@ struct CudaBackendOptions {
   // batched-load attention; 2 (default): the CUDA-core int4 GEMV for M <= 4 (variant 0
   // kernels otherwise), 1.5-2x faster than 0 at batch 1 on the H100.
   int kernel_variant = 2;
-  // Variant 2's GEMV starts its weight loads while the previous kernel finishes
-  // (programmatic dependent launch, sm_90).
-  bool int4_pdl = true;
+  // A step's kernels are scheduled while the previous one drains (programmatic
+  // dependent launch, sm_90): variant 2's GEMV starts its weight loads early.
+  // TANDEM_CUDA_PDL=0 turns it off in create_backend.
+  bool pdl = true;
   // Decode steps run as captured CUDA graphs (Backend::supports_graphs); the
   // environment variable TANDEM_CUDA_GRAPHS=0 turns them off in create_backend.
   bool graphs = true;

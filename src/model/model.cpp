@@ -31,6 +31,7 @@ Model::~Model() = default;
 StatusOr<std::unique_ptr<Model>> Model::load(const std::string& dir, Backend* backend,
                                              const ModelLoadOptions& options) {
   ASSIGN_OR_RETURN(ModelConfig cfg, options.dummy ? memory::load_model_config(dir) : ModelConfig::load(dir));
+  if (Status st = backend->check_head_dim(cfg.head_dim); !st.ok()) return Status(st.code(), dir + ": " + st.message());
   ASSIGN_OR_RETURN(ModelWeightsHost host, options.dummy ? dummy_weights_host(cfg) : load_weights_host(cfg, dir));
   std::unique_ptr<Model> m(new Model());
   m->config_ = cfg;
@@ -366,8 +367,7 @@ TensorView Model::issue(const StepMeta& m, const std::vector<KvCacheView>& kv) {
       rp.positions = m.positions;
       rp.inv_freq = inv_freq_.view;
       rp.rotary_dim = c.head_dim;
-      be.rope(rp);
-      be.write_kv(lk, lv, m.slots, kv[li]);
+      be.rope_write_kv(rp, lv, m.slots, kv[li]);
       AttentionParams ap;
       ap.q = lq;
       ap.out = attn;

@@ -112,6 +112,7 @@ TEST_F(CudaAttention, Decode) {
   check({8, 8, 64, 32, 0, {{1, 64}, {1, 65}, {1, 2}}});
   check({16, 1, 64, 8, 0, {{1, 1000}, {1, 7}}});  // GQA 16 (two groups of 8 per kv head)
   check({28, 4, 128, 16, 0, {{1, 4096}, {1, 4097}}});
+  check({4, 2, 32, 16, 0, {{1, 1}, {1, 40}, {1, 700}}});  // dim 32 (the tiny fixture models)
   // Unknown longest context (graph replay): the split count follows the batch shape only.
   check({32, 8, 128, 16, 0, {{1, 1}}, false});
   check({32, 8, 128, 16, 0, {{1, 577}}, false});
@@ -125,6 +126,7 @@ TEST_F(CudaAttention, PrefillAndChunks) {
   check({8, 2, 64, 16, 0, {{100, 100}, {1, 50}, {20, 300}}});  // mixed: prefill, decode, chunk on cache
   check({56, 8, 128, 32, 0, {{129, 129}, {64, 200}}});
   check({4, 4, 128, 1, 0, {{9, 9}, {3, 12}}});  // one token per page
+  check({4, 2, 32, 16, 0, {{12, 12}, {1, 30}, {5, 90}}});
 }
 
 // The tensor-core prefill kernel (attention_prefill.cu) takes sequences of >= 16
@@ -143,6 +145,8 @@ TEST_F(CudaAttention, PrefillTensorCores) {
   check({8, 2, 64, 64, 0, {{200, 200}, {70, 301}}});                 // pages larger than the tiles
   check({32, 8, 128, 16, 0, {{100, 612}, {128, 1000}, {16, 2049}}}); // chunks against cached pages
   check({8, 2, 64, 16, 0, {{511, 511}}});
+  check({4, 2, 32, 16, 0, {{65, 65}, {100, 233}}});                  // dim 32
+  check({4, 4, 32, 8, 30, {{90, 90}}});                              // dim 32, window
 }
 
 TEST_F(CudaAttention, PrefillTensorCoresWindow) {
@@ -165,7 +169,8 @@ TEST_F(CudaAttention, PrefillTensorCoresRandomShapes) {
   for (int iter = 0; iter < 12; ++iter) {
     const int ratio = ratios[rand_int(0, 5)];
     const int kv_heads = ratio >= 7 ? rand_int(1, 2) : rand_int(1, 4);
-    const int dim = rand_int(0, 1) ? 128 : 64;
+    const int dims[] = {32, 64, 128};
+    const int dim = dims[rand_int(0, 2)];
     const int page = page_sizes[rand_int(0, 6)];
     const int window = rand_int(0, 2) == 0 ? rand_int(1, 300) : 0;
     Case c{ratio * kv_heads, kv_heads, dim, page, window, {}};
@@ -184,6 +189,7 @@ TEST_F(CudaAttention, PrefillTensorCoresBf16) {
   ASSERT_TRUE(bf);
   check({32, 8, 128, 16, 0, {{130, 130}, {1, 70}}}, bf.get(), 1e-2);
   check({8, 2, 64, 8, 50, {{90, 300}}}, bf.get(), 1e-2);
+  check({4, 2, 32, 16, 0, {{70, 70}, {1, 33}}}, bf.get(), 1e-2);
 }
 
 TEST_F(CudaAttention, SlidingWindow) {
@@ -193,7 +199,7 @@ TEST_F(CudaAttention, SlidingWindow) {
 }
 
 TEST_F(CudaAttention, WriteKvAndCopyPages) {
-  for (auto [kv_heads, dim, page_size] : {std::tuple{8, 128, 16}, {2, 64, 1}, {1, 64, 32}}) {
+  for (auto [kv_heads, dim, page_size] : {std::tuple{8, 128, 16}, {2, 64, 1}, {1, 64, 32}, {2, 32, 16}}) {
     const int T = 37, num_pages = std::max(24, (T + page_size - 1) / page_size + 8);  // distinct slots for all T
     const int64_t cache_elems = int64_t{num_pages} * page_size * kv_heads * dim;
     auto kc = random(cache_elems), vc = random(cache_elems);
@@ -220,6 +226,65 @@ TEST_F(CudaAttention, WriteKvAndCopyPages) {
     EXPECT_EQ(rel_err(kg, kr), 0.0) << kv_heads << " " << dim << " " << page_size;
     EXPECT_EQ(rel_err(vg, vr), 0.0);
   }
+}
+
+// RoPE fused with the cache write (one kernel on CUDA) equals rope then
+// write_kv on the CPU: q and k rotated in place, the cache holding rotated K
+// and V at each slot, skipped slots untouched; partial rotary dims too.
+TEST_F(CudaAttention, RopeWriteKv) {
+  struct Case { int tokens, heads, kv_heads, dim, rot, page_size; };
+  for (auto c : {Case{1, 32, 8, 128, 128, 16}, Case{9, 8, 2, 64, 64, 1}, Case{5, 4, 2, 32, 32, 16},
+                 Case{6, 4, 4, 64, 32, 8}}) {
+    const int num_pages = 8;
+    const int64_t cache_elems = int64_t{num_pages} * c.page_size * c.kv_heads * c.dim;
+    auto kc = random(cache_elems), vc = random(cache_elems);
+    auto q = random(int64_t{c.tokens} * c.heads * c.dim, -2, 2);
+    auto k = random(int64_t{c.tokens} * c.kv_heads * c.dim, -2, 2);
+    auto v = random(int64_t{c.tokens} * c.kv_heads * c.dim, -2, 2);
+    std::vector<int32_t> slots(num_pages * c.page_size), pos(c.tokens);
+    std::iota(slots.begin(), slots.end(), 0);
+    std::shuffle(slots.begin(), slots.end(), rng_);
+    slots.resize(c.tokens);
+    if (c.tokens > 2) slots[1] = -1;
+    for (auto& x : pos) x = rand_int(0, 5000);
+    std::vector<float> inv(c.rot / 2);
+    for (int i = 0; i < c.rot / 2; ++i) inv[i] = static_cast<float>(1.0 / std::pow(1e4, 2.0 * i / c.rot));
+    auto run = [&](Backend& b, DType t) {
+      auto kd = put(b, kc, t, {num_pages, c.page_size, c.kv_heads, c.dim});
+      auto vd = put(b, vc, t, {num_pages, c.page_size, c.kv_heads, c.dim});
+      auto qn = put(b, q, t, {c.tokens, c.heads, c.dim});
+      auto kn = put(b, k, t, {c.tokens, c.kv_heads, c.dim});
+      auto vn = put(b, v, t, {c.tokens, c.kv_heads, c.dim});
+      auto sl = put_i32(b, slots, {c.tokens});
+      auto pd = put_i32(b, pos, {c.tokens});
+      auto fd = put(b, inv, DType::kF32, {c.rot / 2});
+      RopeParams p;
+      p.q = qn.view;
+      p.k = kn.view;
+      p.positions = pd.view;
+      p.inv_freq = fd.view;
+      p.rotary_dim = c.rot;
+      b.rope_write_kv(p, vn.view, sl.view, KvCacheView{kd.view, vd.view});
+      return std::vector{get(b, qn.view), get(b, kn.view), get(b, kd.view), get(b, vd.view)};
+    };
+    const auto ref = run(*cpu_, DType::kF32);
+    const auto got = run(*gpu_, act());
+    const char* names[] = {"q", "k", "k cache", "v cache"};
+    for (int i = 0; i < 4; ++i) {
+      EXPECT_LT(rel_err(got[i], ref[i]), 2e-3) << names[i] << ": tokens " << c.tokens << " dim " << c.dim << " rot "
+                                               << c.rot << " page " << c.page_size;
+    }
+  }
+}
+
+// A model whose head size no kernel is built for is refused at load, by name.
+TEST_F(CudaAttention, OtherHeadDimsAreRefused) {
+  auto g = make_gpu(16);
+  ASSERT_TRUE(g);
+  for (int dim : {32, 64, 128}) EXPECT_TRUE(g->check_head_dim(dim).ok()) << dim;
+  const Status st = g->check_head_dim(96);
+  EXPECT_EQ(st.code(), StatusCode::kUnimplemented);
+  EXPECT_NE(st.message().find("head_dim 96"), std::string::npos) << st.message();
 }
 
 }  // namespace

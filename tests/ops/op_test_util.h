@@ -34,7 +34,7 @@ class OpTest : public ::testing::Test {
     o.memory_bytes = size_t{3} << 30;
     // scripts/gpu-check runs the op tests once per kernel variant.
     if (const char* v = std::getenv("TANDEM_CUDA_KERNEL_VARIANT")) o.kernel_variant = std::atoi(v);
-    if (const char* v = std::getenv("TANDEM_CUDA_PDL")) o.int4_pdl = std::atoi(v) != 0;
+    if (const char* v = std::getenv("TANDEM_CUDA_PDL")) o.pdl = std::atoi(v) != 0;
     auto g = make_cuda_backend(o);
     ASSERT_TRUE(g.ok()) << g.status().to_string();
     gpu_ = std::move(g).value();

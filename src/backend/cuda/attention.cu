@@ -28,6 +28,7 @@ template <typename T, int D, bool kFast>
 __global__ void __launch_bounds__(kWarps * 32)
     attention_kernel(AttnKernelParams p, int group) {
   allow_dependent_launch();
+  wait_prior_grid();
   constexpr int kPerLane = D / 32;
   __shared__ float q_s[kMaxGroup][D];
   __shared__ float p_s[kWarps][kMaxGroup][32];
@@ -219,25 +220,54 @@ __global__ void __launch_bounds__(kWarps * 32)
   }
 }
 
-// grid (T, Hq), block D threads: merges the splits of one (token, head).
+// grid (T, Hq), block D threads: merges the splits of one (token, head). The
+// splits' (m, l) are read at once (one per thread) and reduced across the
+// block, and the weighted sum over splits is unrolled so its loads overlap:
+// a loop of dependent loads per split cost ~0.3 us each from L2.
 template <typename T>
 __global__ void attention_combine_kernel(AttnKernelParams p) {
   allow_dependent_launch();
+  wait_prior_grid();
+  __shared__ float m_s[kMaxAttentionSplits];  // split max, then its weight 2^(m - max)
+  __shared__ float l_s[kMaxAttentionSplits];
+  __shared__ float red_s[2][32];
   const int t = blockIdx.x, qh = blockIdx.y, d = threadIdx.x;
+  const int lane = d & 31, warp = d >> 5, num_warps = blockDim.x >> 5;
   if (p.prefill_min_query > 0) {
     const int s = p.token_seq[t];
     if (p.query_start[s + 1] - p.query_start[s] >= p.prefill_min_query) return;
   }
-  const int64_t base = (static_cast<int64_t>(t) * p.num_q_heads + qh) * p.num_splits;
+  const int n = p.num_splits;
+  const int64_t base = (static_cast<int64_t>(t) * p.num_q_heads + qh) * n;
   float mx = -FLT_MAX;
-  for (int i = 0; i < p.num_splits; ++i) mx = fmaxf(mx, p.partial_ml[(base + i) * 2]);
-  float lsum = 0.f, o = 0.f;
-  for (int i = 0; i < p.num_splits; ++i) {
-    const float l = p.partial_ml[(base + i) * 2 + 1];
-    if (l == 0.f) continue;
-    const float f = exp2f(p.partial_ml[(base + i) * 2] - mx);
-    lsum += l * f;
-    o += p.partial_out[(base + i) * p.head_dim + d] * f;
+  for (int i = d; i < n; i += blockDim.x) {
+    const float m = p.partial_ml[(base + i) * 2], l = p.partial_ml[(base + i) * 2 + 1];
+    m_s[i] = m;
+    l_s[i] = l;
+    if (l > 0.f) mx = fmaxf(mx, m);
+  }
+  mx = warp_max(mx);
+  if (lane == 0) red_s[0][warp] = mx;
+  __syncthreads();
+  mx = red_s[0][0];
+  for (int w = 1; w < num_warps; ++w) mx = fmaxf(mx, red_s[0][w]);
+  float lsum = 0.f;
+  for (int i = d; i < n; i += blockDim.x) {
+    const float f = l_s[i] > 0.f ? exp2f(m_s[i] - mx) : 0.f;  // an empty split weighs nothing
+    m_s[i] = f;
+    lsum += l_s[i] * f;
+  }
+  lsum = warp_sum(lsum);
+  if (lane == 0) red_s[1][warp] = lsum;
+  __syncthreads();
+  lsum = 0.f;
+  for (int w = 0; w < num_warps; ++w) lsum += red_s[1][w];
+  float o = 0.f;
+#pragma unroll 8
+  for (int i = 0; i < n; ++i) {
+    const float f = m_s[i];
+    const float v = p.partial_out[(base + i) * p.head_dim + d];
+    o += f != 0.f ? v * f : 0.f;  // an empty split's partial may be stale
   }
   T* out = static_cast<T*>(p.out) + t * p.out_stride + static_cast<int64_t>(qh) * p.head_dim;
   out[d] = from_f32<T>(lsum > 0.f ? o / lsum : 0.f);
@@ -255,9 +285,9 @@ int pick_group(int ratio) {
 void launch_attention_combine(const AttnKernelParams& p, cudaStream_t stream) {
   const dim3 grid(p.num_tokens, p.num_q_heads);
   if (p.type == ElemType::kBF16) {
-    attention_combine_kernel<__nv_bfloat16><<<grid, p.head_dim, 0, stream>>>(p);
+    launch_pdl(attention_combine_kernel<__nv_bfloat16>, grid, p.head_dim, 0, stream, p);
   } else {
-    attention_combine_kernel<__half><<<grid, p.head_dim, 0, stream>>>(p);
+    launch_pdl(attention_combine_kernel<__half>, grid, p.head_dim, 0, stream, p);
   }
 }
 
@@ -272,22 +302,17 @@ void launch_attention(const AttnKernelParams& p, cudaStream_t stream) {
   }
   auto run = [&](auto tag) {
     using T = decltype(tag);
-    if (p.head_dim == 128) {
+    dispatch_head_dim(p.head_dim, [&](auto dim) {
+      constexpr int D = decltype(dim)::value;
       if (p.variant == 1) {
-        attention_kernel<T, 128, true><<<grid, kWarps * 32, 0, stream>>>(p, group);
+        launch_pdl(attention_kernel<T, D, true>, grid, kWarps * 32, 0, stream, p, group);
       } else {
-        attention_kernel<T, 128, false><<<grid, kWarps * 32, 0, stream>>>(p, group);
+        launch_pdl(attention_kernel<T, D, false>, grid, kWarps * 32, 0, stream, p, group);
       }
-    } else if (p.head_dim == 64) {
-      if (p.variant == 1) {
-        attention_kernel<T, 64, true><<<grid, kWarps * 32, 0, stream>>>(p, group);
-      } else {
-        attention_kernel<T, 64, false><<<grid, kWarps * 32, 0, stream>>>(p, group);
-      }
-    }
+    });
     if (p.num_splits > 1) launch_attention_combine(p, stream);
   };
-  // The backend checks head_dim in {64, 128} and a 16-bit type.
+  // The backend checks is_attention_head_dim and a 16-bit type.
   if (p.type == ElemType::kBF16) {
     run(__nv_bfloat16{});
   } else {

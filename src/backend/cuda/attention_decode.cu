@@ -27,6 +27,7 @@ constexpr float kLog2e = 1.4426950408889634f;
 template <typename T, int D>
 __global__ void __launch_bounds__(kThreads) attention_decode_kernel(AttnKernelParams p, int group) {
   allow_dependent_launch();
+  wait_prior_grid();
   constexpr int kChunks = D / 8;             // 16-byte pieces of a row
   constexpr int kRows = kThreads / kChunks;  // keys in flight in phase B
   __shared__ __align__(16) float q_s[kMaxGroup][D];
@@ -51,18 +52,32 @@ __global__ void __launch_bounds__(kThreads) attention_decode_kernel(AttnKernelPa
   const int lo = lo_all + split * chunk;
   const int hi = min(kv_len, lo + chunk);
 
-  const T* qt = static_cast<const T*>(p.q) + t * p.q_stride;
-  const float qscale = p.scale * kLog2e;
-  for (int i = tid; i < group * D; i += kThreads) {
-    const int h = i / D, d = i % D;
-    q_s[h][d] = to_f32(qt[(qh0 + h) * D + d]) * qscale;
-  }
-  __syncthreads();
-
   const T* kc = static_cast<const T*>(p.k_cache);
   const T* vc = static_cast<const T*>(p.v_cache);
   const int32_t* pages = p.page_indices + p.page_indptr[s];
   const int row = tid / kChunks, ch = tid % kChunks;
+  // Cache offset of key `key`'s row for this kv head, -1 if none.
+  auto key_offset = [&](int key) -> int64_t {
+    if (key >= hi) return -1;
+    const int page = pages[key / p.page_size];
+    return page >= 0 ? page * p.page_stride + (key % p.page_size) * p.token_stride + static_cast<int64_t>(kvh) * D
+                     : -1;
+  };
+  // The first tile's page lookup is issued before the query loads and the
+  // barrier, so the two latencies overlap (short contexts are one tile).
+  int64_t next_off = key_offset(lo + tid);
+
+  // Queries: 16-byte loads, at most one per thread (group * D / 8 <= 128).
+  const T* qt = static_cast<const T*>(p.q) + t * p.q_stride + static_cast<int64_t>(qh0) * D;
+  const float qscale = p.scale * kLog2e;
+  for (int i = tid; i < group * kChunks; i += kThreads) {
+    const uint4 raw = *reinterpret_cast<const uint4*>(qt + 8 * i);
+    const T* e = reinterpret_cast<const T*>(&raw);
+    float* dst = &q_s[0][0] + 8 * i;  // q_s rows are D floats: the group's heads are contiguous
+#pragma unroll
+    for (int j = 0; j < 8; ++j) dst[j] = to_f32(e[j]) * qscale;
+  }
+  __syncthreads();
 
   float m[kMaxGroup], l[kMaxGroup], acc[kMaxGroup][8];
 #pragma unroll
@@ -75,12 +90,7 @@ __global__ void __launch_bounds__(kThreads) attention_decode_kernel(AttnKernelPa
 
   for (int tile = lo; tile < hi; tile += kTile) {
     // (A) scores, lane = key.
-    const int key = tile + tid;
-    int64_t off = -1;
-    if (key < hi) {
-      const int page = pages[key / p.page_size];
-      if (page >= 0) off = page * p.page_stride + (key % p.page_size) * p.token_stride + static_cast<int64_t>(kvh) * D;
-    }
+    const int64_t off = next_off;
     off_s[tid] = off;
     float sc[kMaxGroup];
 #pragma unroll
@@ -137,6 +147,7 @@ __global__ void __launch_bounds__(kThreads) attention_decode_kernel(AttnKernelPa
 #pragma unroll
       for (int e = 0; e < 8; ++e) acc[h][e] *= corr[h];
     }
+    if (tile + kTile < hi) next_off = key_offset(tile + kTile + tid);
     // (B) P·V: keys row, row + kRows, ...; 4 V loads in flight.
     const int n = min(kTile, hi - tile);
     for (int j0 = row; j0 < n; j0 += 4 * kRows) {
@@ -227,11 +238,9 @@ void launch_attention_decode(const AttnKernelParams& p, cudaStream_t stream) {
   const dim3 grid(p.num_seqs, p.num_kv_heads * (ratio / group), p.num_splits);
   auto run = [&](auto tag) {
     using T = decltype(tag);
-    if (p.head_dim == 128) {
-      attention_decode_kernel<T, 128><<<grid, kThreads, 0, stream>>>(p, group);
-    } else {
-      attention_decode_kernel<T, 64><<<grid, kThreads, 0, stream>>>(p, group);
-    }
+    dispatch_head_dim(p.head_dim, [&](auto dim) {
+      launch_pdl(attention_decode_kernel<T, decltype(dim)::value>, grid, kThreads, 0, stream, p, group);
+    });
   };
   if (p.type == ElemType::kBF16) {
     run(__nv_bfloat16{});

@@ -374,19 +374,14 @@ void launch_attention_prefill(const AttnKernelParams& p, cudaStream_t stream) {
   auto run = [&](auto tag) {
     using T = decltype(tag);
     // Kernel variant 1: the two-stage K/V pipeline (correct, no faster on the H100: docs/cuda.md).
-    if (p.head_dim == 128) {
+    dispatch_head_dim(p.head_dim, [&](auto dim) {
+      constexpr int D = decltype(dim)::value;
       if (p.variant == 1) {
-        launch_prefill_typed<T, 128, 2>(p, max_tiles, stream);
+        launch_prefill_typed<T, D, 2>(p, max_tiles, stream);
       } else {
-        launch_prefill_typed<T, 128, 1>(p, max_tiles, stream);
+        launch_prefill_typed<T, D, 1>(p, max_tiles, stream);
       }
-    } else if (p.head_dim == 64) {
-      if (p.variant == 1) {
-        launch_prefill_typed<T, 64, 2>(p, max_tiles, stream);
-      } else {
-        launch_prefill_typed<T, 64, 1>(p, max_tiles, stream);
-      }
-    }
+    });
   };
   if (p.type == ElemType::kBF16) {
     run(__nv_bfloat16{});

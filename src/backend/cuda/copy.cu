@@ -8,6 +8,8 @@ namespace {
 template <typename U>
 __global__ void gather_rows_kernel(const char* src, char* dst, const int32_t* index,
                                    int64_t row_words, int64_t src_stride, int64_t dst_stride) {
+  allow_dependent_launch();
+  wait_prior_grid();
   const int i = blockIdx.x;
   const U* s = reinterpret_cast<const U*>(src + index[i] * src_stride);
   U* d = reinterpret_cast<U*>(dst + i * dst_stride);
@@ -27,6 +29,8 @@ __global__ void copy_blocks_kernel(void* const* bases, const int32_t* src, const
 // grid (rows, num_outs); U is the widest word that divides every width and stride.
 template <typename U>
 __global__ void split_columns_kernel(SplitColumnsParams p) {
+  allow_dependent_launch();
+  wait_prior_grid();
   const int r = blockIdx.x, i = blockIdx.y;
   const U* s = reinterpret_cast<const U*>(static_cast<const char*>(p.src) + r * p.src_stride_bytes + p.col_bytes[i]);
   U* d = reinterpret_cast<U*>(static_cast<char*>(p.dst[i]) + r * p.width_bytes[i]);
@@ -46,13 +50,11 @@ void launch_gather_rows(const GatherRowsParams& p, cudaStream_t stream) {
   if (p.num_rows == 0) return;
   const bool words = p.row_bytes % 4 == 0 && p.src_stride_bytes % 4 == 0 && p.dst_stride_bytes % 4 == 0;
   if (words) {
-    gather_rows_kernel<uint32_t><<<p.num_rows, 256, 0, stream>>>(
-        static_cast<const char*>(p.src), static_cast<char*>(p.dst), p.index, p.row_bytes / 4,
-        p.src_stride_bytes, p.dst_stride_bytes);
+    launch_pdl(gather_rows_kernel<uint32_t>, p.num_rows, 256, 0, stream, static_cast<const char*>(p.src),
+               static_cast<char*>(p.dst), p.index, p.row_bytes / 4, p.src_stride_bytes, p.dst_stride_bytes);
   } else {  // 16-bit rows of odd length
-    gather_rows_kernel<uint16_t><<<p.num_rows, 256, 0, stream>>>(
-        static_cast<const char*>(p.src), static_cast<char*>(p.dst), p.index, p.row_bytes / 2,
-        p.src_stride_bytes, p.dst_stride_bytes);
+    launch_pdl(gather_rows_kernel<uint16_t>, p.num_rows, 256, 0, stream, static_cast<const char*>(p.src),
+               static_cast<char*>(p.dst), p.index, p.row_bytes / 2, p.src_stride_bytes, p.dst_stride_bytes);
   }
 }
 
@@ -78,11 +80,11 @@ void launch_split_columns(const SplitColumnsParams& p, cudaStream_t stream) {
   for (int i = 0; i < p.num_outs; ++i) all |= p.col_bytes[i] | p.width_bytes[i] | reinterpret_cast<intptr_t>(p.dst[i]);
   const dim3 grid(p.rows, p.num_outs);
   if (all % 16 == 0) {
-    split_columns_kernel<uint4><<<grid, 128, 0, stream>>>(p);
+    launch_pdl(split_columns_kernel<uint4>, grid, 128, 0, stream, p);
   } else if (all % 4 == 0) {
-    split_columns_kernel<uint32_t><<<grid, 256, 0, stream>>>(p);
+    launch_pdl(split_columns_kernel<uint32_t>, grid, 256, 0, stream, p);
   } else {
-    split_columns_kernel<uint16_t><<<grid, 256, 0, stream>>>(p);
+    launch_pdl(split_columns_kernel<uint16_t>, grid, 256, 0, stream, p);
   }
 }
 

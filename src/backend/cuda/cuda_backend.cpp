@@ -4,6 +4,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -25,6 +26,12 @@
 #define CUDA_CHECK_LAUNCH() CUDA_CHECK(cudaGetLastError())
 
 namespace tandem::cuda {
+
+namespace {
+std::atomic<bool> g_pdl_enabled{true};
+}  // namespace
+void set_pdl_enabled(bool on) { g_pdl_enabled.store(on, std::memory_order_relaxed); }
+bool pdl_enabled() { return g_pdl_enabled.load(std::memory_order_relaxed); }
 namespace {
 
 constexpr size_t kLtWorkspaceBytes = 32ull << 20;
@@ -87,7 +94,8 @@ class CudaBackend : public Backend {
     if (o.kernel_variant < 0 || o.kernel_variant > 2)
       return invalid_argument("CUDA kernel_variant must be 0, 1 or 2, not " + std::to_string(o.kernel_variant));
     variant_ = o.kernel_variant;
-    pdl_ = o.int4_pdl;
+    pdl_ = o.pdl;
+    set_pdl_enabled(pdl_);
     graphs_ = o.graphs;
     if (o.attention_prefill_min_query < 0)
       return invalid_argument("CUDA attention_prefill_min_query must be >= 0, not " +
@@ -153,6 +161,11 @@ class CudaBackend : public Backend {
   // ---- graphs ----
   bool supports_graphs() const override { return graphs_; }
   bool prefers_fused_linears() const override { return true; }
+  Status check_head_dim(int head_dim) const override {
+    if (is_attention_head_dim(head_dim)) return ok_status();
+    return Status(StatusCode::kUnimplemented,
+                  "head_dim " + std::to_string(head_dim) + " is not supported by the CUDA attention (32, 64 or 128)");
+  }
 
   Status begin_capture() override {
     if (capturing_) return failed_precondition("CUDA graph capture already in progress");
@@ -359,14 +372,25 @@ class CudaBackend : public Backend {
   }
 
   void rope(const RopeParams& p) override {
-    CHECK(p.q.dtype == act_ && p.positions.dtype == DType::kI32 && p.inv_freq.dtype == DType::kF32);
-    const int T = static_cast<int>(p.q.shape[0]);
-    const int H = static_cast<int>(p.q.shape[1]), D = static_cast<int>(p.q.shape[2]);
-    const int KH = p.k.empty() ? 0 : static_cast<int>(p.k.shape[1]);
-    CHECK(p.rotary_dim > 0 && p.rotary_dim <= D && p.rotary_dim % 2 == 0);
-    RopeKernelParams k{p.q.data, p.k.empty() ? nullptr : p.k.data, p.positions.as<const int32_t>(),
-                       p.inv_freq.as<const float>(), T, H, KH, D, p.rotary_dim,
-                       static_cast<int64_t>(H) * D, static_cast<int64_t>(KH) * D, elem(act_)};
+    launch_rope(rope_params(p), stream_);
+    CUDA_CHECK_LAUNCH();
+  }
+
+  void rope_write_kv(const RopeParams& p, const TensorView& v, const TensorView& slot_mapping,
+                     const KvCacheView& cache) override {
+    CHECK(!p.k.empty() && v.dtype == act_ && cache.k.dtype == act_ && cache.v.dtype == act_ &&
+          slot_mapping.dtype == DType::kI32);
+    RopeKernelParams k = rope_params(p);
+    CHECK_EQ(cache.k.shape[2], k.num_kv_heads);
+    CHECK_EQ(cache.k.shape[3], k.head_dim);
+    k.page_size = static_cast<int>(cache.k.shape[1]);
+    k.v = v.data;
+    k.k_cache = cache.k.data;
+    k.v_cache = cache.v.data;
+    k.slot_mapping = slot_mapping.as<const int32_t>();
+    k.v_stride = k.k_stride;
+    k.token_stride = static_cast<int64_t>(k.num_kv_heads) * k.head_dim;
+    k.page_stride = k.page_size * k.token_stride;
     launch_rope(k, stream_);
     CUDA_CHECK_LAUNCH();
   }
@@ -389,7 +413,7 @@ class CudaBackend : public Backend {
 
   void attention(const AttentionParams& a) override {
     CHECK(a.q.dtype == act_ && a.out.dtype == act_ && a.cache.k.dtype == act_);
-    CHECK_MSG(a.head_dim == 64 || a.head_dim == 128, "CUDA attention supports head_dim 64 and 128, not " << a.head_dim);
+    CHECK_MSG(is_attention_head_dim(a.head_dim), "CUDA attention takes head_dim 32, 64 or 128, not " << a.head_dim);
     CHECK(a.num_kv_heads > 0 && a.num_heads % a.num_kv_heads == 0);
     const int T = a.pages.num_tokens, S = a.pages.num_seqs;
     if (T == 0) return;
@@ -407,7 +431,7 @@ class CudaBackend : public Backend {
     int splits = 1;
     const int max_kv = a.pages.max_kv_len;
     if (max_kv > 0 && base_blocks < 2 * num_sms_) {
-      splits = std::min({(2 * num_sms_ + base_blocks - 1) / base_blocks, (max_kv + 127) / 128, 64});
+      splits = std::min({(2 * num_sms_ + base_blocks - 1) / base_blocks, (max_kv + 127) / 128, kMaxAttentionSplits});
       splits = std::max(splits, 1);
     }
     int split_size = 1 << 30;
@@ -436,6 +460,17 @@ class CudaBackend : public Backend {
   }
 
   // The fields both attention launchers take straight from the op's parameters.
+  RopeKernelParams rope_params(const RopeParams& p) const {
+    CHECK(p.q.dtype == act_ && p.positions.dtype == DType::kI32 && p.inv_freq.dtype == DType::kF32);
+    const int T = static_cast<int>(p.q.shape[0]);
+    const int H = static_cast<int>(p.q.shape[1]), D = static_cast<int>(p.q.shape[2]);
+    const int KH = p.k.empty() ? 0 : static_cast<int>(p.k.shape[1]);
+    CHECK(p.rotary_dim > 0 && p.rotary_dim <= D && p.rotary_dim % 2 == 0);
+    return RopeKernelParams{p.q.data, p.k.empty() ? nullptr : p.k.data, p.positions.as<const int32_t>(),
+                            p.inv_freq.as<const float>(), T, H, KH, D, p.rotary_dim,
+                            static_cast<int64_t>(H) * D, static_cast<int64_t>(KH) * D, elem(act_)};
+  }
+
   AttnKernelParams kernel_params(const AttentionParams& a, int splits) const {
     AttnKernelParams p{};
     p.q = a.q.data;
@@ -643,7 +678,7 @@ class CudaBackend : public Backend {
   int device_ = 0;
   int num_sms_ = 132;
   int variant_ = 0;  // CudaBackendOptions::kernel_variant
-  bool pdl_ = true;  // CudaBackendOptions::int4_pdl
+  bool pdl_ = true;  // CudaBackendOptions::pdl
   bool graphs_ = true;  // CudaBackendOptions::graphs
   bool clusters_ = false;  // thread-block clusters (sm_90+)
   bool capturing_ = false;

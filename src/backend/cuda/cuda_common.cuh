@@ -6,6 +6,10 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <type_traits>
+#include <utility>
+
+#include "backend/cuda/kernels.h"
 
 namespace tandem::cuda {
 
@@ -33,6 +37,50 @@ __device__ __forceinline__ void allow_dependent_launch() {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.launch_dependents;\n" ::: "memory");
 #endif
+}
+
+// The other half: blocks until the grid launched before this one has finished
+// and its writes are visible. A kernel started by launch_pdl() calls it before
+// it reads the previous kernel's output or writes memory that kernel may still
+// read, and on every path (so that finishing implies the previous grid
+// finished: the next kernel waits on this one only). No-op for normal launches.
+__device__ __forceinline__ void wait_prior_grid() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;\n" ::: "memory");
+#endif
+}
+
+// Launches `kernel` with programmatic dependent launch when pdl_enabled()
+// (set once from CudaBackendOptions::pdl): its blocks may be scheduled while
+// the previous kernel of the stream drains, hiding launch latency between the
+// many small kernels of a decode step. The kernel must call wait_prior_grid().
+// Errors surface through cudaGetLastError like a <<<>>> launch.
+template <typename... KernelArgs, typename... Args>
+void launch_pdl(void (*kernel)(KernelArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
+                Args&&... args) {
+  cudaLaunchConfig_t cfg{};
+  cfg.gridDim = grid;
+  cfg.blockDim = block;
+  cfg.dynamicSmemBytes = smem;
+  cfg.stream = stream;
+  cudaLaunchAttribute attr[1];
+  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  cfg.attrs = attr;
+  cfg.numAttrs = pdl_enabled() ? 1 : 0;
+  (void)cudaLaunchKernelEx(&cfg, kernel, std::forward<Args>(args)...);
+}
+
+// Calls f(std::integral_constant<int, D>{}) for the head dims the attention
+// kernels are instantiated for (is_attention_head_dim); false for any other.
+template <typename F>
+bool dispatch_head_dim(int head_dim, F&& f) {
+  switch (head_dim) {
+    case 32: f(std::integral_constant<int, 32>{}); return true;
+    case 64: f(std::integral_constant<int, 64>{}); return true;
+    case 128: f(std::integral_constant<int, 128>{}); return true;
+    default: return false;
+  }
 }
 
 __device__ __forceinline__ float warp_sum(float v) {

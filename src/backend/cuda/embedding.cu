@@ -7,6 +7,8 @@ namespace {
 
 __global__ void embedding_kernel(const int32_t* ids, const char* table, char* out,
                                  int64_t row_bytes, int vocab) {
+  allow_dependent_launch();
+  wait_prior_grid();
   const int i = blockIdx.x;
   const int id = ids[i];
   char* dst = out + i * row_bytes;
@@ -28,7 +30,7 @@ __global__ void embedding_kernel(const int32_t* ids, const char* table, char* ou
 void launch_embedding(const EmbeddingParams& p, cudaStream_t stream) {
   if (p.num_tokens == 0) return;
   const int64_t row_bytes = static_cast<int64_t>(p.hidden) * elem_size(p.type);
-  embedding_kernel<<<p.num_tokens, 256, 0, stream>>>(
+  launch_pdl(embedding_kernel, p.num_tokens, 256, 0, stream,
       p.ids, static_cast<const char*>(p.table), static_cast<char*>(p.out), row_bytes, p.vocab);
 }
 

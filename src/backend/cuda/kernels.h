@@ -14,6 +14,12 @@ enum class ElemType : int { kF32 = 0, kF16 = 1, kBF16 = 2 };
 
 inline size_t elem_size(ElemType t) { return t == ElemType::kF32 ? 4 : 2; }
 
+// Programmatic dependent launch for the step's kernels (launch_pdl in
+// cuda_common.cuh): on by default, CudaBackendOptions::pdl turns it off.
+// Process-wide; set before any launch or capture.
+void set_pdl_enabled(bool on);
+bool pdl_enabled();
+
 // ---- elementwise / row ops -------------------------------------------------
 
 // out[i, :] = table[ids[i], :]; ids outside [0, vocab) write zeros.
@@ -55,6 +61,14 @@ struct RopeKernelParams {
   int num_tokens, num_q_heads, num_kv_heads, head_dim, rot_dim;
   int64_t q_stride, k_stride;  // elements between tokens
   ElemType type;
+  // Optional (k_cache != null): the rotated K rows and the V rows also go to
+  // their cache slots, as launch_kv_write with these fields.
+  const void* v = nullptr;
+  void* k_cache = nullptr;
+  void* v_cache = nullptr;
+  const int32_t* slot_mapping = nullptr;
+  int page_size = 0;
+  int64_t v_stride = 0, page_stride = 0, token_stride = 0;
 };
 void launch_rope(const RopeKernelParams& p, cudaStream_t stream);
 
@@ -186,6 +200,9 @@ void launch_int4_dequant(const Int4Weight& w, void* out, ElemType type, cudaStre
 
 // ---- attention over the paged cache ---------------------------------------
 
+// The head sizes the attention kernels are instantiated for.
+inline bool is_attention_head_dim(int head_dim) { return head_dim == 32 || head_dim == 64 || head_dim == 128; }
+
 // Query token i of sequence s (query_start[s] <= i < query_start[s+1]) sits at
 // cache index kv_len[s] - q_len + (i - query_start[s]) and attends (causally)
 // to cache indices [max(0, idx - window + 1), idx] (window <= 0: no window).
@@ -263,6 +280,8 @@ inline int64_t sample_scratch_row_bytes(int vocab) { return (int64_t{vocab} * 12
 void launch_sample(const SampleKernelParams& p, cudaStream_t stream);
 
 // Merges the num_splits partials of every (token, head) into out.
+// Splits of one (token, head) the combine kernel merges: at most this many.
+constexpr int kMaxAttentionSplits = 64;
 void launch_attention_combine(const AttnKernelParams& p, cudaStream_t stream);
 
 // Decode batches (every sequence has at most one query token; attention_decode.cu):

@@ -11,6 +11,8 @@ __global__ void kv_write_kernel(const T* k, const T* v, T* k_cache, T* v_cache,
                                 const int32_t* slot_mapping, int head_dim, int page_size,
                                 int64_t k_stride, int64_t v_stride, int64_t page_stride,
                                 int64_t token_stride) {
+  allow_dependent_launch();
+  wait_prior_grid();
   const int t = blockIdx.x, h = blockIdx.y;
   const int slot = slot_mapping[t];
   if (slot < 0) return;
@@ -25,6 +27,8 @@ __global__ void kv_write_kernel(const T* k, const T* v, T* k_cache, T* v_cache,
 }
 
 __global__ void token_seq_kernel(const int32_t* query_start, int num_seqs, int32_t* token_seq) {
+  allow_dependent_launch();
+  wait_prior_grid();
   const int s = blockIdx.x;
   if (s >= num_seqs) return;
   for (int i = query_start[s] + threadIdx.x; i < query_start[s + 1]; i += blockDim.x) {
@@ -39,7 +43,7 @@ void launch_kv_write(const KvWriteParams& p, cudaStream_t stream) {
   dim3 grid(p.num_tokens, p.num_kv_heads);
   const int threads = p.head_dim >= 128 ? 128 : 64;
   TANDEM_DISPATCH_TYPE(p.type, T, {
-    kv_write_kernel<T><<<grid, threads, 0, stream>>>(
+    launch_pdl(kv_write_kernel<T>, grid, threads, 0, stream,
         static_cast<const T*>(p.k), static_cast<const T*>(p.v), static_cast<T*>(p.k_cache),
         static_cast<T*>(p.v_cache), p.slot_mapping, p.head_dim, p.page_size, p.k_stride,
         p.v_stride, p.page_stride, p.token_stride);
@@ -49,7 +53,7 @@ void launch_kv_write(const KvWriteParams& p, cudaStream_t stream) {
 void launch_token_seq(const int32_t* query_start, int num_seqs, int32_t* token_seq,
                       int num_tokens, cudaStream_t stream) {
   if (num_seqs == 0 || num_tokens == 0) return;
-  token_seq_kernel<<<num_seqs, 128, 0, stream>>>(query_start, num_seqs, token_seq);
+  launch_pdl(token_seq_kernel, num_seqs, 128, 0, stream, query_start, num_seqs, token_seq);
 }
 
 }  // namespace tandem::cuda

@@ -24,6 +24,7 @@ template <typename T, typename W>
 __global__ void rms_norm_kernel(const T* x, T* residual, const W* weight, T* out, int hidden,
                                 int64_t x_stride, int64_t out_stride, float eps) {
   allow_dependent_launch();
+  wait_prior_grid();
   extern __shared__ float row[];  // [hidden] the (summed) input in fp32
   __shared__ float scratch[32];
   const int64_t r = blockIdx.x;
@@ -56,6 +57,7 @@ __global__ void __launch_bounds__(kClusterThreads)
                             int64_t out_stride, float eps, int slice) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   allow_dependent_launch();
+  wait_prior_grid();
   namespace cg = cooperative_groups;
   cg::cluster_group cluster = cg::this_cluster();
   __shared__ float scratch[32];
@@ -107,13 +109,15 @@ void launch_rms_norm(const RmsNormParams& p, cudaStream_t stream) {
       cfg.gridDim = dim3(p.rows * kClusterBlocks);
       cfg.blockDim = dim3(kClusterThreads);
       cfg.stream = stream;
-      cudaLaunchAttribute attr[1];
+      cudaLaunchAttribute attr[2];
       attr[0].id = cudaLaunchAttributeClusterDimension;
       attr[0].val.clusterDim.x = kClusterBlocks;
       attr[0].val.clusterDim.y = 1;
       attr[0].val.clusterDim.z = 1;
+      attr[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;  // as launch_pdl
+      attr[1].val.programmaticStreamSerializationAllowed = 1;
       cfg.attrs = attr;
-      cfg.numAttrs = 1;
+      cfg.numAttrs = pdl_enabled() ? 2 : 1;
       cudaLaunchKernelEx(&cfg, rms_norm_cluster_kernel<T, W>, static_cast<const T*>(p.x), static_cast<T*>(p.residual),
                          static_cast<const W*>(p.weight), static_cast<T*>(p.out), p.hidden, p.x_stride, p.out_stride,
                          p.eps, slice);
@@ -130,7 +134,7 @@ void launch_rms_norm(const RmsNormParams& p, cudaStream_t stream) {
     // One block per row: at batch 1 that one block is the whole kernel, so give
     // it 1024 threads for wide rows (4 elements per thread at hidden 4096).
     const int threads = p.hidden >= 4096 ? 1024 : 256;
-    kernel<<<p.rows, threads, smem, stream>>>(
+    launch_pdl(kernel, p.rows, threads, smem, stream,
         static_cast<const T*>(p.x), static_cast<T*>(p.residual), static_cast<const W*>(p.weight),
         static_cast<T*>(p.out), p.hidden, p.x_stride, p.out_stride, p.eps);
   }));

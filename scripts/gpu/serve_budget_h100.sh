@@ -1,29 +1,39 @@
 #!/usr/bin/env bash
 # GPU run of `serve --gpu-budget` (docs/memory.md "Accuracy and fairness"):
 # overhead probe; plan vs device memory after load and under load for the seed
-# pair; fairness (general's TTFT alone vs with the coder flooded, one step at a
-# time and with --concurrent-steps 2); then the Qwen pair after load and under
-# load (--load-format dummy) if time is left.
-# Run from a folder holding tandem.xz (stripped, xz), lib/libsentencepiece.so.0,
-# synth_awq.py, the four configs of /work/shared/models and tok/{mistral,qwen2_5}/
-# (tokenizer.json + tokenizer_config.json). Results in $OUT (at most 8 files come back).
+# pair; fairness (general's TTFT alone vs with the coder flooded, for each
+# --shared-step-tokens in CAPS, default "512 0"); then the Qwen pair after load
+# and under load if less than QWEN_IF_BEFORE seconds have passed. Every model
+# gets random weights in device memory (--load-format dummy).
+# Run from a folder holding tandem (or tandem.xz), lib/libsentencepiece.so.0,
+# the four configs of /work/shared/models and tok/{mistral,qwen2_5}/
+# (tokenizer.json + tokenizer_config.json, each may be .xz). Results in $OUT
+# (at most 8 files come back: tar them).
 set -u
 cd "$(dirname "$0")"
 export LD_LIBRARY_PATH=$PWD/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
-python3 -c "import lzma,shutil; shutil.copyfileobj(lzma.open('tandem.xz'), open('tandem','wb'))" && chmod +x tandem
+[ -e tandem.xz ] && python3 -c "import lzma,shutil; shutil.copyfileobj(lzma.open('tandem.xz'), open('tandem','wb'))" && rm tandem.xz
+chmod +x tandem
 T0=$(date +%s)
 el() { echo "[$(( $(date +%s) - T0 ))s] $*"; }
 mem() { nvidia-smi --query-gpu=memory.used,memory.total --format=csv,noheader,nounits | head -1; }
 el "idle: $(mem)"
 ./tandem plan --measure-overheads --measure-out $OUT/overheads_h100.json > /dev/null || echo "probe failed"
 cat $OUT/overheads_h100.json
-python3 synth_awq.py deepseek-coder-33b-instruct-awq.json /tmp/ds >/dev/null &
-python3 synth_awq.py mistral-7b-v0.1-awq.json /tmp/mi >/dev/null &
-wait
-for d in ds mi; do cp tok/mistral/tokenizer.json tok/mistral/tokenizer_config.json /tmp/$d/; done
-el "synth done"
+# Random weights made in device memory (--load-format dummy): a folder holds
+# config.json and the tokenizer files.
+model_dir() {  # dir config tokenizer
+  rm -rf $1; mkdir -p $1; cp $2 $1/config.json
+  for f in tokenizer.json tokenizer_config.json; do
+    if [ -e tok/$3/$f.xz ]; then python3 -c "import lzma,sys;open(sys.argv[2],'wb').write(lzma.open(sys.argv[1]).read())" tok/$3/$f.xz $1/$f
+    else cp tok/$3/$f $1/$f; fi
+  done
+}
+model_dir /tmp/ds deepseek-coder-33b-instruct-awq.json mistral
+model_dir /tmp/mi mistral-7b-v0.1-awq.json mistral
 BUDGET=${BUDGET:-76GiB}
 OV=(--overheads $OUT/overheads_h100.json)
+DUMMY=(--load-format dummy)
 serve_wait() {  # log, args
   local log=$1; shift
   ./tandem serve --device cuda --port 8000 "$@" > "$log" 2>&1 &
@@ -42,41 +52,35 @@ GEN=(--model general --input-len 512 --output-len 64 --num-prompts 24 --max-conc
 FLOOD=(--model coder --input-len 1024 --output-len 256 --num-prompts 512 --max-concurrency 256)
 ./tandem plan --gpu-budget $BUDGET "${OV[@]}" --model coder=/tmp/ds --model general=/tmp/mi \
   --max-num-batched-tokens 2048 --json > $OUT/plan_seed_pair.json
-if serve_wait $OUT/serve_seed_pair.log --gpu-budget $BUDGET "${OV[@]}" --model coder=/tmp/ds --model general=/tmp/mi; then
-  el "seed pair loaded: $(mem)"
-  echo "after_load $(mem)" > $OUT/mem_seed_pair.txt
-  ./tandem bench "${B[@]}" "${GEN[@]}" --json $OUT/fair_general_alone.json > $OUT/fair_general_alone.txt 2>&1
-  ( while true; do echo "load $(mem)" >> $OUT/mem_seed_pair.txt; sleep 0.5; done ) & MPID=$!
-  ./tandem bench "${B[@]}" "${FLOOD[@]}" --json $OUT/fair_coder_flood.json > $OUT/fair_coder_flood.txt 2>&1 & CPID=$!
-  sleep 8
-  ./tandem bench "${B[@]}" "${GEN[@]}" --json $OUT/fair_general_with_flood.json > $OUT/fair_general_with_flood.txt 2>&1
-  kill $CPID 2>/dev/null; wait $CPID 2>/dev/null
-  kill $MPID 2>/dev/null
-  stop
-  el "seed pair stopped"
-fi
-if [ $(( $(date +%s) - T0 )) -lt ${CONC2_IF_BEFORE:-130} ] && \
-   serve_wait $OUT/serve_seed_pair_conc2.log --gpu-budget $BUDGET "${OV[@]}" --concurrent-steps 2 --model coder=/tmp/ds --model general=/tmp/mi; then
-  ./tandem bench "${B[@]}" "${FLOOD[@]}" > /dev/null 2>&1 & CPID=$!
-  sleep 8
-  ./tandem bench "${B[@]}" "${GEN[@]}" --json $OUT/fair_general_with_flood_conc2.json > $OUT/fair_general_with_flood_conc2.txt 2>&1
-  kill $CPID 2>/dev/null; wait $CPID 2>/dev/null
-  stop
-fi
+# Fairness: general alone (coder loaded, idle), then with the coder flooded,
+# for each --shared-step-tokens in CAPS (0 = no cap, the behaviour before it).
+for cap in ${CAPS:-512 0}; do
+  if serve_wait $OUT/serve_seed_pair_cap$cap.log "${DUMMY[@]}" --gpu-budget $BUDGET "${OV[@]}" --shared-step-tokens $cap \
+       --model coder=/tmp/ds --model general=/tmp/mi; then
+    el "seed pair loaded (cap $cap): $(mem)"
+    echo "after_load $(mem)" >> $OUT/mem_seed_pair.txt
+    ./tandem bench "${B[@]}" "${GEN[@]}" --json $OUT/fair_cap${cap}_general_alone.json > $OUT/fair_cap${cap}_general_alone.txt 2>&1
+    ( while true; do echo "load $(mem)" >> $OUT/mem_seed_pair.txt; sleep 0.5; done ) & MPID=$!
+    ./tandem bench "${B[@]}" "${FLOOD[@]}" --json $OUT/fair_cap${cap}_coder_flood.json > $OUT/fair_cap${cap}_coder_flood.txt 2>&1 & CPID=$!
+    sleep 8
+    ./tandem bench "${B[@]}" "${GEN[@]}" --json $OUT/fair_cap${cap}_general_with_flood.json > $OUT/fair_cap${cap}_general_with_flood.txt 2>&1
+    kill $CPID 2>/dev/null; wait $CPID 2>/dev/null
+    kill $MPID 2>/dev/null
+    stop
+    el "seed pair stopped (cap $cap)"
+  fi
+done
 grep -E "TTFT|completed" $OUT/fair_*.txt
 sort -t' ' -k2 -n $OUT/mem_seed_pair.txt | tail -2
 # The Qwen pair: random weights made in device memory (--load-format dummy, a
 # folder of config.json + tokenizer files), plan vs device memory after load
 # and while both models are flooded.
-if [ $(( $(date +%s) - T0 )) -lt ${QWEN_IF_BEFORE:-140} ]; then
-  rm -rf /tmp/ds /tmp/mi /tmp/qc /tmp/q7
-  mkdir -p /tmp/qc /tmp/q7
-  cp qwen2.5-coder-32b-instruct-awq.json /tmp/qc/config.json
-  cp qwen2.5-7b-instruct.json /tmp/q7/config.json
-  for d in qc q7; do cp tok/qwen2_5/tokenizer.json tok/qwen2_5/tokenizer_config.json /tmp/$d/; done
+if [ $(( $(date +%s) - T0 )) -lt ${QWEN_IF_BEFORE:-400} ]; then
+  model_dir /tmp/qc qwen2.5-coder-32b-instruct-awq.json qwen2_5
+  model_dir /tmp/q7 qwen2.5-7b-instruct.json qwen2_5
   ./tandem plan --gpu-budget $BUDGET "${OV[@]}" --model coder=/tmp/qc --model general=/tmp/q7 \
     --max-num-batched-tokens 2048 --json > $OUT/plan_qwen_pair.json
-  if serve_wait $OUT/serve_qwen_pair.log --load-format dummy --gpu-budget $BUDGET "${OV[@]}" \
+  if serve_wait $OUT/serve_qwen_pair.log "${DUMMY[@]}" --gpu-budget $BUDGET "${OV[@]}" \
        --model coder=/tmp/qc --model general=/tmp/q7; then
     el "qwen pair loaded: $(mem)"
     echo "after_load $(mem)" > $OUT/mem_qwen_pair.txt

@@ -296,6 +296,10 @@ ActivationBreakdown activation_breakdown(const ModelConfig& s, const PlanOptions
   b.residual = t * h * a;
   b.normed = t * h * a;
   b.attention_phase = t * (nq + 2 * nkv) * d * a + t * nq * d * a;
+  // The CUDA backend fuses q/k/v (and gate/up) at load, GPTQ act-order aside:
+  // the fused output is split into q, k, v, so both live at once.
+  const bool fused = gpu && !s.quant.desc_act;
+  if (fused) b.attention_phase += t * (nq + 2 * nkv) * d * a;
   b.mlp_phase = t * 2 * inter * a + t * inter * a;
   b.layer_out = t * h * a;
   b.logits = n * v * 4;
@@ -303,7 +307,7 @@ ActivationBreakdown activation_breakdown(const ModelConfig& s, const PlanOptions
   if (gpu) {
     b.decode_partials = n * nq * kMaxDecodeSplits * (d + 2) * 4;
     if (s.quant.is_int4() && t >= kDequantGemmMinTokens)
-      b.dequant_scratch = largest_linear_elements(s) * 2;
+      b.dequant_scratch = largest_linear_elements(s, fused) * 2;
   }
   b.rope_table = max_model_len * d * 4;
   b.metadata = n * ceil_div(max_model_len, o.page_size) * 4 + t * 16;

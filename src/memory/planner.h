@@ -49,7 +49,8 @@ struct PlanOptions {
 };
 
 // Workspace of one model at the step limits, bytes. Buffers are reused across
-// layers, so one layer's worth counts; attention and MLP phases do not overlap.
+// layers, so one layer's worth counts; the attention and MLP buffers are
+// separate allocations of the model (Model::ensure_workspace), so both count.
 struct ActivationBreakdown {
   int64_t residual = 0;         // T x H x a (running residual stream)
   int64_t normed = 0;           // T x H x a (RMSNorm output, GEMM input)
@@ -64,7 +65,7 @@ struct ActivationBreakdown {
   int64_t metadata = 0;         // S x ceil(L / page) x 4 (block tables) + T x 16 (ids, positions, slots)
   int64_t arena_slack = 0;      // GPU: kCudaArenaSlackBytes (alignment, metadata growth, fragments)
   int64_t total() const {
-    return residual + normed + std::max(attention_phase, mlp_phase) + layer_out + logits + sampling +
+    return residual + normed + attention_phase + mlp_phase + layer_out + logits + sampling +
            decode_partials + dequant_scratch + rope_table + metadata + arena_slack;
   }
 };

@@ -1,5 +1,6 @@
 #include "memory/weights.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -119,9 +120,13 @@ int64_t cuda_resident_weight_bytes(const ModelConfig& c) {
   return total;
 }
 
-int64_t largest_linear_elements(const ModelConfig& c) {
+int64_t largest_linear_elements(const ModelConfig& c, bool fused) {
   int64_t best = 0;
   for (const Linear& l : layer_linears(c)) best = std::max(best, l.k * l.n);
+  if (fused) {
+    const int64_t h = c.hidden_size;
+    best = std::max({best, h * (c.q_size() + 2 * c.kv_size()), h * 2 * int64_t{c.intermediate_size}});
+  }
   return best;
 }
 

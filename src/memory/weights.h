@@ -43,7 +43,9 @@ int64_t weight_bytes(const ModelConfig& config);
 // weights are kept in fp32. Keep in step with backend/cuda prepare_linear.
 int64_t cuda_resident_weight_bytes(const ModelConfig& config);
 // The largest linear layer's K x N (elements): dequantize-then-GEMM scratch.
-int64_t largest_linear_elements(const ModelConfig& config);
+// `fused`: q/k/v and gate/up count as the single layers the CUDA backend
+// makes of them at load (model/linear_concat.h).
+int64_t largest_linear_elements(const ModelConfig& config, bool fused = false);
 // "awq int4 g128", "gptq int4 g128", "gptq int4 gall", or the float dtype ("bfloat16").
 std::string describe_weights(const ModelConfig& config);
 // The same model under another quantization, for "what would make it fit".

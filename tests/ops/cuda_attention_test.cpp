@@ -235,7 +235,7 @@ TEST_F(CudaAttention, RopeWriteKv) {
   struct Case { int tokens, heads, kv_heads, dim, rot, page_size; };
   for (auto c : {Case{1, 32, 8, 128, 128, 16}, Case{9, 8, 2, 64, 64, 1}, Case{5, 4, 2, 32, 32, 16},
                  Case{6, 4, 4, 64, 32, 8}}) {
-    const int num_pages = 8;
+    const int num_pages = std::max(8, c.tokens);  // a distinct slot for every token
     const int64_t cache_elems = int64_t{num_pages} * c.page_size * c.kv_heads * c.dim;
     auto kc = random(cache_elems), vc = random(cache_elems);
     auto q = random(int64_t{c.tokens} * c.heads * c.dim, -2, 2);

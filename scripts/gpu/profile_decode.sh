@@ -15,7 +15,7 @@ for f in tokenizer.json tokenizer_config.json; do
   else cp tok/$tok/$f $dir/$f; fi
 done
 ids=$(seq -s ' ' 100 611)
-TANDEM_CUDA_GRAPHS=0 timeout 240 ncu --clock-control none --metrics gpu__time_duration.sum --csv --log-file /tmp/prof_$name.csv \
+TANDEM_CUDA_GRAPHS=0 timeout 240 ncu --clock-control none --cache-control none --metrics gpu__time_duration.sum --csv --log-file /tmp/prof_$name.csv \
   ./tandem generate --model $dir --load-format dummy --prompt-ids "$ids" --max-tokens 3 --ignore-eos --device cuda \
   > /tmp/prof_$name.out 2>&1 || { echo "ncu failed"; tail -5 /tmp/prof_$name.out; }
 python3 - /tmp/prof_$name.csv "$OUT/profile_$name.txt" <<'PY'
@@ -27,7 +27,7 @@ for r in csv.DictReader(lines):
     if r.get("Metric Name") != "gpu__time_duration.sum": continue
     v = float(r["Metric Value"].replace(",", ""))
     unit = r["Metric Unit"]
-    us = v / 1000 if unit == "nsecond" else (v * 1000 if unit == "msecond" else v)
+    us = v / 1000 if unit in ("nsecond", "ns") else (v * 1000 if unit in ("msecond", "ms") else v)
     rows.append((r["Kernel Name"], us))
 # The last decode step starts at the last embedding launch.
 start = max(i for i, (k, _) in enumerate(rows) if "embedding" in k)

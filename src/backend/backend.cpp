@@ -48,6 +48,11 @@ std::string TensorView::shape_string() const {
   return os.str();
 }
 
+void Backend::linear_fused(const TensorView& x, const PreparedLinear& w, const TensorView& out, const LinearFusion& f) {
+  CHECK_MSG(linear_fuses(x, w, f), name() << " backend: linear_fused called where linear_fuses() is false");
+  (void)out;
+}
+
 const char* weight_format_name(WeightFormat f) {
   switch (f) {
     case WeightFormat::kDense: return "dense";

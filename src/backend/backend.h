@@ -166,6 +166,13 @@ struct AttentionParams {
 // head: angle_i = position * inv_freq[i] (fp32), i < rotary_dim / 2;
 // x1 = x[i], x2 = x[i + rotary_dim/2]; x[i] = x1 cos - x2 sin; x[i+half] = x2 cos + x1 sin.
 // Linear scaling is folded into inv_freq by the caller (inv_freq / factor).
+// See Backend::linear_fused.
+struct LinearFusion {
+  TensorView norm_weight;  // [K] F32, or empty
+  float eps = 0.f;
+  TensorView residual;     // [M, N] activation dtype, or empty
+};
+
 struct RopeParams {
   TensorView q;          // [num_tokens, num_heads, head_dim]
   TensorView k;          // [num_tokens, num_kv_heads, head_dim]
@@ -289,6 +296,14 @@ class Backend {
                             float eps, const TensorView& out) = 0;
   // out[M, N] = x[M, K] · W^T + bias.
   virtual void linear(const TensorView& x, const PreparedLinear& w, const TensorView& out) = 0;
+  // Optional, where linear_fuses() is true: out = x' · W^T + bias (+ residual),
+  // x' = rms_norm(x) * norm_weight when f.norm_weight is set, else x; out may
+  // alias f.residual. Saves the separate norm and residual-add kernels of a
+  // decode step (CUDA: M <= 4 int4 layers).
+  virtual bool linear_fuses(const TensorView& /*x*/, const PreparedLinear& /*w*/, const LinearFusion& /*f*/) const {
+    return false;
+  }
+  virtual void linear_fused(const TensorView& x, const PreparedLinear& w, const TensorView& out, const LinearFusion& f);
   virtual void rope(const RopeParams& p) = 0;
   // cache.k/v at slot_mapping[t] = k/v[t]; k, v [T, KH, D]; slots < 0 are skipped.
   virtual void write_kv(const TensorView& k, const TensorView& v, const TensorView& slot_mapping,

@@ -324,6 +324,20 @@ bool Model::run_graph(const StepMeta& m, const std::vector<KvCacheView>& kv) {
   return true;
 }
 
+bool Model::fuses_norms(const TensorView& residual, const TensorView& attn, const TensorView& gate) const {
+  const Backend& be = *backend_;
+  for (const auto& lp : layers_) {
+    const Layer& l = *lp;
+    if (!l.qkv || !l.gate_up) return false;
+    if (!be.linear_fuses(residual, *l.qkv, LinearFusion{l.input_norm.view, 0.f, {}}) ||
+        !be.linear_fuses(attn, *l.o, LinearFusion{{}, 0.f, residual}) ||
+        !be.linear_fuses(residual, *l.gate_up, LinearFusion{l.post_norm.view, 0.f, {}}) ||
+        !be.linear_fuses(gate, *l.down, LinearFusion{{}, 0.f, residual}))
+      return false;
+  }
+  return true;
+}
+
 TensorView Model::issue(const StepMeta& m, const std::vector<KvCacheView>& kv) {
   Backend& be = *backend_;
   const ModelConfig& c = config_;
@@ -339,13 +353,21 @@ TensorView Model::issue(const StepMeta& m, const std::vector<KvCacheView>& kv) {
 
   if (t > 0) {
     be.embedding(embed_.view, m.ids, residual);  // residual stream [T, H]
-    be.rms_norm(residual, layers_[0]->input_norm.view, eps, hidden);
+    // Where the backend fuses (CUDA, decode-sized steps of int4 models), the
+    // RMSNorms ride on the linears that read them and the residual adds on the
+    // linears that write them: four kernels fewer per layer.
+    const bool fuse = fuses_norms(residual, attn2, gate);
+    if (!fuse) be.rms_norm(residual, layers_[0]->input_norm.view, eps, hidden);
     for (int li = 0; li < c.num_layers; ++li) {
       Layer& l = *layers_[li];
       TensorView lq = q, lk = k, lv = v;
       if (l.qkv) {
         const TensorView qkv = qkv_.view.rows(0, t);
-        be.linear(hidden, *l.qkv, qkv);
+        if (fuse) {
+          be.linear_fused(residual, *l.qkv, qkv, LinearFusion{l.input_norm.view, eps, {}});
+        } else {
+          be.linear(hidden, *l.qkv, qkv);
+        }
         if (t == 1) {
           // One row: the three column ranges are contiguous already.
           char* base = static_cast<char*>(qkv.data);
@@ -379,6 +401,14 @@ TensorView Model::issue(const StepMeta& m, const std::vector<KvCacheView>& kv) {
       ap.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
       ap.sliding_window = l.sliding_window;
       be.attention(ap);
+      if (fuse) {
+        const TensorView gu = gate_up_.view.rows(0, t);
+        be.linear_fused(attn2, *l.o, residual, LinearFusion{{}, 0.f, residual});
+        be.linear_fused(residual, *l.gate_up, gu, LinearFusion{l.post_norm.view, eps, {}});
+        be.swiglu(gu, gate);
+        be.linear_fused(gate, *l.down, residual, LinearFusion{{}, 0.f, residual});
+        continue;
+      }
       be.linear(attn2, *l.o, hidden);
       be.add_rms_norm(hidden, residual, l.post_norm.view, eps, hidden);
       if (l.gate_up) {
@@ -395,6 +425,7 @@ TensorView Model::issue(const StepMeta& m, const std::vector<KvCacheView>& kv) {
       const TensorView& next_norm = li + 1 < c.num_layers ? layers_[li + 1]->input_norm.view : final_norm_.view;
       be.add_rms_norm(hidden, residual, next_norm, eps, hidden);
     }
+    if (fuse) be.rms_norm(residual, final_norm_.view, eps, hidden);
   }
   if (r == 0) return TensorView();
   const TensorView gathered = gathered_.view.rows(0, r);

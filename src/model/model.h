@@ -62,6 +62,9 @@ class Model {
   struct Layer;
   struct StepMeta;  // one batch's metadata as backend views
   Model() = default;
+  // Whether every layer's linears take the fused norms and residual adds for
+  // these step views (Backend::linear_fuses).
+  bool fuses_norms(const TensorView& residual, const TensorView& attn, const TensorView& gate) const;
   Status ensure_workspace(int num_tokens, int num_logits);
   bool graph_eligible(const ForwardBatch& batch) const;
   Status upload_meta(const ForwardBatch& batch, StepMeta* m);

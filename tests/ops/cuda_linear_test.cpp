@@ -2,6 +2,7 @@
 // AWQ / GPTQ (v1, v2, act-order) across batch sizes that take the tensor-core
 // GEMV (M <= 16) and the dequantize + cuBLASLt path (M > 16).
 #include <algorithm>
+#include <memory>
 #include <numeric>
 
 #include "ops/op_test_util.h"
@@ -19,17 +20,26 @@ class CudaLinear : public OpTest {
     float x_range = 1.f;  // x drawn from [-x_range, x_range]
   };
 
+  // A random int4 layer: its host tensors and the LinearWeight viewing them.
+  struct Int4Host {
+    std::vector<int32_t> qweight, qzeros, g_idx;
+    std::vector<uint16_t> scales_h;
+    std::vector<float> bias;
+    LinearWeight w;
+  };
   // Random packed tensors (every 32-bit word is a valid packing of 8 nibbles).
-  void check_int4(const Int4Case& c, const std::vector<int>& batch_sizes) {
+  std::unique_ptr<Int4Host> make_int4(const Int4Case& c) {
+    auto h = std::make_unique<Int4Host>();
+    auto& [qweight, qzeros, g_idx, scales_h, bias, w] = *h;
     const bool awq = c.format == WeightFormat::kAwqGemm;
     const int ng = c.K / c.G;
     std::uniform_int_distribution<uint32_t> word;
-    std::vector<int32_t> qweight(static_cast<size_t>(c.K) * c.N / 8), qzeros(static_cast<size_t>(ng) * c.N / 8);
-    for (auto& w : qweight) w = static_cast<int32_t>(word(rng_));
-    for (auto& w : qzeros) w = static_cast<int32_t>(word(rng_)) & (c.zero_offset ? 0x77777777 : -1);
+    qweight.resize(static_cast<size_t>(c.K) * c.N / 8);
+    qzeros.resize(static_cast<size_t>(ng) * c.N / 8);
+    for (auto& v : qweight) v = static_cast<int32_t>(word(rng_));
+    for (auto& v : qzeros) v = static_cast<int32_t>(word(rng_)) & (c.zero_offset ? 0x77777777 : -1);
     std::vector<float> scales = random(int64_t{ng} * c.N, 0.002f, 0.02f);
-    std::vector<float> bias = random(c.N, -1, 1);
-    std::vector<int32_t> g_idx;
+    bias = random(c.N, -1, 1);
     if (c.act_order) {
       std::vector<int32_t> perm(c.K);
       std::iota(perm.begin(), perm.end(), 0);
@@ -37,9 +47,8 @@ class CudaLinear : public OpTest {
       g_idx.resize(c.K);
       for (int k = 0; k < c.K; ++k) g_idx[perm[k]] = k / c.G;
     }
-    std::vector<uint16_t> scales_h(scales.size());
+    scales_h.resize(scales.size());
     for (size_t i = 0; i < scales.size(); ++i) scales_h[i] = f32_to_f16(scales[i]);
-    LinearWeight w;
     w.format = c.format;
     w.num_out = c.N;
     w.num_in = c.K;
@@ -52,6 +61,12 @@ class CudaLinear : public OpTest {
     w.scales = TensorView(scales_h.data(), DType::kF16, {ng, c.N});
     if (c.act_order) w.g_idx = TensorView(g_idx.data(), DType::kI32, {c.K});
     if (c.bias) w.bias = TensorView(bias.data(), DType::kF32, {c.N});
+    return h;
+  }
+
+  void check_int4(const Int4Case& c, const std::vector<int>& batch_sizes) {
+    const auto host = make_int4(c);
+    const LinearWeight& w = host->w;
     auto lc = cpu_->prepare_linear(w);
     ASSERT_TRUE(lc.ok()) << lc.status().to_string();
     auto lg = gpu_->prepare_linear(w);
@@ -124,6 +139,62 @@ TEST_F(CudaLinear, Gptq) {
     }
   }
   check_int4({WeightFormat::kGptq, 4096, 4096, 128, true, false, 1}, {1, 16, 64});
+}
+
+// The fused RMSNorm prologue and residual epilogue (Backend::linear_fused,
+// CUDA variant 2 at M <= 4) against the CPU's separate rms_norm, linear and add.
+TEST_F(CudaLinear, FusedNormAndResidual) {
+  for (const Int4Case& c : {Int4Case{WeightFormat::kAwqGemm, 4096, 1024, 128, false, true, 0},
+                            Int4Case{WeightFormat::kAwqGemm, 1024, 6144, 64, false, false, 0},
+                            Int4Case{WeightFormat::kGptq, 2048, 512, 128, false, false, 1}}) {
+    const auto host = make_int4(c);
+    auto lc = cpu_->prepare_linear(host->w);
+    auto lg = gpu_->prepare_linear(host->w);
+    ASSERT_TRUE(lc.ok() && lg.ok());
+    const auto norm_w = random(c.K, 0.5f, 1.5f);
+    const float eps = 1e-5f;
+    for (int M : {1, 2, 4}) {
+      const auto x = random(int64_t{M} * c.K, -3, 3);
+      const auto res = random(int64_t{M} * c.N, -2, 2);
+      // Reference: rms_norm on the CPU, then the linear; the residual added on the host.
+      auto xc = put(*cpu_, x, DType::kF32, {M, c.K});
+      auto nc = out(*cpu_, DType::kF32, {M, c.K});
+      auto wc = put(*cpu_, norm_w, DType::kF32, {c.K});
+      cpu_->rms_norm(xc.view, wc.view, eps, nc.view);
+      auto oc = out(*cpu_, DType::kF32, {M, c.N});
+      cpu_->linear(nc.view, **lc, oc.view);
+      const auto normed_ref = get(*cpu_, oc.view);
+      cpu_->linear(xc.view, **lc, oc.view);
+      auto plus_res_ref = get(*cpu_, oc.view);
+      for (size_t i = 0; i < plus_res_ref.size(); ++i) plus_res_ref[i] += res[i];
+
+      auto xg = put(*gpu_, x, act(), {M, c.K});
+      auto wg = put(*gpu_, norm_w, DType::kF32, {c.K});
+      auto rg = put(*gpu_, res, act(), {M, c.N});
+      auto og = out(*gpu_, act(), {M, c.N});
+      const LinearFusion norm{wg.view, eps, {}}, residual{{}, 0.f, rg.view};
+      const std::string what = std::string(weight_format_name(c.format)) + " K=" + std::to_string(c.K) +
+                               " N=" + std::to_string(c.N) + " M=" + std::to_string(M);
+      ASSERT_TRUE(gpu_->linear_fuses(xg.view, **lg, norm)) << what;
+      ASSERT_TRUE(gpu_->linear_fuses(xg.view, **lg, residual)) << what;
+      gpu_->linear_fused(xg.view, **lg, og.view, norm);
+      EXPECT_LT(rel_err(get(*gpu_, og.view), normed_ref), 3e-3) << what << " (norm)";
+      gpu_->linear_fused(xg.view, **lg, rg.view, residual);  // in place, as the model adds into its residual
+      EXPECT_LT(rel_err(get(*gpu_, rg.view), plus_res_ref), 3e-3) << what << " (residual)";
+    }
+    // What the kernels cannot fuse is refused, not run: 5 rows, a norm weight of the wrong size.
+    auto x5 = put(*gpu_, random(5 * int64_t{c.K}), act(), {5, c.K});
+    auto w_bad = put(*gpu_, random(c.K + 8), DType::kF32, {c.K + 8});
+    EXPECT_FALSE(gpu_->linear_fuses(x5.view, **lg, LinearFusion{}));
+    auto x1 = put(*gpu_, random(c.K), act(), {1, c.K});
+    EXPECT_FALSE(gpu_->linear_fuses(x1.view, **lg, LinearFusion{w_bad.view, eps, {}}));
+  }
+  // Act-order layers (their input is permuted first) are not fused.
+  const auto ao = make_int4({WeightFormat::kGptq, 1024, 264, 32, true, false, 0});
+  auto lg = gpu_->prepare_linear(ao->w);
+  ASSERT_TRUE(lg.ok());
+  auto x1 = put(*gpu_, random(1024), act(), {1, 1024});
+  EXPECT_FALSE(gpu_->linear_fuses(x1.view, **lg, LinearFusion{}));
 }
 
 TEST_F(CudaLinear, RejectsShapesTheKernelsCannotRun) {

@@ -346,6 +346,41 @@ class CudaBackend : public Backend {
       CUDA_CHECK_LAUNCH();
       return;
     }
+    int4_linear(x, w, out, Int4GemvFusion{});
+  }
+
+  bool linear_fuses(const TensorView& x, const PreparedLinear& pw, const LinearFusion& f) const override {
+    const auto& w = static_cast<const CudaLinear&>(pw);
+    if (!w.int4 || x.dtype != act_ || x.ndim < 1 || x.row_numel() != w.K) return false;
+    if (!f.norm_weight.empty() && (f.norm_weight.dtype != DType::kF32 || f.norm_weight.numel() != w.K)) return false;
+    if (!f.residual.empty() && (f.residual.dtype != act_ || f.residual.row_numel() != w.N)) return false;
+    Int4GemvParams p{};
+    p.w.perm = static_cast<const int32_t*>(w.perm.data());
+    p.w.K = static_cast<int>(w.K);
+    p.M = static_cast<int>(x.shape[0]);
+    p.variant = variant_;
+    p.type = p.y_type = elem(act_);
+    return p.M >= 1 && int4_gemv_fuses(p);
+  }
+
+  void linear_fused(const TensorView& x, const PreparedLinear& pw, const TensorView& out,
+                    const LinearFusion& f) override {
+    CHECK(linear_fuses(x, pw, f) && out.dtype == act_);
+    const auto& w = static_cast<const CudaLinear&>(pw);
+    CHECK_EQ(out.row_numel(), w.N);
+    CHECK_EQ(out.shape[0], x.shape[0]);
+    if (!f.residual.empty()) CHECK_EQ(f.residual.shape[0], x.shape[0]);
+    Int4GemvFusion fuse;
+    fuse.norm_weight = f.norm_weight.empty() ? nullptr : f.norm_weight.as<const float>();
+    fuse.eps = f.eps;
+    fuse.residual = f.residual.empty() ? nullptr : f.residual.data;
+    int4_linear(x, w, out, fuse);
+  }
+
+  // The int4 paths of linear(); `fuse` only where int4_gemv_fuses (linear_fused).
+  void int4_linear(const TensorView& x, const CudaLinear& w, const TensorView& out, const Int4GemvFusion& fuse) {
+    const int M = static_cast<int>(x.shape[0]);
+    const ElemType et = elem(act_), yt = elem(out.dtype);
     const int K = static_cast<int>(w.K), N = static_cast<int>(w.N);
     const size_t xperm_bytes = w.perm.data() ? static_cast<size_t>(M) * K * 2 : 0;
     const size_t rest_bytes = M <= 16 ? int4_gemv_workspace_floats(K, N, num_sms_) * 4
@@ -362,6 +397,7 @@ class CudaBackend : public Backend {
     if (M <= 16) {
       Int4GemvParams p{iw, xin, out.data, M, K, N, reinterpret_cast<float*>(rest), num_sms_, 0, variant_, et, yt};
       p.pdl = pdl_;
+      p.fuse = fuse;
       launch_int4_gemv(p, stream_);
     } else {
       launch_int4_dequant(iw, rest, et, stream_);

@@ -103,7 +103,7 @@ template <typename T, typename Y, int MR, bool kTileGroups, int kC>
 __global__ void __launch_bounds__(32 * kC * kMaxParts)
     int4_gemv_v2_kernel(const uint4* __restrict__ qweight, const T* __restrict__ scales,
                         const T* __restrict__ x, const T* __restrict__ bias, Y* __restrict__ y, int K, int N,
-                        int group_size, int64_t x_stride, int64_t y_stride, int kparts) {
+                        int group_size, int64_t x_stride, int64_t y_stride, int kparts, Int4GemvFusion fuse) {
   using T2 = typename V2Traits<T>::T2;
   extern __shared__ __align__(16) unsigned char smem_raw[];
   uint4* xs = reinterpret_cast<uint4*>(smem_raw);
@@ -139,15 +139,52 @@ __global__ void __launch_bounds__(32 * kC * kMaxParts)
   asm volatile("griddepcontrol.wait;\n" ::: "memory");
 #endif
 
+  // Fused RMSNorm: each block computes its rows' 1/rms itself (K elements from
+  // L2, cheap next to the weights) and stages x * inv * norm_w, rounded to T as
+  // the separate norm kernel stores it.
+  __shared__ float inv_s[kMaxRows];
+  if (fuse.norm_weight != nullptr) {
+    __shared__ float ss_s[kMaxRows][32];
+#pragma unroll
+    for (int m = 0; m < MR; ++m) {
+      float ss = 0.f;
+      for (int i = threadIdx.x; i < words_k; i += blockDim.x) {
+        const uint4 raw = *reinterpret_cast<const uint4*>(x + m * x_stride + 8 * i);
+        const T* e = reinterpret_cast<const T*>(&raw);
+#pragma unroll
+        for (int u = 0; u < 8; ++u) ss += to_f32(e[u]) * to_f32(e[u]);
+      }
+      ss = warp_sum(ss);
+      if (lane == 0) ss_s[m][warp] = ss;
+    }
+    __syncthreads();
+    if (threadIdx.x < MR) {
+      float t = 0.f;
+      for (int w = 0; w < static_cast<int>(blockDim.x >> 5); ++w) t += ss_s[threadIdx.x][w];
+      inv_s[threadIdx.x] = rsqrtf(t / K + fuse.eps);
+    }
+    __syncthreads();
+  }
+
   // Stage x: chunk j = (kt * 4 + w) * 4 + q holds the pairs at rows
   // 128 kt + 32 w + 2 q + {0, 8, 16, 24}.
   for (int i = threadIdx.x; i < MR * words_k; i += blockDim.x) {
     const int m = i / words_k, j = i % words_k;
-    const T* src = x + m * x_stride + (j >> 4) * 128 + ((j >> 2) & 3) * 32 + (j & 3) * 2;
+    const int k0 = (j >> 4) * 128 + ((j >> 2) & 3) * 32 + (j & 3) * 2;
+    const T* src = x + m * x_stride + k0;
     uint32_t v[4];
 #pragma unroll
     for (int p = 0; p < 4; ++p) {
       uint32_t b = *reinterpret_cast<const uint32_t*>(src + 8 * p);
+      if (fuse.norm_weight != nullptr) {
+        const T2 xv = bits_to<T2>(b);
+        const float inv = inv_s[m];
+        const float2 w = *reinterpret_cast<const float2*>(fuse.norm_weight + k0 + 8 * p);
+        T2 o;
+        o.x = from_f32<T>(to_f32(xv.x) * inv * w.x);
+        o.y = from_f32<T>(to_f32(xv.y) * inv * w.y);
+        b = to_bits(o);
+      }
       if constexpr (std::is_same_v<T, __half>) b = to_bits(__hmul2(bits_to<__half2>(b), __float2half2_rn(0.0625f)));
       v[p] = b;
     }
@@ -221,6 +258,8 @@ __global__ void __launch_bounds__(32 * kC * kMaxParts)
     float s = 0.f;
     for (int k = 0; k < kparts; ++k) s += red[(k * MR + m) * (kC * 8) + c];
     if (bias) s += to_f32(bias[col]);
+    // Fused residual add (y may alias it: this thread reads then writes its element).
+    if (fuse.residual != nullptr) s += to_f32(static_cast<const T*>(fuse.residual)[m * y_stride + col]);
     y[m * y_stride + col] = from_f32<Y>(s);
   }
 }
@@ -242,7 +281,7 @@ void launch_typed(const Int4GemvParams& p, int kparts, size_t smem, cudaStream_t
                            static_cast<const uint4*>(static_cast<const void*>(p.w.qweight)),
                            static_cast<const T*>(p.w.scale_zero), static_cast<const T*>(p.x),
                            static_cast<const T*>(p.w.bias), static_cast<Y*>(p.y), p.w.K, p.w.N, p.w.group_size,
-                           p.x_stride, p.y_stride, kparts);
+                           p.x_stride, p.y_stride, kparts, p.fuse);
 }
 
 template <typename T, typename Y>

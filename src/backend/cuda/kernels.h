@@ -161,6 +161,16 @@ struct Int4Weight {
   int K, N, group_size;
 };
 
+// What the M <= 4 GEMV (variant 2) can do around the product, saving a kernel
+// each: x' = rms_norm(x) * norm_weight (fp32 weight [K]) instead of x, and
+// y += residual ([M, N] in the activation type, row stride y_stride; y may
+// alias it). int4_gemv_fuses() says whether a call takes them.
+struct Int4GemvFusion {
+  const float* norm_weight = nullptr;
+  float eps = 0.f;
+  const void* residual = nullptr;
+};
+
 // y[M, N] = x[M, K] · W + bias for M <= 16 on tensor cores (mma.sync), streaming
 // the packed weights once. split-K partial sums go to `partial`
 // (int4_gemv_workspace_floats(...) floats), reduced in a fixed order.
@@ -182,7 +192,11 @@ struct Int4GemvParams {
   // start while the previous kernel of the stream finishes (x is read after
   // griddepcontrol.wait).
   bool pdl = false;
+  Int4GemvFusion fuse;  // only where int4_gemv_fuses(*this)
 };
+// Whether launch_int4_gemv runs this call on variant 2, which takes p.fuse
+// (no act-order permutation; the residual needs y in the activation type).
+bool int4_gemv_fuses(const Int4GemvParams& p);
 int int4_gemv_num_splits(int K, int N, int num_sms, int blocks_per_sm = 0);
 size_t int4_gemv_workspace_floats(int K, int N, int num_sms, int blocks_per_sm = 0);
 void launch_int4_gemv(const Int4GemvParams& p, cudaStream_t stream);

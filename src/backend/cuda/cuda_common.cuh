@@ -50,14 +50,14 @@ __device__ __forceinline__ void wait_prior_grid() {
 #endif
 }
 
-// Launches `kernel` with programmatic dependent launch when pdl_enabled()
-// (set once from CudaBackendOptions::pdl): its blocks may be scheduled while
-// the previous kernel of the stream drains, hiding launch latency between the
-// many small kernels of a decode step. The kernel must call wait_prior_grid().
-// Errors surface through cudaGetLastError like a <<<>>> launch.
+// Launches `kernel`, with programmatic dependent launch if `pdl`: its blocks
+// may be scheduled while the previous kernel of the stream drains, hiding the
+// launch latency between the many small kernels of a decode step. The kernel
+// must call wait_prior_grid(). Errors surface through cudaGetLastError like a
+// <<<>>> launch.
 template <typename... KernelArgs, typename... Args>
-void launch_pdl(void (*kernel)(KernelArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
-                Args&&... args) {
+void launch_maybe_pdl(bool pdl, void (*kernel)(KernelArgs...), dim3 grid, dim3 block, size_t smem,
+                      cudaStream_t stream, Args&&... args) {
   cudaLaunchConfig_t cfg{};
   cfg.gridDim = grid;
   cfg.blockDim = block;
@@ -67,8 +67,14 @@ void launch_pdl(void (*kernel)(KernelArgs...), dim3 grid, dim3 block, size_t sme
   attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
   attr[0].val.programmaticStreamSerializationAllowed = 1;
   cfg.attrs = attr;
-  cfg.numAttrs = pdl_enabled() ? 1 : 0;
+  cfg.numAttrs = pdl ? 1 : 0;
   (void)cudaLaunchKernelEx(&cfg, kernel, std::forward<Args>(args)...);
+}
+// The same, with PDL when pdl_enabled() (set once from CudaBackendOptions::pdl).
+template <typename... KernelArgs, typename... Args>
+void launch_pdl(void (*kernel)(KernelArgs...), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
+                Args&&... args) {
+  launch_maybe_pdl(pdl_enabled(), kernel, grid, block, smem, stream, std::forward<Args>(args)...);
 }
 
 // Calls f(std::integral_constant<int, D>{}) for the head dims the attention

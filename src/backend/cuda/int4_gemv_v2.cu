@@ -266,22 +266,12 @@ __global__ void __launch_bounds__(32 * kC * kMaxParts)
 
 template <typename T, typename Y, int MR, bool G, int kC>
 void launch_typed(const Int4GemvParams& p, int kparts, size_t smem, cudaStream_t stream) {
-  cudaLaunchConfig_t cfg{};
-  cfg.gridDim = dim3(ceil_div(p.w.N / kInt4TileN, kC));
-  cfg.blockDim = dim3(32 * kC * kparts);
-  cfg.dynamicSmemBytes = smem;
-  cfg.stream = stream;
-  cudaLaunchAttribute attr[1];
-  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attr[0].val.programmaticStreamSerializationAllowed = 1;
-  cfg.attrs = attr;
-  cfg.numAttrs = p.pdl ? 1 : 0;
-  // Errors surface through cudaGetLastError like a <<<>>> launch.
-  (void)cudaLaunchKernelEx(&cfg, int4_gemv_v2_kernel<T, Y, MR, G, kC>,
-                           static_cast<const uint4*>(static_cast<const void*>(p.w.qweight)),
-                           static_cast<const T*>(p.w.scale_zero), static_cast<const T*>(p.x),
-                           static_cast<const T*>(p.w.bias), static_cast<Y*>(p.y), p.w.K, p.w.N, p.w.group_size,
-                           p.x_stride, p.y_stride, kparts, p.fuse);
+  launch_maybe_pdl(p.pdl, int4_gemv_v2_kernel<T, Y, MR, G, kC>, dim3(ceil_div(p.w.N / kInt4TileN, kC)),
+                   dim3(32 * kC * kparts), smem, stream,
+                   static_cast<const uint4*>(static_cast<const void*>(p.w.qweight)),
+                   static_cast<const T*>(p.w.scale_zero), static_cast<const T*>(p.x),
+                   static_cast<const T*>(p.w.bias), static_cast<Y*>(p.y), p.w.K, p.w.N, p.w.group_size,
+                   p.x_stride, p.y_stride, kparts, p.fuse);
 }
 
 template <typename T, typename Y>

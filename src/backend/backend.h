@@ -23,6 +23,7 @@
 #include <cstdint>
 #include <initializer_list>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
@@ -59,6 +60,15 @@ struct TensorView {
 };
 
 class Backend;
+
+// Thrown by an op whose scratch memory cannot grow inside the backend's fixed
+// arena (ops return void). The model runner turns it into kResourceExhausted
+// for that step, so the engine fails the step's requests and the process (and
+// every other model) stays up.
+class BackendOutOfMemory : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
 
 // Owns backend memory; freed through its backend on destruction. Move-only.
 class DeviceBuffer {

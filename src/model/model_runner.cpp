@@ -117,27 +117,41 @@ Status LocalModelRunner::validate(const ForwardBatch& b) const {
   return ok_status();
 }
 
+namespace {
+
+// A backend op that could not get scratch memory fails the step, not the process.
+template <typename F>
+Status guarded(const char* what, F&& f) {
+  try {
+    return f();
+  } catch (const BackendOutOfMemory& e) {
+    return Status(StatusCode::kResourceExhausted, std::string(what) + ": " + e.what());
+  }
+}
+
+}  // namespace
+
 Status LocalModelRunner::forward(const ForwardBatch& batch, std::vector<float>* logits) {
   RETURN_IF_ERROR(validate(batch));
   ++num_forward_calls_;
   logits->clear();
-  if (pages_per_chunk_ == 0) return model_->forward(batch, kv_, logits);
+  if (pages_per_chunk_ == 0) return guarded("forward", [&] { return model_->forward(batch, kv_, logits); });
   translated_ = batch;
   const int ps = options_.page_size;
   for (int32_t& p : translated_.page_indices) p = kernel_page(p);
   for (int32_t& slot : translated_.slot_mapping)
     if (slot >= 0) slot = kernel_page(slot / ps) * ps + slot % ps;
-  return model_->forward(translated_, kv_, logits);
+  return guarded("forward", [&] { return model_->forward(translated_, kv_, logits); });
 }
 
 Status LocalModelRunner::forward_keep(const ForwardBatch& batch) {
   RETURN_IF_ERROR(validate(batch));
   ++num_forward_calls_;
-  return model_->forward(batch, kv_, nullptr);
+  return guarded("forward", [&] { return model_->forward(batch, kv_, nullptr); });
 }
 
 Status LocalModelRunner::sample(SampleBatch* sample, std::vector<int32_t>* ids) {
-  return model_->sample(sample, ids);
+  return guarded("sample", [&] { return model_->sample(sample, ids); });
 }
 
 Status LocalModelRunner::copy_pages(const std::vector<std::pair<int32_t, int32_t>>& src_dst) {

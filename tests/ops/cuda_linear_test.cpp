@@ -197,6 +197,28 @@ TEST_F(CudaLinear, FusedNormAndResidual) {
   EXPECT_FALSE(gpu_->linear_fuses(x1.view, **lg, LinearFusion{}));
 }
 
+// Scratch that cannot grow inside the arena is an exception the model runner
+// turns into a failed step (BackendOutOfMemory), not an abort; the backend
+// stays usable.
+TEST_F(CudaLinear, ScratchThatCannotGrowThrows) {
+  CudaBackendOptions o;
+  o.memory_bytes = size_t{44} << 20;  // the 32 MiB cuBLASLt workspace, the layer, little else
+  auto small = make_cuda_backend(o);
+  ASSERT_TRUE(small.ok()) << small.status().to_string();
+  Backend& b = **small;
+  const auto host = make_int4({WeightFormat::kAwqGemm, 4096, 2048, 128, false, false, 0});
+  auto lg = b.prepare_linear(host->w);
+  ASSERT_TRUE(lg.ok()) << lg.status().to_string();
+  auto x = put(b, random(64 * 4096), act(), {64, 4096});
+  auto y = out(b, act(), {64, 2048});
+  // M = 64 dequantizes the layer to fp16 first: 16 MiB of scratch that is not there.
+  EXPECT_THROW(b.linear(x.view, **lg, y.view), BackendOutOfMemory);
+  auto x1 = put(b, random(4096), act(), {1, 4096});
+  auto y1 = out(b, act(), {1, 2048});
+  b.linear(x1.view, **lg, y1.view);  // the one-row GEMV needs no such scratch
+  for (float v : get(b, y1.view)) ASSERT_TRUE(std::isfinite(v));
+}
+
 TEST_F(CudaLinear, RejectsShapesTheKernelsCannotRun) {
   std::vector<int32_t> qweight(96 * 16 / 8), qzeros(3 * 16 / 8);
   std::vector<uint16_t> scales(3 * 16, 0x3c00);

@@ -690,7 +690,16 @@ class CudaBackend : public Backend {
     }
     workspace_.reset();  // synchronizes before the range goes back to the arena
     auto buf = allocate(std::max(bytes, size_t{4} << 20));
-    CHECK_MSG(buf.ok(), "CUDA workspace of " << bytes << " bytes: " << buf.status().message());
+    if (!buf.ok()) {
+      if (capturing_) {  // leave the stream usable: drop the half-made graph
+        cudaGraph_t g = nullptr;
+        if (cudaStreamEndCapture(stream_, &g) == cudaSuccess && g != nullptr) cudaGraphDestroy(g);
+        cudaGetLastError();
+        capturing_ = false;
+        retired_.clear();
+      }
+      throw BackendOutOfMemory("CUDA workspace of " + std::to_string(bytes) + " bytes: " + buf.status().message());
+    }
     workspace_ = std::move(buf).value();
     return static_cast<char*>(workspace_.data());
   }

@@ -258,13 +258,8 @@ TEST_F(CudaAttention, RopeWriteKv) {
       auto sl = put_i32(b, slots, {c.tokens});
       auto pd = put_i32(b, pos, {c.tokens});
       auto fd = put(b, inv, DType::kF32, {c.rot / 2});
-      RopeParams p;
-      p.q = qn.view;
-      p.k = kn.view;
-      p.positions = pd.view;
-      p.inv_freq = fd.view;
-      p.rotary_dim = c.rot;
-      b.rope_write_kv(p, vn.view, sl.view, KvCacheView{kd.view, vd.view});
+      b.rope_write_kv(rope_params(qn.view, kn.view, pd.view, fd.view, c.rot), vn.view, sl.view,
+                      KvCacheView{kd.view, vd.view});
       return std::vector{get(b, qn.view), get(b, kn.view), get(b, kd.view), get(b, vd.view)};
     };
     const auto ref = run(*cpu_, DType::kF32);

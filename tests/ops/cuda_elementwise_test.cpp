@@ -70,13 +70,7 @@ TEST_F(CudaElementwise, Rope) {
       auto kd = put(b, k, t, {c.tokens, c.kv_heads, c.dim});
       auto pd = put_i32(b, pos, {c.tokens});
       auto fd = put(b, inv, DType::kF32, {c.rot / 2});
-      RopeParams p;
-      p.q = qd.view;
-      p.k = kd.view;
-      p.positions = pd.view;
-      p.inv_freq = fd.view;
-      p.rotary_dim = c.rot;
-      b.rope(p);
+      b.rope(rope_params(qd.view, kd.view, pd.view, fd.view, c.rot));
       return std::pair{get(b, qd.view), get(b, kd.view)};
     };
     auto [qc, kc] = run(*cpu_, DType::kF32);

@@ -71,6 +71,17 @@ class OpTest : public ::testing::Test {
     std::vector<float> nan(s.numel(), std::nanf(""));
     return put(b, nan, dtype, shape);
   }
+  static RopeParams rope_params(const TensorView& q, const TensorView& k, const TensorView& positions,
+                                const TensorView& inv_freq, int rotary_dim) {
+    RopeParams p;
+    p.q = q;
+    p.k = k;
+    p.positions = positions;
+    p.inv_freq = inv_freq;
+    p.rotary_dim = rotary_dim;
+    return p;
+  }
+
   std::vector<float> get(Backend& b, const TensorView& t) {
     b.synchronize();
     std::vector<uint8_t> raw(t.nbytes());

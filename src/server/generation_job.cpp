@@ -58,7 +58,6 @@ class GenerationJob : public std::enable_shared_from_this<GenerationJob> {
       reqs_[i].prompt_tokens = static_cast<int>(prompts_[i].token_ids.size());
       r.prompt_token_ids = std::move(prompts_[i].token_ids);
       r.sampling = prompts_[i].sampling;
-      std::weak_ptr<HttpExchange> weak_ex = ex_;
       r.sink = [self, i](RequestEvent&& ev) {
         auto shared_ev = std::make_shared<RequestEvent>(std::move(ev));
         self->ex_->post([self, i, shared_ev] { self->on_event(i, std::move(*shared_ev)); });
@@ -78,13 +77,21 @@ class GenerationJob : public std::enable_shared_from_this<GenerationJob> {
       }
       reqs_[i].submitted = true;
     }
-    ex_->on_close([self] {
-      self->client_gone_ = true;
-      self->abort_all();
+    // Weak: the exchange must not keep the job alive (job -> exchange ->
+    // callback -> job would leak both when the server stops with the job still
+    // queued); the engine's sink holds the job while its requests run.
+    std::weak_ptr<GenerationJob> weak = self;
+    ex_->on_close([weak] {
+      if (auto job = weak.lock()) {
+        job->client_gone_ = true;
+        job->abort_all();
+      }
     });
-    ex_->on_timeout([self] {
-      self->timed_out_ = true;
-      self->abort_all();
+    ex_->on_timeout([weak] {
+      if (auto job = weak.lock()) {
+        job->timed_out_ = true;
+        job->abort_all();
+      }
     });
     if (stream_) {
       ex_->start_stream("text/event-stream");
@@ -352,7 +359,7 @@ class GenerationJob : public std::enable_shared_from_this<GenerationJob> {
                    {"usage", usage_json()}};
       ex_->respond(200, "application/json", dump_json(body));
     }
-    // Break the cycle job -> exchange -> callbacks -> job.
+    // The exchange outlives the job's work: drop its callbacks.
     ex_->on_close(nullptr);
     ex_->on_timeout(nullptr);
   }

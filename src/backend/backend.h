@@ -172,10 +172,6 @@ struct AttentionParams {
   int sliding_window = 0;  // 0 = full causal
 };
 
-// HF "rotate half" RoPE applied in place to the first rotary_dim dims of every
-// head: angle_i = position * inv_freq[i] (fp32), i < rotary_dim / 2;
-// x1 = x[i], x2 = x[i + rotary_dim/2]; x[i] = x1 cos - x2 sin; x[i+half] = x2 cos + x1 sin.
-// Linear scaling is folded into inv_freq by the caller (inv_freq / factor).
 // See Backend::linear_fused.
 struct LinearFusion {
   TensorView norm_weight;  // [K] F32, or empty
@@ -183,6 +179,10 @@ struct LinearFusion {
   TensorView residual;     // [M, N] activation dtype, or empty
 };
 
+// HF "rotate half" RoPE applied in place to the first rotary_dim dims of every
+// head: angle_i = position * inv_freq[i] (fp32), i < rotary_dim / 2;
+// x1 = x[i], x2 = x[i + rotary_dim/2]; x[i] = x1 cos - x2 sin; x[i+half] = x2 cos + x1 sin.
+// Linear scaling is folded into inv_freq by the caller (inv_freq / factor).
 struct RopeParams {
   TensorView q;          // [num_tokens, num_heads, head_dim]
   TensorView k;          // [num_tokens, num_kv_heads, head_dim]

@@ -495,7 +495,7 @@ class CudaBackend : public Backend {
     CUDA_CHECK_LAUNCH();
   }
 
-  // The fields both attention launchers take straight from the op's parameters.
+  // The kernel's view of a RoPE op (no cache write).
   RopeKernelParams rope_params(const RopeParams& p) const {
     CHECK(p.q.dtype == act_ && p.positions.dtype == DType::kI32 && p.inv_freq.dtype == DType::kF32);
     const int T = static_cast<int>(p.q.shape[0]);
@@ -507,6 +507,7 @@ class CudaBackend : public Backend {
                             static_cast<int64_t>(H) * D, static_cast<int64_t>(KH) * D, elem(act_)};
   }
 
+  // The fields both attention launchers take straight from the op's parameters.
   AttnKernelParams kernel_params(const AttentionParams& a, int splits) const {
     AttnKernelParams p{};
     p.q = a.q.data;

@@ -50,6 +50,14 @@ __device__ __forceinline__ void wait_prior_grid() {
 #endif
 }
 
+// The launch attribute that lets a kernel start while the previous one drains.
+inline cudaLaunchAttribute pdl_attribute() {
+  cudaLaunchAttribute a{};
+  a.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  a.val.programmaticStreamSerializationAllowed = 1;
+  return a;
+}
+
 // Launches `kernel`, with programmatic dependent launch if `pdl`: its blocks
 // may be scheduled while the previous kernel of the stream drains, hiding the
 // launch latency between the many small kernels of a decode step. The kernel
@@ -63,9 +71,7 @@ void launch_maybe_pdl(bool pdl, void (*kernel)(KernelArgs...), dim3 grid, dim3 b
   cfg.blockDim = block;
   cfg.dynamicSmemBytes = smem;
   cfg.stream = stream;
-  cudaLaunchAttribute attr[1];
-  attr[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attr[0].val.programmaticStreamSerializationAllowed = 1;
+  cudaLaunchAttribute attr[1] = {pdl_attribute()};
   cfg.attrs = attr;
   cfg.numAttrs = pdl ? 1 : 0;
   (void)cudaLaunchKernelEx(&cfg, kernel, std::forward<Args>(args)...);

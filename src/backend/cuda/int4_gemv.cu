@@ -420,14 +420,18 @@ cudaError_t int4_gemv_configure() {
   return int4_gemv_v2_configure();
 }
 
-bool int4_gemv_fuses(const Int4GemvParams& p) {
-  return p.variant == 2 && int4_gemv_v2_supports(p.M, p.w.K, p.type, p.y_type) && p.w.perm == nullptr &&
-         p.y_type == p.type;
+namespace {
+// Whether launch_int4_gemv hands this call to variant 2.
+bool runs_v2(const Int4GemvParams& p) {
+  return p.variant == 2 && int4_gemv_v2_supports(p.M, p.w.K, p.type, p.y_type);
 }
+}  // namespace
+
+bool int4_gemv_fuses(const Int4GemvParams& p) { return runs_v2(p) && p.w.perm == nullptr && p.y_type == p.type; }
 
 void launch_int4_gemv(const Int4GemvParams& p, cudaStream_t stream) {
   if (p.M == 0) return;
-  if (p.variant == 2 && int4_gemv_v2_supports(p.M, p.w.K, p.type, p.y_type)) {
+  if (runs_v2(p)) {
     launch_int4_gemv_v2(p, stream);
     return;
   }

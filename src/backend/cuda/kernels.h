@@ -293,9 +293,9 @@ inline int64_t sample_scratch_row_bytes(int vocab) { return (int64_t{vocab} * 12
 // One block per row: its token id into out_ids.
 void launch_sample(const SampleKernelParams& p, cudaStream_t stream);
 
-// Merges the num_splits partials of every (token, head) into out.
 // Splits of one (token, head) the combine kernel merges: at most this many.
 constexpr int kMaxAttentionSplits = 64;
+// Merges the num_splits partials of every (token, head) into out.
 void launch_attention_combine(const AttnKernelParams& p, cudaStream_t stream);
 
 // Decode batches (every sequence has at most one query token; attention_decode.cu):

@@ -114,8 +114,7 @@ void launch_rms_norm(const RmsNormParams& p, cudaStream_t stream) {
       attr[0].val.clusterDim.x = kClusterBlocks;
       attr[0].val.clusterDim.y = 1;
       attr[0].val.clusterDim.z = 1;
-      attr[1].id = cudaLaunchAttributeProgrammaticStreamSerialization;  // as launch_pdl
-      attr[1].val.programmaticStreamSerializationAllowed = 1;
+      attr[1] = pdl_attribute();
       cfg.attrs = attr;
       cfg.numAttrs = pdl_enabled() ? 2 : 1;
       cudaLaunchKernelEx(&cfg, rms_norm_cluster_kernel<T, W>, static_cast<const T*>(p.x), static_cast<T*>(p.residual),

@@ -18,6 +18,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <boost/asio/buffer.hpp>
@@ -146,11 +147,18 @@ class FakeOpenAiServer {
     int seen = max_active_;
     while (active > seen && !max_active_.compare_exchange_weak(seen, active)) {
     }
-    stream(sock, req.target() == "/v1/chat/completions", body);
-    --active_;
+    bool counted = true;
+    // A stream stops counting before its last bytes go out: once the client
+    // has them it may start the next request, possibly before this thread runs again.
+    auto end_count = [&] {
+      if (std::exchange(counted, false)) --active_;
+    };
+    stream(sock, req.target() == "/v1/chat/completions", body, end_count);
+    end_count();
   }
 
-  void stream(tcp::socket& sock, bool chat, const nlohmann::json& body) {
+  template <typename EndCount>
+  void stream(tcp::socket& sock, bool chat, const nlohmann::json& body, EndCount& end_count) {
     std::string model = body.value("model", "ok");
     int max_tokens = body.value("max_tokens", 4);
     int prompt_tokens = 0;
@@ -205,6 +213,7 @@ class FakeOpenAiServer {
                               {"total_tokens", prompt_tokens + max_tokens}};
       send("data: " + nlohmann::json{{"choices", nlohmann::json::array()}, {"usage", usage}}.dump() + "\n\n");
     }
+    end_count();
     send("data: [DONE]\n\n");
     if (chunked) write_all(sock, "0\r\n\r\n");
   }

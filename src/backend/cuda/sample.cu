@@ -86,6 +86,27 @@ __device__ V block_exclusive(V v, V* sh, V* total) {
   return base + inc - v;
 }
 
+// (value, first index) of the block's maximum; every thread gets it. NaN never wins.
+__device__ void block_argmax(float* best, int* best_i, float* sh_f, int* sh_i) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  float b = *best;
+  int bi = *best_i;
+  for (int o = 16; o > 0; o >>= 1) {
+    const float ov = __shfl_xor_sync(0xffffffffu, b, o);
+    const int oi = __shfl_xor_sync(0xffffffffu, bi, o);
+    if (ov > b || (ov == b && oi < bi)) b = ov, bi = oi;
+  }
+  if (lane == 0) sh_f[warp] = b, sh_i[warp] = bi;
+  __syncthreads();
+  b = sh_f[0];
+  bi = sh_i[0];
+  for (int k = 1; k < kWarps; ++k) {
+    if (sh_f[k] > b || (sh_f[k] == b && sh_i[k] < bi)) b = sh_f[k], bi = sh_i[k];
+  }
+  *best = b;
+  *best_i = bi;
+}
+
 __global__ void __launch_bounds__(kThreads) sample_kernel(SampleKernelParams p) {
   __shared__ double sh_d[kWarps];
   __shared__ int sh_i[kWarps];
@@ -94,6 +115,19 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(SampleKernelParams p) 
   const SampleKernelRow R = p.rows[blockIdx.x];
   const int V = p.vocab, tid = threadIdx.x;
   const float* src = p.logits + static_cast<int64_t>(R.logits_row) * p.logits_stride;
+  if (R.temperature < kSampleGreedyEpsilon && R.penalty_begin == R.penalty_end) {
+    // Greedy without penalties (the common decode case): one coalesced pass over
+    // the row, no scratch copy. Same answer as the general path below.
+    float best = -INFINITY;
+    int best_i = INT_MAX;
+    for (int i = tid; i < V; i += kThreads) {
+      const float v = src[i];
+      if (v > best) best = v, best_i = i;  // ascending i per thread: first index kept on ties
+    }
+    block_argmax(&best, &best_i, sh_f, sh_i);
+    if (tid == 0) p.out_ids[blockIdx.x] = best == -INFINITY || best_i == INT_MAX ? 0 : best_i;
+    return;
+  }
   char* row_scratch = static_cast<char*>(p.scratch) + static_cast<int64_t>(blockIdx.x) * p.scratch_row_bytes;
   double* wd = reinterpret_cast<double*>(row_scratch);  // weights exp((x - max) / T), as the CPU's double
   float* x = reinterpret_cast<float*>(wd + V);           // penalized logits
@@ -128,21 +162,7 @@ __global__ void __launch_bounds__(kThreads) sample_kernel(SampleKernelParams p) 
     const float v = x[i];
     if (v > best || (v == best && i < best_i)) best = v, best_i = i;  // NaN never wins
   }
-  {
-    const int lane = tid & 31, warp = tid >> 5;
-    for (int o = 16; o > 0; o >>= 1) {
-      const float ov = __shfl_xor_sync(0xffffffffu, best, o);
-      const int oi = __shfl_xor_sync(0xffffffffu, best_i, o);
-      if (ov > best || (ov == best && oi < best_i)) best = ov, best_i = oi;
-    }
-    if (lane == 0) sh_f[warp] = best, sh_i[warp] = best_i;
-    __syncthreads();
-    best = sh_f[0];
-    best_i = sh_i[0];
-    for (int k = 1; k < kWarps; ++k) {
-      if (sh_f[k] > best || (sh_f[k] == best && sh_i[k] < best_i)) best = sh_f[k], best_i = sh_i[k];
-    }
-  }
+  block_argmax(&best, &best_i, sh_f, sh_i);
   if (best_i == INT_MAX) best_i = 0;  // all NaN
   if (R.temperature < kSampleGreedyEpsilon || best == -INFINITY) {
     // Everything banned: the CPU sampler keeps token 0 too.

@@ -6,8 +6,10 @@
 # build; targets default to tandem, the op/golden tests and the kernel bench).
 # Then, with the run tool (carry [".device/NAME"]), from the repository root:
 #   .device/NAME/run e2e          # = gpu-check --bin .device/NAME --out $OUT e2e
-# Binaries are stripped and xz-compressed (the device unpacks them with python3's
-# lzma); libsentencepiece goes into lib/. Remove the folder when done.
+# Binaries are stripped and xz-compressed together as one solid bins.tar.xz
+# (they share most of their code: ~13 MiB for all four instead of ~10 each; the
+# device unpacks it with python3's tarfile); libsentencepiece goes into lib/.
+# Remove the folder when done.
 set -euo pipefail
 name=${1:?usage: scripts/pack-device.sh NAME [TARGET...]}
 shift
@@ -27,28 +29,29 @@ cmake --build "$build" -j "${JOBS:-2}" --target "${targets[@]}"
 dest=${DEVICE_ROOT:-/work/main/.device}/$name
 rm -rf "$dest"
 mkdir -p "$dest/lib"
+stage=$(mktemp -d)
+trap 'rm -rf "$stage"' EXIT
 for t in "${targets[@]}"; do
   src=""
   for c in "$build/$t" "$build/tests/$t" "$build/bench/cuda/$t" "$build/bench/$t"; do
     [ -x "$c" ] && { src=$c; break; }
   done
   [ -n "$src" ] || { echo "pack-device: $t was not built in $build" >&2; exit 1; }
-  cp "$src" "$dest/$t"
-  strip "$dest/$t"
-  xz -T2 -6 "$dest/$t"
+  cp "$src" "$stage/$t"
+  strip "$stage/$t"
 done
+tar cf - -C "$stage" "${targets[@]}" | xz -9 -T"${JOBS:-2}" > "$dest/bins.tar.xz"
 cp -L /usr/lib/x86_64-linux-gnu/libsentencepiece.so.0 "$dest/lib/"  # a plain file: links may not travel
 cp scripts/gpu-check "$dest/gpu-check"
 cat > "$dest/run" <<'RUN'
 #!/usr/bin/env bash
-# Unpacks the binaries (python3 lzma; the device has no xz) and runs gpu-check.
+# Unpacks the binaries (python3 tarfile; the device has no xz) and runs gpu-check.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 cd "$here"
-for f in *.xz; do
-  [ -e "$f" ] || continue
-  python3 -c "import lzma,sys;open(sys.argv[1][:-3],'wb').write(lzma.open(sys.argv[1]).read())" "$f" && rm -f "$f"
-done
+if [ -e bins.tar.xz ]; then
+  python3 -c "import tarfile;tarfile.open('bins.tar.xz').extractall('.')" && rm -f bins.tar.xz
+fi
 chmod +x tandem* gpu-check 2>/dev/null
 export LD_LIBRARY_PATH="$here/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
 cd "$here/../.."  # the repository root (configs/, fixtures/, models/)

@@ -177,6 +177,9 @@ struct LinearFusion {
   TensorView norm_weight;  // [K] F32, or empty
   float eps = 0.f;
   TensorView residual;     // [M, N] activation dtype, or empty
+  // W's N outputs are [gate | up]; out [M, N/2] = swiglu(x' · W^T + bias), as
+  // linear then swiglu() would give. No residual with it.
+  bool swiglu = false;
 };
 
 // HF "rotate half" RoPE applied in place to the first rotary_dim dims of every
@@ -326,6 +329,15 @@ class Backend {
     write_kv(p.k, v, slot_mapping, cache);
   }
   virtual void attention(const AttentionParams& p) = 0;
+  // rope_write_kv(rope, v, slot_mapping, attn.cache), then attention(attn), with
+  // attn.q the rotated rope.q: one pass where the backend fuses them (CUDA:
+  // decode steps rotate q and the new K inside the attention kernel). rope.q is
+  // left unrotated where they are fused; nothing reads it afterwards.
+  virtual void rope_kv_attention(const RopeParams& rope, const TensorView& v, const TensorView& slot_mapping,
+                                 const AttentionParams& attn) {
+    rope_write_kv(rope, v, slot_mapping, attn.cache);
+    attention(attn);
+  }
   // out[T, I] = silu(gate) * up; gate, up, out [T, I]. out may alias gate.
   virtual void silu_mul(const TensorView& gate, const TensorView& up, const TensorView& out) = 0;
   // out[r, :] = x[rows[r], :]; x [T, H]; rows [R] I32; out [R, H].

@@ -58,6 +58,11 @@ StatusOr<std::unique_ptr<Backend>> create_cuda_backend(const BackendOptions& opt
   o.activation_dtype = options.cuda_activation_dtype;
   if (const char* g = std::getenv("TANDEM_CUDA_GRAPHS")) o.graphs = std::string(g) != "0";
   if (const char* g = std::getenv("TANDEM_CUDA_PDL")) o.pdl = std::string(g) != "0";
+  if (const char* g = std::getenv("TANDEM_CUDA_GEMV_PREFETCH")) o.gemv_prefetch = std::string(g) != "0";
+  if (const char* g = std::getenv("TANDEM_CUDA_FUSED_SWIGLU")) o.fused_swiglu = std::string(g) != "0";
+  if (const char* g = std::getenv("TANDEM_CUDA_FUSED_COMBINE")) o.attention_fused_combine = std::string(g) != "0";
+  if (const char* g = std::getenv("TANDEM_CUDA_FUSED_ROPE")) o.attention_fused_rope = std::string(g) != "0";
+  if (const char* g = std::getenv("TANDEM_CUDA_DECODE_SPLITS")) o.decode_attention_max_splits = std::atoi(g);
   o.memory_bytes = options.cuda_memory_bytes != 0 ? options.cuda_memory_bytes
                                                   : cuda::free_memory_bytes(options.cuda_device) / 10 * 9;
   return cuda::create_cuda_backend(o);

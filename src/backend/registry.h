@@ -46,6 +46,24 @@ struct CudaBackendOptions {
   // dependent launch, sm_90): variant 2's GEMV starts its weight loads early.
   // TANDEM_CUDA_PDL=0 turns it off in create_backend.
   bool pdl = true;
+  // Variant 2's GEMV reloads half of a warp's 4 tiles while it uses the other
+  // half (TANDEM_CUDA_GEMV_PREFETCH=0: all 4, then none in flight while it
+  // computes: the session-3 kernel).
+  bool gemv_prefetch = true;
+  // SwiGLU in the epilogue of the decode GEMV of a fused gate|up layer
+  // (Backend::linear_fused with LinearFusion::swiglu); TANDEM_CUDA_FUSED_SWIGLU=0: off.
+  bool fused_swiglu = true;
+  // The decode attention's last split block merges the splits (no combine
+  // kernel); TANDEM_CUDA_FUSED_COMBINE=0: the separate combine kernel.
+  bool attention_fused_combine = true;
+  // Decode steps rotate q and the new K (and write the K/V rows to the cache)
+  // inside the decode attention kernel (Backend::rope_kv_attention);
+  // TANDEM_CUDA_FUSED_ROPE=0: the separate RoPE + KV-write kernel.
+  bool attention_fused_rope = true;
+  // Most key splits of the decode attention kernel (1 to 32; TANDEM_CUDA_DECODE_SPLITS).
+  // A captured decode graph serves every context length, so it takes this many
+  // whenever the batch alone would not fill the GPU twice over.
+  int decode_attention_max_splits = 32;
   // Decode steps run as captured CUDA graphs (Backend::supports_graphs); the
   // environment variable TANDEM_CUDA_GRAPHS=0 turns them off in create_backend.
   bool graphs = true;

@@ -324,18 +324,21 @@ bool Model::run_graph(const StepMeta& m, const std::vector<KvCacheView>& kv) {
   return true;
 }
 
-bool Model::fuses_norms(const TensorView& residual, const TensorView& attn, const TensorView& gate) const {
+Model::DecodeFusion Model::decode_fusion(const TensorView& residual, const TensorView& attn,
+                                         const TensorView& gate) const {
   const Backend& be = *backend_;
+  DecodeFusion f{true, true};
   for (const auto& lp : layers_) {
     const Layer& l = *lp;
-    if (!l.qkv || !l.gate_up) return false;
+    if (!l.qkv || !l.gate_up) return {};
     if (!be.linear_fuses(residual, *l.qkv, LinearFusion{l.input_norm.view, 0.f, {}}) ||
         !be.linear_fuses(attn, *l.o, LinearFusion{{}, 0.f, residual}) ||
         !be.linear_fuses(residual, *l.gate_up, LinearFusion{l.post_norm.view, 0.f, {}}) ||
         !be.linear_fuses(gate, *l.down, LinearFusion{{}, 0.f, residual}))
-      return false;
+      return {};
+    f.swiglu = f.swiglu && be.linear_fuses(residual, *l.gate_up, LinearFusion{l.post_norm.view, 0.f, {}, true});
   }
-  return true;
+  return f;
 }
 
 TensorView Model::issue(const StepMeta& m, const std::vector<KvCacheView>& kv) {
@@ -356,7 +359,8 @@ TensorView Model::issue(const StepMeta& m, const std::vector<KvCacheView>& kv) {
     // Where the backend fuses (CUDA, decode-sized steps of int4 models), the
     // RMSNorms ride on the linears that read them and the residual adds on the
     // linears that write them: four kernels fewer per layer.
-    const bool fuse = fuses_norms(residual, attn2, gate);
+    const DecodeFusion fusion = decode_fusion(residual, attn2, gate);
+    const bool fuse = fusion.norms;
     if (!fuse) be.rms_norm(residual, layers_[0]->input_norm.view, eps, hidden);
     for (int li = 0; li < c.num_layers; ++li) {
       Layer& l = *layers_[li];
@@ -389,7 +393,6 @@ TensorView Model::issue(const StepMeta& m, const std::vector<KvCacheView>& kv) {
       rp.positions = m.positions;
       rp.inv_freq = inv_freq_.view;
       rp.rotary_dim = c.head_dim;
-      be.rope_write_kv(rp, lv, m.slots, kv[li]);
       AttentionParams ap;
       ap.q = lq;
       ap.out = attn;
@@ -400,12 +403,16 @@ TensorView Model::issue(const StepMeta& m, const std::vector<KvCacheView>& kv) {
       ap.head_dim = c.head_dim;
       ap.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
       ap.sliding_window = l.sliding_window;
-      be.attention(ap);
+      be.rope_kv_attention(rp, lv, m.slots, ap);
       if (fuse) {
         const TensorView gu = gate_up_.view.rows(0, t);
         be.linear_fused(attn2, *l.o, residual, LinearFusion{{}, 0.f, residual});
-        be.linear_fused(residual, *l.gate_up, gu, LinearFusion{l.post_norm.view, eps, {}});
-        be.swiglu(gu, gate);
+        if (fusion.swiglu) {
+          be.linear_fused(residual, *l.gate_up, gate, LinearFusion{l.post_norm.view, eps, {}, true});
+        } else {
+          be.linear_fused(residual, *l.gate_up, gu, LinearFusion{l.post_norm.view, eps, {}});
+          be.swiglu(gu, gate);
+        }
         be.linear_fused(gate, *l.down, residual, LinearFusion{{}, 0.f, residual});
         continue;
       }

@@ -62,9 +62,13 @@ class Model {
   struct Layer;
   struct StepMeta;  // one batch's metadata as backend views
   Model() = default;
-  // Whether every layer's linears take the fused norms and residual adds for
-  // these step views (Backend::linear_fuses).
-  bool fuses_norms(const TensorView& residual, const TensorView& attn, const TensorView& gate) const;
+  // What every layer's linears fuse for these step views (Backend::linear_fuses):
+  // the norms and residual adds, and on top of them SwiGLU in the gate|up layer.
+  struct DecodeFusion {
+    bool norms = false;
+    bool swiglu = false;
+  };
+  DecodeFusion decode_fusion(const TensorView& residual, const TensorView& attn, const TensorView& gate) const;
   Status ensure_workspace(int num_tokens, int num_logits);
   bool graph_eligible(const ForwardBatch& batch) const;
   Status upload_meta(const ForwardBatch& batch, StepMeta* m);

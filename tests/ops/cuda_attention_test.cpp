@@ -18,86 +18,161 @@ class CudaAttention : public OpTest {
     bool kv_hint = true;  // false: max_kv_len = 0 (unknown), as in a captured decode graph
   };
 
-  // gpu: the backend under test (default gpu_); tol: bound on ||out - ref|| / ||ref||.
-  void check(const Case& c, Backend* gpu = nullptr, double tol = 3e-3) {
-    Backend& g = gpu ? *gpu : *gpu_;
-    const DType gt = g.activation_dtype();
-    const int S = static_cast<int>(c.seqs.size());
-    std::vector<int32_t> query_start = {0}, kv_len, page_indptr = {0}, page_indices;
-    int total_pages = 0, max_q = 0, max_kv = 0;
+  // Page tables for a case: each sequence's pages drawn from a shuffled pool
+  // (pages wholly outside a sliding window are -1).
+  struct Layout {
+    std::vector<int32_t> query_start{0}, kv_len, page_indptr{0}, page_indices;
+    int num_pages = 0, T = 0, max_q = 0, max_kv = 0;
+  };
+  Layout layout(const Case& c) {
+    Layout y;
+    int total_pages = 0;
     for (auto [n, L] : c.seqs) total_pages += (L + c.page_size - 1) / c.page_size;
-    const int num_pages = total_pages + 3;
-    std::vector<int32_t> ids(num_pages);
+    y.num_pages = total_pages + 3;
+    std::vector<int32_t> ids(y.num_pages);
     std::iota(ids.begin(), ids.end(), 0);
     std::shuffle(ids.begin(), ids.end(), rng_);
     int next = 0;
     for (auto [n, L] : c.seqs) {
-      query_start.push_back(query_start.back() + n);
-      kv_len.push_back(L);
-      max_q = std::max(max_q, n);
-      max_kv = std::max(max_kv, L);
+      y.query_start.push_back(y.query_start.back() + n);
+      y.kv_len.push_back(L);
+      y.max_q = std::max(y.max_q, n);
+      y.max_kv = std::max(y.max_kv, L);
       const int pages = (L + c.page_size - 1) / c.page_size;
       const int first_query = L - n;
       for (int p = 0; p < pages; ++p) {
         const int last_token = (p + 1) * c.page_size - 1;
         const bool outside = c.window > 0 && last_token <= first_query - c.window;
-        page_indices.push_back(outside ? -1 : ids[next]);
+        y.page_indices.push_back(outside ? -1 : ids[next]);
         ++next;
       }
-      page_indptr.push_back(static_cast<int32_t>(page_indices.size()));
+      y.page_indptr.push_back(static_cast<int32_t>(y.page_indices.size()));
     }
-    const int T = query_start.back();
-    const int64_t cache_elems = int64_t{num_pages} * c.page_size * c.kv_heads * c.dim;
-    auto kc = random(cache_elems, -2, 2), vc = random(cache_elems, -2, 2);
-    auto q = random(int64_t{T} * c.heads * c.dim, -2, 2);
-    for (auto* v : {&kc, &vc, &q}) {
-      for (float& x : *v) x = round_to(gt, x);  // both backends see the same values
-    }
-    auto run = [&](Backend& b, DType t) {
-      auto kd = put(b, kc, t, {num_pages, c.page_size, c.kv_heads, c.dim});
-      auto vd = put(b, vc, t, {num_pages, c.page_size, c.kv_heads, c.dim});
-      auto qd = put(b, q, t, {T, c.heads, c.dim});
-      auto od = out(b, t, {T, c.heads, c.dim});
-      auto qs = put_i32(b, query_start, {S + 1});
-      auto kl = put_i32(b, kv_len, {S});
-      auto pi = put_i32(b, page_indptr, {S + 1});
-      auto px = put_i32(b, page_indices, {static_cast<int64_t>(page_indices.size())});
-      AttentionParams p;
-      p.q = qd.view;
-      p.out = od.view;
-      p.cache = {kd.view, vd.view};
-      p.pages.num_seqs = S;
-      p.pages.num_tokens = T;
-      p.pages.page_size = c.page_size;
-      p.pages.query_start = qs.view.as<int32_t>();
-      p.pages.kv_len = kl.view.as<int32_t>();
-      p.pages.page_indptr = pi.view.as<int32_t>();
-      p.pages.page_indices = px.view.as<int32_t>();
-      p.pages.max_query_len = max_q;
-      p.pages.max_kv_len = c.kv_hint ? max_kv : 0;
-      p.num_heads = c.heads;
-      p.num_kv_heads = c.kv_heads;
-      p.head_dim = c.dim;
-      p.scale = 1.0f / std::sqrt(static_cast<float>(c.dim));
-      p.sliding_window = c.window;
-      b.attention(p);
-      return get(b, od.view);
-    };
-    const auto ref = run(*cpu_, DType::kF32);
-    const auto got = run(g, gt);
+    y.T = y.query_start.back();
+    return y;
+  }
+
+  // The page-table tensors of a layout on one backend, kept alive with the params.
+  struct PagesOn {
+    DeviceTensor qs, kl, pi, px;
+  };
+  AttentionParams params(const Case& c, const Layout& y, Backend& b, PagesOn* keep, const TensorView& q,
+                         const TensorView& out, const KvCacheView& cache) {
+    const int S = static_cast<int>(c.seqs.size());
+    keep->qs = put_i32(b, y.query_start, {S + 1});
+    keep->kl = put_i32(b, y.kv_len, {S});
+    keep->pi = put_i32(b, y.page_indptr, {S + 1});
+    keep->px = put_i32(b, y.page_indices, {static_cast<int64_t>(y.page_indices.size())});
+    AttentionParams p;
+    p.q = q;
+    p.out = out;
+    p.cache = cache;
+    p.pages.num_seqs = S;
+    p.pages.num_tokens = y.T;
+    p.pages.page_size = c.page_size;
+    p.pages.query_start = keep->qs.view.as<int32_t>();
+    p.pages.kv_len = keep->kl.view.as<int32_t>();
+    p.pages.page_indptr = keep->pi.view.as<int32_t>();
+    p.pages.page_indices = keep->px.view.as<int32_t>();
+    p.pages.max_query_len = y.max_q;
+    p.pages.max_kv_len = c.kv_hint ? y.max_kv : 0;
+    p.num_heads = c.heads;
+    p.num_kv_heads = c.kv_heads;
+    p.head_dim = c.dim;
+    p.scale = 1.0f / std::sqrt(static_cast<float>(c.dim));
+    p.sliding_window = c.window;
+    return p;
+  }
+
+  static std::string describe(const Case& c) {
     std::string what = "heads " + std::to_string(c.heads) + "/" + std::to_string(c.kv_heads) + " dim " +
                        std::to_string(c.dim) + " page " + std::to_string(c.page_size) + " window " +
                        std::to_string(c.window) + " seqs";
     for (auto [n, L] : c.seqs) what += " (" + std::to_string(n) + "," + std::to_string(L) + ")";
-    EXPECT_LT(rel_err(got, ref), tol) << what << " (" << dtype_name(gt) << ")";
+    return what;
+  }
+
+  // gpu: the backend under test (default gpu_); tol: bound on ||out - ref|| / ||ref||.
+  void check(const Case& c, Backend* gpu = nullptr, double tol = 3e-3) {
+    Backend& g = gpu ? *gpu : *gpu_;
+    const DType gt = g.activation_dtype();
+    const Layout y = layout(c);
+    const int64_t cache_elems = int64_t{y.num_pages} * c.page_size * c.kv_heads * c.dim;
+    auto kc = random(cache_elems, -2, 2), vc = random(cache_elems, -2, 2);
+    auto q = random(int64_t{y.T} * c.heads * c.dim, -2, 2);
+    for (auto* v : {&kc, &vc, &q}) {
+      for (float& x : *v) x = round_to(gt, x);  // both backends see the same values
+    }
+    auto run = [&](Backend& b, DType t) {
+      auto kd = put(b, kc, t, {y.num_pages, c.page_size, c.kv_heads, c.dim});
+      auto vd = put(b, vc, t, {y.num_pages, c.page_size, c.kv_heads, c.dim});
+      auto qd = put(b, q, t, {y.T, c.heads, c.dim});
+      auto od = out(b, t, {y.T, c.heads, c.dim});
+      PagesOn keep;
+      b.attention(params(c, y, b, &keep, qd.view, od.view, {kd.view, vd.view}));
+      return get(b, od.view);
+    };
+    const auto ref = run(*cpu_, DType::kF32);
+    const auto got = run(g, gt);
+    EXPECT_LT(rel_err(got, ref), tol) << describe(c) << " (" << dtype_name(gt) << ")";
+  }
+
+  // A decode step through rope_kv_attention: each sequence's new token (the
+  // last of its kv_len) has unrotated q, k, v; the backend rotates them, writes
+  // K and V to the token's slot and attends. Checks the output and both caches
+  // against the CPU, and against the unfused GPU path when `unfused` is given.
+  void check_rope_decode(const Case& c, int rot, Backend* unfused) {
+    const Layout y = layout(c);
+    const int S = static_cast<int>(c.seqs.size());
+    const int64_t cache_elems = int64_t{y.num_pages} * c.page_size * c.kv_heads * c.dim;
+    auto kc = random(cache_elems, -2, 2), vc = random(cache_elems, -2, 2);
+    auto q = random(int64_t{y.T} * c.heads * c.dim, -2, 2);
+    auto k = random(int64_t{y.T} * c.kv_heads * c.dim, -2, 2);
+    auto v = random(int64_t{y.T} * c.kv_heads * c.dim, -2, 2);
+    std::vector<int32_t> slots(y.T), pos(y.T);
+    for (int s = 0; s < S; ++s) {
+      const int key = y.kv_len[s] - 1;
+      const int page = y.page_indices[y.page_indptr[s] + key / c.page_size];
+      slots[s] = page * c.page_size + key % c.page_size;
+      pos[s] = key;
+    }
+    std::vector<float> inv(rot / 2);
+    for (int i = 0; i < rot / 2; ++i) inv[i] = static_cast<float>(1.0 / std::pow(1e4, 2.0 * i / rot));
+    auto run = [&](Backend& b, DType t) {
+      auto kd = put(b, kc, t, {y.num_pages, c.page_size, c.kv_heads, c.dim});
+      auto vd = put(b, vc, t, {y.num_pages, c.page_size, c.kv_heads, c.dim});
+      auto qd = put(b, q, t, {y.T, c.heads, c.dim});
+      auto kn = put(b, k, t, {y.T, c.kv_heads, c.dim});
+      auto vn = put(b, v, t, {y.T, c.kv_heads, c.dim});
+      auto sl = put_i32(b, slots, {y.T});
+      auto pd = put_i32(b, pos, {y.T});
+      auto fd = put(b, inv, DType::kF32, {rot / 2});
+      auto od = out(b, t, {y.T, c.heads, c.dim});
+      PagesOn keep;
+      const AttentionParams ap = params(c, y, b, &keep, qd.view, od.view, {kd.view, vd.view});
+      b.rope_kv_attention(rope_params(qd.view, kn.view, pd.view, fd.view, rot), vn.view, sl.view, ap);
+      return std::vector{get(b, od.view), get(b, kd.view), get(b, vd.view)};
+    };
+    const auto ref = run(*cpu_, DType::kF32);
+    const auto got = run(*gpu_, act());
+    const char* names[] = {"out", "k cache", "v cache"};
+    for (int i = 0; i < 3; ++i) EXPECT_LT(rel_err(got[i], ref[i]), 3e-3) << names[i] << " rot " << rot << " " << describe(c);
+    if (unfused == nullptr) return;
+    const auto sep = run(*unfused, act());
+    for (int i = 0; i < 3; ++i)
+      EXPECT_LT(rel_err(got[i], sep[i]), 1e-3) << names[i] << " vs unfused, rot " << rot << " " << describe(c);
   }
 
   // A second CUDA backend with other options (prefill threshold, bf16).
   std::unique_ptr<Backend> make_gpu(int prefill_min_query, DType act_dtype = DType::kF16) {
     CudaBackendOptions o;
-    o.memory_bytes = size_t{2} << 30;
     o.activation_dtype = act_dtype;
     o.attention_prefill_min_query = prefill_min_query;
+    return make_gpu(o);
+  }
+  // ... or with any options (2 GiB, the kernel variant gpu-check asks for).
+  std::unique_ptr<Backend> make_gpu(CudaBackendOptions o) {
+    o.memory_bytes = size_t{2} << 30;
     if (const char* v = std::getenv("TANDEM_CUDA_KERNEL_VARIANT")) o.kernel_variant = std::atoi(v);
     auto g = make_cuda_backend(o);
     EXPECT_TRUE(g.ok()) << g.status().to_string();
@@ -119,6 +194,20 @@ TEST_F(CudaAttention, Decode) {
   check({56, 8, 128, 16, 0, {{1, 5}, {1, 300}, {1, 129}}, false});
   check({8, 2, 64, 16, 0, {{1, 9000}}, false});
   check({32, 8, 128, 16, 48, {{1, 1000}, {1, 40}}, false});
+}
+
+// The decode kernel's splits merged by the combine kernel instead of by the
+// last split block (CudaBackendOptions::attention_fused_combine = false). The
+// fused merge is what Decode runs; its counters are reset by each merging block,
+// which the many calls there on one backend depend on.
+TEST_F(CudaAttention, DecodeSeparateCombine) {
+  CudaBackendOptions o;
+  o.attention_fused_combine = false;
+  auto g = make_gpu(o);
+  ASSERT_TRUE(g);
+  check({32, 8, 128, 16, 0, {{1, 17}, {1, 512}, {1, 33}}}, g.get());
+  check({56, 8, 128, 16, 0, {{1, 5}, {1, 300}, {1, 129}}, false}, g.get());
+  check({16, 1, 64, 8, 0, {{1, 1000}, {1, 7}}}, g.get());
 }
 
 TEST_F(CudaAttention, PrefillAndChunks) {
@@ -270,6 +359,26 @@ TEST_F(CudaAttention, RopeWriteKv) {
                                                << c.rot << " page " << c.page_size;
     }
   }
+}
+
+// RoPE and the new token's KV write fused into the decode attention kernel
+// (Backend::rope_kv_attention on CUDA decode steps): GQA with one and with two
+// head groups per kv head (both write the new row), head dims 32/64/128,
+// partial rotary dims, a sliding window, the split path with an unknown longest
+// context (graph replay), a new token first in its page.
+TEST_F(CudaAttention, RopeKvAttentionDecode) {
+  CudaBackendOptions o;
+  o.attention_fused_rope = false;
+  auto sep = make_gpu(o);
+  ASSERT_TRUE(sep);
+  Backend* unfused = sep.get();
+  check_rope_decode({32, 8, 128, 16, 0, {{1, 1}}}, 128, unfused);
+  check_rope_decode({32, 8, 128, 16, 0, {{1, 17}, {1, 514}, {1, 33}}}, 128, unfused);
+  check_rope_decode({56, 8, 128, 16, 0, {{1, 3000}, {1, 129}}, false}, 128, unfused);
+  check_rope_decode({16, 1, 64, 8, 0, {{1, 1000}, {1, 7}}}, 64, unfused);  // two groups per kv head
+  check_rope_decode({8, 8, 64, 32, 0, {{1, 64}, {1, 65}}}, 32, unfused);   // partial rotary
+  check_rope_decode({4, 2, 32, 16, 0, {{1, 40}, {1, 700}}, false}, 32, unfused);
+  check_rope_decode({32, 8, 128, 16, 48, {{1, 1000}, {1, 40}}, false}, 128, unfused);
 }
 
 // A model whose head size no kernel is built for is refused at load, by name.

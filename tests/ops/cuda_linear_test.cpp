@@ -65,6 +65,18 @@ class CudaLinear : public OpTest {
     return h;
   }
 
+  // rms_norm(x) * norm_w, then the layer, on the CPU in fp32: [M, N].
+  DeviceTensor cpu_normed_linear(const PreparedLinear& lc, const std::vector<float>& x,
+                                 const std::vector<float>& norm_w, float eps, int M, int K, int N) {
+    auto xc = put(*cpu_, x, DType::kF32, {M, K});
+    auto nc = out(*cpu_, DType::kF32, {M, K});
+    auto wc = put(*cpu_, norm_w, DType::kF32, {K});
+    cpu_->rms_norm(xc.view, wc.view, eps, nc.view);
+    auto oc = out(*cpu_, DType::kF32, {M, N});
+    cpu_->linear(nc.view, lc, oc.view);
+    return oc;
+  }
+
   void check_int4(const Int4Case& c, const std::vector<int>& batch_sizes) {
     const auto host = make_int4(c);
     const LinearWeight& w = host->w;
@@ -168,13 +180,9 @@ TEST_F(CudaLinear, FusedNormAndResidual) {
       const auto x = random(int64_t{M} * c.K, -3, 3);
       const auto res = random(int64_t{M} * c.N, -2, 2);
       // Reference: rms_norm on the CPU, then the linear; the residual added on the host.
+      const auto normed_ref = get(*cpu_, cpu_normed_linear(**lc, x, norm_w, eps, M, c.K, c.N).view);
       auto xc = put(*cpu_, x, DType::kF32, {M, c.K});
-      auto nc = out(*cpu_, DType::kF32, {M, c.K});
-      auto wc = put(*cpu_, norm_w, DType::kF32, {c.K});
-      cpu_->rms_norm(xc.view, wc.view, eps, nc.view);
       auto oc = out(*cpu_, DType::kF32, {M, c.N});
-      cpu_->linear(nc.view, **lc, oc.view);
-      const auto normed_ref = get(*cpu_, oc.view);
       cpu_->linear(xc.view, **lc, oc.view);
       auto plus_res_ref = get(*cpu_, oc.view);
       for (size_t i = 0; i < plus_res_ref.size(); ++i) plus_res_ref[i] += res[i];
@@ -206,6 +214,64 @@ TEST_F(CudaLinear, FusedNormAndResidual) {
   ASSERT_TRUE(lg.ok());
   auto x1 = put(*gpu_, random(1024), act(), {1, 1024});
   EXPECT_FALSE(gpu_->linear_fuses(x1.view, **lg, LinearFusion{}));
+}
+
+// SwiGLU in the epilogue of a [gate | up] layer (with the fused norm, as the
+// model calls it): the same values as the unfused GEMV then swiglu() on the GPU,
+// and the CPU reference within fp16 rounding. Odd numbers of gate tiles leave
+// the last block half idle.
+TEST_F(CudaLinear, FusedSwiglu) {
+  const char* variant = std::getenv("TANDEM_CUDA_KERNEL_VARIANT");
+  const bool v2 = variant == nullptr || std::atoi(variant) == 2;
+  for (const Int4Case& c : {Int4Case{WeightFormat::kAwqGemm, 1024, 2 * 2816, 128, false, false, 0},
+                            Int4Case{WeightFormat::kAwqGemm, 512, 2 * 2056, 64, false, true, 0},
+                            Int4Case{WeightFormat::kGptq, 2048, 2 * 3072, 128, false, true, 1}}) {
+    const auto host = make_int4(c);
+    auto lc = cpu_->prepare_linear(host->w);
+    auto lg = gpu_->prepare_linear(host->w);
+    ASSERT_TRUE(lc.ok() && lg.ok());
+    const int I = c.N / 2;
+    const auto norm_w = random(c.K, 0.5f, 1.5f);
+    const float eps = 1e-5f;
+    for (int M : {1, 3, 4}) {
+      const std::string what = std::string(weight_format_name(c.format)) + " K=" + std::to_string(c.K) +
+                               " N=" + std::to_string(c.N) + " M=" + std::to_string(M);
+      const auto x = random(int64_t{M} * c.K, -3, 3);
+      auto xg = put(*gpu_, x, act(), {M, c.K});
+      auto wg = put(*gpu_, norm_w, DType::kF32, {c.K});
+      const LinearFusion fused{wg.view, eps, {}, true};
+      if (!v2) {  // variants 0 and 1 fuse nothing
+        EXPECT_FALSE(gpu_->linear_fuses(xg.view, **lg, fused)) << what;
+        continue;
+      }
+      ASSERT_TRUE(gpu_->linear_fuses(xg.view, **lg, fused)) << what;
+      auto og = out(*gpu_, act(), {M, I});
+      gpu_->linear_fused(xg.view, **lg, og.view, fused);
+      const auto got = get(*gpu_, og.view);
+      // The unfused GPU path: the normed GEMV into [M, N], then swiglu().
+      auto gu = out(*gpu_, act(), {M, c.N});
+      auto sg = out(*gpu_, act(), {M, I});
+      gpu_->linear_fused(xg.view, **lg, gu.view, LinearFusion{wg.view, eps, {}});
+      gpu_->swiglu(gu.view, sg.view);
+      EXPECT_LT(rel_err(got, get(*gpu_, sg.view)), 1e-4) << what << " (vs unfused GPU)";
+      // CPU: rms_norm, linear, swiglu in fp32.
+      auto guc = cpu_normed_linear(**lc, x, norm_w, eps, M, c.K, c.N);
+      auto sc = out(*cpu_, DType::kF32, {M, I});
+      cpu_->swiglu(guc.view, sc.view);
+      EXPECT_LT(rel_err(got, get(*cpu_, sc.view)), 5e-3) << what << " (vs CPU)";
+    }
+  }
+  // A residual cannot ride with SwiGLU; a narrow layer (too few blocks) is not fused.
+  const auto host = make_int4({WeightFormat::kAwqGemm, 1024, 2 * 2816, 128, false, false, 0});
+  auto lg = gpu_->prepare_linear(host->w);
+  ASSERT_TRUE(lg.ok());
+  auto x1 = put(*gpu_, random(1024), act(), {1, 1024});
+  auto r1 = put(*gpu_, random(2 * 2816), act(), {1, 2 * 2816});
+  EXPECT_FALSE(gpu_->linear_fuses(x1.view, **lg, LinearFusion{{}, 0.f, r1.view, true}));
+  const auto narrow = make_int4({WeightFormat::kAwqGemm, 1024, 2 * 512, 128, false, false, 0});
+  auto ln = gpu_->prepare_linear(narrow->w);
+  ASSERT_TRUE(ln.ok());
+  EXPECT_FALSE(gpu_->linear_fuses(x1.view, **ln, LinearFusion{{}, 0.f, {}, true}));
 }
 
 // Scratch that cannot grow inside the arena is an exception the model runner

@@ -8,8 +8,12 @@
 // (head_dim * 2 bytes) loaded in one go, against the block's query heads held in
 // shared memory; (B) for P·V, thread (row r, chunk c) accumulates 8 head dims
 // (one 16-byte V load) over keys r, r + R, ... with several loads in flight.
-// The online softmax state is per block; splits write unnormalized partials that
-// the combine kernel of attention.cu merges.
+// The first V loads of a tile are issued with its K loads (they need only the
+// page offsets), so a short context costs one round trip to memory for K and V.
+// The online softmax state is per block; splits write unnormalized partials.
+// With p.split_counters, the last block of a (sequence, head group) to finish
+// merges them (a counter per pair, reset by that block: no second kernel);
+// without, the combine kernel of attention.cu does.
 #include <algorithm>
 #include <cfloat>
 
@@ -23,6 +27,83 @@ constexpr int kThreads = 128;
 constexpr int kTile = 128;    // keys per tile: one per thread in phase A
 constexpr int kMaxGroup = 8;  // query heads per block
 constexpr float kLog2e = 1.4426950408889634f;
+
+// Merges the num_splits partials of query heads qh0 .. qh0 + group - 1 of token
+// t, as attention_combine_kernel does: weights 2^(m_i - max) over the splits
+// that saw keys, out = sum_i w_i o_i / sum_i w_i l_i. The partials come from
+// other blocks: read through L2 (ld.cg).
+template <typename T, int D>
+__device__ void merge_splits(const AttnKernelParams& p, int t, int qh0, int group) {
+  static_assert(kMaxDecodeSplits <= kMaxAttentionSplits && kMaxDecodeSplits <= 32, "one split per lane below");
+  __shared__ float w_s[kMaxGroup][kMaxDecodeSplits];
+  __shared__ float lsum_s[kMaxGroup];
+  const int n = p.num_splits, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  for (int h = warp; h < group; h += kThreads / 32) {  // a warp per head, a lane per split
+    const int64_t base = (static_cast<int64_t>(t) * p.num_q_heads + qh0 + h) * n;
+    const float m = lane < n ? __ldcg(p.partial_ml + (base + lane) * 2) : -FLT_MAX;
+    const float l = lane < n ? __ldcg(p.partial_ml + (base + lane) * 2 + 1) : 0.f;
+    const float mx = warp_max(l > 0.f ? m : -FLT_MAX);
+    const float f = l > 0.f ? exp2f(m - mx) : 0.f;  // an empty split weighs nothing
+    if (lane < n) w_s[h][lane] = f;
+    const float lsum = warp_sum(l * f);
+    if (lane == 0) lsum_s[h] = lsum;
+  }
+  __syncthreads();
+  // A thread per 4 dims of a head: n float4 loads, 8 in flight at once (an empty
+  // split's partial may be stale: loaded, but weighed by nothing).
+  for (int i = threadIdx.x; i < group * (D / 4); i += kThreads) {
+    const int h = i / (D / 4), d = 4 * (i % (D / 4));
+    const int qh = qh0 + h;
+    const float4* po =
+        reinterpret_cast<const float4*>(p.partial_out + (static_cast<int64_t>(t) * p.num_q_heads + qh) * n * D + d);
+    float4 o = make_float4(0.f, 0.f, 0.f, 0.f);
+#pragma unroll 8
+    for (int j = 0; j < n; ++j) {
+      const float4 v = __ldcg(po + j * (D / 4));
+      const float f = w_s[h][j];
+      if (f != 0.f) {
+        o.x += v.x * f;
+        o.y += v.y * f;
+        o.z += v.z * f;
+        o.w += v.w * f;
+      }
+    }
+    const float inv = lsum_s[h] > 0.f ? 1.f / lsum_s[h] : 0.f;
+    T* out = static_cast<T*>(p.out) + t * p.out_stride + static_cast<int64_t>(qh) * D + d;
+    out[0] = from_f32<T>(o.x * inv);
+    out[1] = from_f32<T>(o.y * inv);
+    out[2] = from_f32<T>(o.z * inv);
+    out[3] = from_f32<T>(o.w * inv);
+  }
+}
+
+// Element d < rot_dim of a rotate-half RoPE row, rounded to T as launch_rope
+// stores it: pair (j, j + half), angle pos * inv_freq[j].
+template <typename T>
+__device__ __forceinline__ float rotated(const T* row, int d, int half, float pos, const float* inv_freq) {
+  const int j = d < half ? d : d - half;
+  float s, c;
+  sincosf(pos * inv_freq[j], &s, &c);
+  const float x1 = to_f32(row[j]), x2 = to_f32(row[j + half]);
+  return to_f32(from_f32<T>(d < half ? x1 * c - x2 * s : x2 * c + x1 * s));
+}
+
+// The new token t's K (rotated) and V rows of kv head kvh into its cache slot.
+template <typename T, int D>
+__device__ void write_new_kv(const RopeKernelParams& r, int t, int kvh, float pos) {
+  const int slot = r.slot_mapping[t];
+  if (slot < 0) return;
+  const int64_t dst = (slot / r.page_size) * r.page_stride + (slot % r.page_size) * r.token_stride +
+                      static_cast<int64_t>(kvh) * D;
+  const T* k = static_cast<const T*>(r.k) + t * r.k_stride + static_cast<int64_t>(kvh) * D;
+  const T* v = static_cast<const T*>(r.v) + t * r.v_stride + static_cast<int64_t>(kvh) * D;
+  T* kc = static_cast<T*>(r.k_cache) + dst;
+  T* vc = static_cast<T*>(r.v_cache) + dst;
+  for (int d = threadIdx.x; d < D; d += kThreads) {
+    kc[d] = d < r.rot_dim ? from_f32<T>(rotated<T>(k, d, r.rot_dim / 2, pos, r.inv_freq)) : k[d];
+    vc[d] = v[d];
+  }
+}
 
 template <typename T, int D>
 __global__ void __launch_bounds__(kThreads) attention_decode_kernel(AttnKernelParams p, int group) {
@@ -70,7 +151,20 @@ __global__ void __launch_bounds__(kThreads) attention_decode_kernel(AttnKernelPa
   // Queries: 16-byte loads, at most one per thread (group * D / 8 <= 128).
   const T* qt = static_cast<const T*>(p.q) + t * p.q_stride + static_cast<int64_t>(qh0) * D;
   const float qscale = p.scale * kLog2e;
-  for (int i = tid; i < group * kChunks; i += kThreads) {
+  if (p.rope.positions != nullptr) {
+    // Fused RoPE: the new token's K and V rows go into the cache before this
+    // block reads them (the barrier below orders them); blocks of other head
+    // groups of the same kv head write the same values.
+    const float pos = static_cast<float>(p.rope.positions[t]);
+    if (kv_len - 1 >= lo && kv_len - 1 < hi) write_new_kv<T, D>(p.rope, t, kvh, pos);
+    const int half = p.rope.rot_dim / 2;
+    for (int i = tid; i < group * D; i += kThreads) {
+      const int h = i / D, d = i % D;
+      const T* qrow = qt + h * D;
+      q_s[h][d] = (d < p.rope.rot_dim ? rotated<T>(qrow, d, half, pos, p.rope.inv_freq) : to_f32(qrow[d])) * qscale;
+    }
+  }
+  for (int i = tid; i < (p.rope.positions != nullptr ? 0 : group * kChunks); i += kThreads) {
     const uint4 raw = *reinterpret_cast<const uint4*>(qt + 8 * i);
     const T* e = reinterpret_cast<const T*>(&raw);
     float* dst = &q_s[0][0] + 8 * i;  // q_s rows are D floats: the group's heads are contiguous
@@ -91,14 +185,25 @@ __global__ void __launch_bounds__(kThreads) attention_decode_kernel(AttnKernelPa
   for (int tile = lo; tile < hi; tile += kTile) {
     // (A) scores, lane = key.
     const int64_t off = next_off;
+    const int n = min(kTile, hi - tile);
     off_s[tid] = off;
+    __syncthreads();  // off_s complete: the first V loads go out with the K loads
+    uint4 raw[kChunks];
+    if (off >= 0) {
+#pragma unroll
+      for (int c = 0; c < kChunks; ++c) raw[c] = *reinterpret_cast<const uint4*>(kc + off + 8 * c);
+    }
+    uint4 vfirst[4];
+#pragma unroll
+    for (int u = 0; u < 4; ++u) {
+      const int j = row + u * kRows;
+      const int64_t o = j < n ? off_s[j] : -1;
+      vfirst[u] = o >= 0 ? *reinterpret_cast<const uint4*>(vc + o + 8 * ch) : make_uint4(0, 0, 0, 0);
+    }
     float sc[kMaxGroup];
 #pragma unroll
     for (int h = 0; h < kMaxGroup; ++h) sc[h] = 0.f;
     if (off >= 0) {
-      uint4 raw[kChunks];
-#pragma unroll
-      for (int c = 0; c < kChunks; ++c) raw[c] = *reinterpret_cast<const uint4*>(kc + off + 8 * c);
 #pragma unroll
       for (int c = 0; c < kChunks; ++c) {
         const T* e = reinterpret_cast<const T*>(&raw[c]);
@@ -137,7 +242,7 @@ __global__ void __launch_bounds__(kThreads) attention_decode_kernel(AttnKernelPa
       m[h] = m_new;
       p_s[h][tid] = off >= 0 ? exp2f(sc[h] - m_new) : 0.f;
     }
-    __syncthreads();  // p_s, off_s complete; red_s free again
+    __syncthreads();  // p_s complete; red_s free again
     // l: every thread sums the tile's p (same order everywhere: identical state).
 #pragma unroll
     for (int h = 0; h < kMaxGroup; ++h) {
@@ -148,22 +253,26 @@ __global__ void __launch_bounds__(kThreads) attention_decode_kernel(AttnKernelPa
       for (int e = 0; e < 8; ++e) acc[h][e] *= corr[h];
     }
     if (tile + kTile < hi) next_off = key_offset(tile + kTile + tid);
-    // (B) P·V: keys row, row + kRows, ...; 4 V loads in flight.
-    const int n = min(kTile, hi - tile);
+    // (B) P·V: keys row, row + kRows, ...; 4 V loads in flight (the first 4
+    // already loaded with K).
     for (int j0 = row; j0 < n; j0 += 4 * kRows) {
-      uint4 raw[4];
+      uint4 vr[4];
       float pj[4][kMaxGroup];
 #pragma unroll
       for (int u = 0; u < 4; ++u) {
         const int j = j0 + u * kRows;
         const int64_t o = j < n ? off_s[j] : -1;
-        raw[u] = o >= 0 ? *reinterpret_cast<const uint4*>(vc + o + 8 * ch) : make_uint4(0, 0, 0, 0);
+        if (j0 == row) {
+          vr[u] = vfirst[u];
+        } else {
+          vr[u] = o >= 0 ? *reinterpret_cast<const uint4*>(vc + o + 8 * ch) : make_uint4(0, 0, 0, 0);
+        }
 #pragma unroll
         for (int h = 0; h < kMaxGroup; ++h) pj[u][h] = (h < group && o >= 0) ? p_s[h][j] : 0.f;
       }
 #pragma unroll
       for (int u = 0; u < 4; ++u) {
-        const T* e = reinterpret_cast<const T*>(&raw[u]);
+        const T* e = reinterpret_cast<const T*>(&vr[u]);
 #pragma unroll
         for (int i = 0; i < 8; ++i) {
           const float v = to_f32(e[i]);
@@ -210,6 +319,20 @@ __global__ void __launch_bounds__(kThreads) attention_decode_kernel(AttnKernelPa
       }
     }
   }
+  if (p.num_splits == 1 || p.split_counters == nullptr) return;
+
+  // The last of the group's split blocks merges (threadfence reduction: every
+  // writer fences before the count, so the last counter sees all partials).
+  __shared__ bool last_s;
+  __threadfence();
+  __syncthreads();
+  int* counter = p.split_counters + s * gridDim.y + blockIdx.y;
+  if (tid == 0) last_s = atomicAdd(counter, 1) == p.num_splits - 1;
+  __syncthreads();
+  if (!last_s) return;
+  __threadfence();
+  merge_splits<T, D>(p, t, qh0, group);
+  if (tid == 0) *counter = 0;  // ready for the next step (and graph replay)
 }
 
 int pick_group(int ratio) {
@@ -221,10 +344,11 @@ int pick_group(int ratio) {
 
 }  // namespace
 
-int attention_decode_splits(int num_seqs, int num_q_heads, int num_kv_heads, int max_kv_len, int num_sms) {
+int attention_decode_splits(int num_seqs, int num_q_heads, int num_kv_heads, int max_kv_len, int num_sms,
+                            int max_splits) {
   const int ratio = num_q_heads / num_kv_heads;
   const int base = num_seqs * num_kv_heads * (ratio / pick_group(ratio));
-  int splits = std::min((2 * num_sms + base - 1) / base, 32);
+  int splits = std::min((2 * num_sms + base - 1) / base, std::min(max_splits, kMaxDecodeSplits));
   // A known longest context caps the splits at one per 64 keys; unknown (0, a
   // captured graph) keeps the shape-only count (empty splits exit at once).
   if (max_kv_len > 0) splits = std::min(splits, (max_kv_len + 63) / 64);
@@ -247,7 +371,7 @@ void launch_attention_decode(const AttnKernelParams& p, cudaStream_t stream) {
   } else {
     run(__half{});
   }
-  if (p.num_splits > 1) launch_attention_combine(p, stream);
+  if (p.num_splits > 1 && p.split_counters == nullptr) launch_attention_combine(p, stream);
 }
 
 }  // namespace tandem::cuda

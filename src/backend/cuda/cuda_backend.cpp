@@ -35,6 +35,9 @@ bool pdl_enabled() { return g_pdl_enabled.load(std::memory_order_relaxed); }
 namespace {
 
 constexpr size_t kLtWorkspaceBytes = 32ull << 20;
+// The decode attention's split counters (AttnKernelParams::split_counters), the
+// last 64 KiB of that region: the plans count the region already.
+constexpr size_t kSplitCounterBytes = 64ull << 10;
 
 ElemType elem(DType t) {
   switch (t) {
@@ -95,6 +98,8 @@ class CudaBackend : public Backend {
       return invalid_argument("CUDA kernel_variant must be 0, 1 or 2, not " + std::to_string(o.kernel_variant));
     variant_ = o.kernel_variant;
     pdl_ = o.pdl;
+    gemv_prefetch_ = o.gemv_prefetch;
+    fused_swiglu_ = o.fused_swiglu;
     set_pdl_enabled(pdl_);
     graphs_ = o.graphs;
     if (o.attention_prefill_min_query < 0)
@@ -120,7 +125,15 @@ class CudaBackend : public Backend {
     }
     void* ws = arena_.allocate(kLtWorkspaceBytes);
     if (ws == nullptr) return Status(StatusCode::kResourceExhausted, "CUDA memory too small for the cuBLASLt workspace");
-    if (!lt_.init(ws, kLtWorkspaceBytes, &err)) return Status(StatusCode::kInternal, err);
+    if (!lt_.init(ws, kLtWorkspaceBytes - kSplitCounterBytes, &err)) return Status(StatusCode::kInternal, err);
+    split_counters_ = reinterpret_cast<int*>(static_cast<char*>(ws) + kLtWorkspaceBytes - kSplitCounterBytes);
+    CUDA_CHECK(cudaMemset(split_counters_, 0, kSplitCounterBytes));  // each merging block resets its own
+    fused_combine_ = o.attention_fused_combine;
+    fused_rope_ = o.attention_fused_rope;
+    if (o.decode_attention_max_splits < 1 || o.decode_attention_max_splits > kMaxDecodeSplits)
+      return invalid_argument("CUDA decode_attention_max_splits must be 1 to " + std::to_string(kMaxDecodeSplits) +
+                              ", not " + std::to_string(o.decode_attention_max_splits));
+    max_decode_splits_ = o.decode_attention_max_splits;
     return ok_status();
   }
 
@@ -354,12 +367,17 @@ class CudaBackend : public Backend {
     if (!w.int4 || x.dtype != act_ || x.ndim < 1 || x.row_numel() != w.K) return false;
     if (!f.norm_weight.empty() && (f.norm_weight.dtype != DType::kF32 || f.norm_weight.numel() != w.K)) return false;
     if (!f.residual.empty() && (f.residual.dtype != act_ || f.residual.row_numel() != w.N)) return false;
+    if (f.swiglu && !fused_swiglu_) return false;
     Int4GemvParams p{};
     p.w.perm = static_cast<const int32_t*>(w.perm.data());
     p.w.K = static_cast<int>(w.K);
+    p.w.N = static_cast<int>(w.N);
     p.M = static_cast<int>(x.shape[0]);
+    p.num_sms = num_sms_;
     p.variant = variant_;
     p.type = p.y_type = elem(act_);
+    p.fuse.residual = f.residual.data;
+    p.fuse.swiglu = f.swiglu;
     return p.M >= 1 && int4_gemv_fuses(p);
   }
 
@@ -367,13 +385,14 @@ class CudaBackend : public Backend {
                     const LinearFusion& f) override {
     CHECK(linear_fuses(x, pw, f) && out.dtype == act_);
     const auto& w = static_cast<const CudaLinear&>(pw);
-    CHECK_EQ(out.row_numel(), w.N);
+    CHECK_EQ(out.row_numel(), f.swiglu ? w.N / 2 : w.N);
     CHECK_EQ(out.shape[0], x.shape[0]);
     if (!f.residual.empty()) CHECK_EQ(f.residual.shape[0], x.shape[0]);
     Int4GemvFusion fuse;
     fuse.norm_weight = f.norm_weight.empty() ? nullptr : f.norm_weight.as<const float>();
     fuse.eps = f.eps;
     fuse.residual = f.residual.empty() ? nullptr : f.residual.data;
+    fuse.swiglu = f.swiglu;
     int4_linear(x, w, out, fuse);
   }
 
@@ -395,8 +414,10 @@ class CudaBackend : public Backend {
     Int4Weight iw{static_cast<const uint32_t*>(w.qweight.data()), w.scale_zero.data(),
                   static_cast<const int32_t*>(w.perm.data()), w.bias.data(), K, N, w.group_size};
     if (M <= 16) {
-      Int4GemvParams p{iw, xin, out.data, M, K, N, reinterpret_cast<float*>(rest), num_sms_, 0, variant_, et, yt};
+      const int64_t y_stride = fuse.swiglu ? N / 2 : N;  // out is [M, N/2] with SwiGLU fused
+      Int4GemvParams p{iw, xin, out.data, M, K, y_stride, reinterpret_cast<float*>(rest), num_sms_, 0, variant_, et, yt};
       p.pdl = pdl_;
+      p.prefetch = gemv_prefetch_;
       p.fuse = fuse;
       launch_int4_gemv(p, stream_);
     } else {
@@ -414,6 +435,24 @@ class CudaBackend : public Backend {
 
   void rope_write_kv(const RopeParams& p, const TensorView& v, const TensorView& slot_mapping,
                      const KvCacheView& cache) override {
+    launch_rope(rope_kv_params(p, v, slot_mapping, cache), stream_);
+    CUDA_CHECK_LAUNCH();
+  }
+
+  void rope_kv_attention(const RopeParams& r, const TensorView& v, const TensorView& slot_mapping,
+                         const AttentionParams& a) override {
+    if (!fused_rope_ || !decode_attention(a) || r.q.data != a.q.data) {
+      Backend::rope_kv_attention(r, v, slot_mapping, a);
+      return;
+    }
+    check_attention(a);
+    const RopeKernelParams rk = rope_kv_params(r, v, slot_mapping, a.cache);
+    attention_decode(a, &rk);
+  }
+
+  // The RoPE kernel's parameters with the K/V cache write.
+  RopeKernelParams rope_kv_params(const RopeParams& p, const TensorView& v, const TensorView& slot_mapping,
+                                  const KvCacheView& cache) const {
     CHECK(!p.k.empty() && v.dtype == act_ && cache.k.dtype == act_ && cache.v.dtype == act_ &&
           slot_mapping.dtype == DType::kI32);
     RopeKernelParams k = rope_params(p);
@@ -427,8 +466,7 @@ class CudaBackend : public Backend {
     k.v_stride = k.k_stride;
     k.token_stride = static_cast<int64_t>(k.num_kv_heads) * k.head_dim;
     k.page_stride = k.page_size * k.token_stride;
-    launch_rope(k, stream_);
-    CUDA_CHECK_LAUNCH();
+    return k;
   }
 
   void write_kv(const TensorView& k, const TensorView& v, const TensorView& slot_mapping,
@@ -447,16 +485,24 @@ class CudaBackend : public Backend {
     CUDA_CHECK_LAUNCH();
   }
 
-  void attention(const AttentionParams& a) override {
+  void check_attention(const AttentionParams& a) const {
     CHECK(a.q.dtype == act_ && a.out.dtype == act_ && a.cache.k.dtype == act_);
     CHECK_MSG(is_attention_head_dim(a.head_dim), "CUDA attention takes head_dim 32, 64 or 128, not " << a.head_dim);
     CHECK(a.num_kv_heads > 0 && a.num_heads % a.num_kv_heads == 0);
+    CHECK_EQ(static_cast<int>(a.cache.k.shape[1]), a.pages.page_size);
+  }
+
+  // Decode batches (every sequence at most one query token) take attention_decode.cu.
+  bool decode_attention(const AttentionParams& a) const {
+    return a.pages.num_tokens > 0 && a.pages.max_query_len == 1 && variant_ == 2;
+  }
+
+  void attention(const AttentionParams& a) override {
+    check_attention(a);
     const int T = a.pages.num_tokens, S = a.pages.num_seqs;
     if (T == 0) return;
-    const int page_size = static_cast<int>(a.cache.k.shape[1]);
-    CHECK_EQ(page_size, a.pages.page_size);
-    if (a.pages.max_query_len == 1 && variant_ == 2) {
-      attention_decode(a);
+    if (decode_attention(a)) {
+      attention_decode(a, nullptr);
       return;
     }
     // Split long contexts when the batch alone would not fill the GPU (FlashDecoding).
@@ -537,15 +583,21 @@ class CudaBackend : public Backend {
 
   // Decode batches: the launch shape follows the batch's shape (and max_kv_len
   // only when known), so it can be captured in a graph.
-  void attention_decode(const AttentionParams& a) {
+  // rope: the RoPE + KV write to fuse into the kernel, or nullptr.
+  void attention_decode(const AttentionParams& a, const RopeKernelParams* rope) {
     const int T = a.pages.num_tokens, S = a.pages.num_seqs;
-    const int splits = attention_decode_splits(S, a.num_heads, a.num_kv_heads, a.pages.max_kv_len, num_sms_);
+    const int splits =
+        attention_decode_splits(S, a.num_heads, a.num_kv_heads, a.pages.max_kv_len, num_sms_, max_decode_splits_);
     const size_t out_bytes = splits > 1 ? align(static_cast<size_t>(T) * a.num_heads * splits * a.head_dim * 4) : 0;
     const size_t ml_bytes = splits > 1 ? align(static_cast<size_t>(T) * a.num_heads * splits * 2 * 4) : 0;
     char* ws = splits > 1 ? workspace(out_bytes + ml_bytes) : nullptr;
     AttnKernelParams p = kernel_params(a, splits);
     p.partial_out = splits > 1 ? reinterpret_cast<float*>(ws) : nullptr;
     p.partial_ml = splits > 1 ? reinterpret_cast<float*>(ws + out_bytes) : nullptr;
+    // A counter per (sequence, head group); groups <= query heads.
+    const bool counters_fit = static_cast<size_t>(S) * a.num_heads * sizeof(int) <= kSplitCounterBytes;
+    p.split_counters = splits > 1 && fused_combine_ && counters_fit ? split_counters_ : nullptr;
+    if (rope != nullptr) p.rope = *rope;
     launch_attention_decode(p, stream_);
     CUDA_CHECK_LAUNCH();
   }
@@ -725,6 +777,12 @@ class CudaBackend : public Backend {
   int num_sms_ = 132;
   int variant_ = 0;  // CudaBackendOptions::kernel_variant
   bool pdl_ = true;  // CudaBackendOptions::pdl
+  bool gemv_prefetch_ = true;  // CudaBackendOptions::gemv_prefetch
+  bool fused_swiglu_ = true;   // CudaBackendOptions::fused_swiglu
+  bool fused_combine_ = true;  // CudaBackendOptions::attention_fused_combine
+  bool fused_rope_ = true;     // CudaBackendOptions::attention_fused_rope
+  int max_decode_splits_ = kMaxDecodeSplits;  // CudaBackendOptions::decode_attention_max_splits
+  int* split_counters_ = nullptr;
   bool graphs_ = true;  // CudaBackendOptions::graphs
   bool clusters_ = false;  // thread-block clusters (sm_90+)
   bool capturing_ = false;

@@ -427,7 +427,10 @@ bool runs_v2(const Int4GemvParams& p) {
 }
 }  // namespace
 
-bool int4_gemv_fuses(const Int4GemvParams& p) { return runs_v2(p) && p.w.perm == nullptr && p.y_type == p.type; }
+bool int4_gemv_fuses(const Int4GemvParams& p) {
+  if (!runs_v2(p) || p.w.perm != nullptr || p.y_type != p.type) return false;
+  return !p.fuse.swiglu || (p.fuse.residual == nullptr && int4_gemv_v2_swiglu(p.w.N, p.num_sms));
+}
 
 void launch_int4_gemv(const Int4GemvParams& p, cudaStream_t stream) {
   if (p.M == 0) return;

@@ -98,12 +98,17 @@ __device__ __forceinline__ float word_dot(uint32_t word, const uint4& xq, typena
 
 // grid: ceil(N / (8 * kC)); block: 32 * kC * kparts threads. kC = kCols, or 1
 // for narrow layers (N < ~2k: k/v projections) so that more SMs get blocks.
+// kSwiglu (kC = 4): the block's column tiles are gate tiles 2b, 2b+1 and the
+// up tiles N/16 + 2b, N/16 + 2b + 1, and it writes 16 columns of silu(gate) * up;
+// grid ceil(N / 32).
 // Dynamic smem: x [MR][K/8] uint4 in lane order, then kparts * MR * 32 floats.
-template <typename T, typename Y, int MR, bool kTileGroups, int kC>
+template <typename T, typename Y, int MR, bool kTileGroups, int kC, bool kSwiglu>
 __global__ void __launch_bounds__(32 * kC * kMaxParts)
     int4_gemv_v2_kernel(const uint4* __restrict__ qweight, const T* __restrict__ scales,
                         const T* __restrict__ x, const T* __restrict__ bias, Y* __restrict__ y, int K, int N,
-                        int group_size, int64_t x_stride, int64_t y_stride, int kparts, Int4GemvFusion fuse) {
+                        int group_size, int64_t x_stride, int64_t y_stride, int kparts, bool prefetch,
+                        Int4GemvFusion fuse) {
+  static_assert(!kSwiglu || kC == 4, "SwiGLU blocks pair 2 gate tiles with 2 up tiles");
   using T2 = typename V2Traits<T>::T2;
   extern __shared__ __align__(16) unsigned char smem_raw[];
   uint4* xs = reinterpret_cast<uint4*>(smem_raw);
@@ -115,12 +120,20 @@ __global__ void __launch_bounds__(32 * kC * kMaxParts)
   const int q = lane & 3;
   const int num_ktiles = K / kInt4TileK, num_ntiles = N / kInt4TileN;
   const int num_groups = K / group_size;
-  const int nt = blockIdx.x * kC + ct;
-  const bool active = nt < num_ntiles;
-  const int n = min(nt, num_ntiles - 1) * kInt4TileN + (lane >> 2);
+  int nt;  // this warp's column tile, clamped to a real one when inactive
+  bool active;
+  if constexpr (kSwiglu) {
+    const int half = num_ntiles / 2, gi = blockIdx.x * 2 + (ct & 1);
+    active = gi < half;
+    nt = (ct < 2 ? 0 : half) + min(gi, half - 1);
+  } else {
+    active = blockIdx.x * kC + ct < num_ntiles;
+    nt = min(blockIdx.x * kC + ct, num_ntiles - 1);
+  }
+  const int n = nt * kInt4TileN + (lane >> 2);
   const int per = (num_ktiles + kparts - 1) / kparts;
   const int kt_begin = kp * per, kt_end = min(num_ktiles, kt_begin + per);
-  const uint4* wcol = qweight + static_cast<int64_t>(min(nt, num_ntiles - 1)) * num_ktiles * 32 + lane;
+  const uint4* wcol = qweight + static_cast<int64_t>(nt) * num_ktiles * 32 + lane;
   const T* zcol = scales + static_cast<int64_t>(num_groups) * N + static_cast<int64_t>(n) * num_groups;
 
   // First weight batch in flight before x is staged. Weights are constants, so
@@ -228,7 +241,33 @@ __global__ void __launch_bounds__(32 * kC * kMaxParts)
   };
 
   if (active) {
-    if (first_full) {
+    if (first_full && prefetch) {
+      // The 4 loaded tiles as a ring of two halves: use one half while the
+      // other is in flight, then reload it (2-4 tiles always in flight, in the
+      // same registers; a second 4-tile buffer would spill at 1024 threads).
+      constexpr int H = kUnroll / 2;
+      for (;;) {  // wv[0, H) holds tiles [kt, kt + H), wv[H, 2H) holds [kt + H, kt + 2H)
+#pragma unroll
+        for (int u = 0; u < H; ++u) tile(wv[u], kt + u);
+        const bool more_a = kt + 3 * H <= kt_end;
+        if (more_a) {
+#pragma unroll
+          for (int u = 0; u < H; ++u) wv[u] = ld_stream(wcol + (kt + 2 * H + u) * 32);
+        }
+#pragma unroll
+        for (int u = 0; u < H; ++u) tile(wv[H + u], kt + H + u);
+        kt += 2 * H;
+        if (!more_a) break;
+        if (kt + 2 * H > kt_end) {  // wv[0, H) holds [kt, kt + H), nothing more whole
+#pragma unroll
+          for (int u = 0; u < H; ++u) tile(wv[u], kt + u);
+          kt += H;
+          break;
+        }
+#pragma unroll
+        for (int u = 0; u < H; ++u) wv[H + u] = ld_stream(wcol + (kt + H + u) * 32);
+      }
+    } else if (first_full) {
       for (;;) {
 #pragma unroll
         for (int u = 0; u < kUnroll; ++u) tile(wv[u], kt + u);
@@ -251,75 +290,108 @@ __global__ void __launch_bounds__(32 * kC * kMaxParts)
     if (q == 0) red[(kp * MR + m) * (kC * 8) + ct * 8 + (lane >> 2)] = v * kPost;
   }
   __syncthreads();
-  for (int i = threadIdx.x; i < MR * kC * 8; i += blockDim.x) {
-    const int m = i / (kC * 8), c = i % (kC * 8);
-    const int col = blockIdx.x * kC * 8 + c;
-    if (col >= N) continue;
-    float s = 0.f;
-    for (int k = 0; k < kparts; ++k) s += red[(k * MR + m) * (kC * 8) + c];
-    if (bias) s += to_f32(bias[col]);
-    // Fused residual add (y may alias it: this thread reads then writes its element).
-    if (fuse.residual != nullptr) s += to_f32(static_cast<const T*>(fuse.residual)[m * y_stride + col]);
-    y[m * y_stride + col] = from_f32<Y>(s);
+  if constexpr (kSwiglu) {
+    // Column c of this block's 16: gate in red column c, up in red column 16 + c.
+    const int half_n = N / 2;
+    for (int i = threadIdx.x; i < MR * 16; i += blockDim.x) {
+      const int m = i / 16, c = i % 16;
+      const int col = blockIdx.x * 16 + c;
+      if (col >= half_n) continue;
+      float g = 0.f, u = 0.f;
+      for (int k = 0; k < kparts; ++k) {
+        g += red[(k * MR + m) * (kC * 8) + c];
+        u += red[(k * MR + m) * (kC * 8) + 16 + c];
+      }
+      if (bias) {
+        g += to_f32(bias[col]);
+        u += to_f32(bias[half_n + col]);
+      }
+      g = to_f32(from_f32<T>(g));  // the gate_up buffer's rounding
+      u = to_f32(from_f32<T>(u));
+      y[m * y_stride + col] = from_f32<Y>(g / (1.f + __expf(-g)) * u);
+    }
+  } else {
+    for (int i = threadIdx.x; i < MR * kC * 8; i += blockDim.x) {
+      const int m = i / (kC * 8), c = i % (kC * 8);
+      const int col = blockIdx.x * kC * 8 + c;
+      if (col >= N) continue;
+      float s = 0.f;
+      for (int k = 0; k < kparts; ++k) s += red[(k * MR + m) * (kC * 8) + c];
+      if (bias) s += to_f32(bias[col]);
+      // Fused residual add (y may alias it: this thread reads then writes its element).
+      if (fuse.residual != nullptr) s += to_f32(static_cast<const T*>(fuse.residual)[m * y_stride + col]);
+      y[m * y_stride + col] = from_f32<Y>(s);
+    }
   }
 }
 
-template <typename T, typename Y, int MR, bool G, int kC>
-void launch_typed(const Int4GemvParams& p, int kparts, size_t smem, cudaStream_t stream) {
-  launch_maybe_pdl(p.pdl, int4_gemv_v2_kernel<T, Y, MR, G, kC>, dim3(ceil_div(p.w.N / kInt4TileN, kC)),
-                   dim3(32 * kC * kparts), smem, stream,
-                   static_cast<const uint4*>(static_cast<const void*>(p.w.qweight)),
-                   static_cast<const T*>(p.w.scale_zero), static_cast<const T*>(p.x),
-                   static_cast<const T*>(p.w.bias), static_cast<Y*>(p.y), p.w.K, p.w.N, p.w.group_size,
-                   p.x_stride, p.y_stride, kparts, p.fuse);
+// The kernel shape of a call: rows, whole-tile groups, block width, SwiGLU.
+struct V2Shape {
+  int rows;
+  bool tile_groups;
+  int cols;  // column tiles per block: kCols, or 1 for narrow layers
+  bool swiglu;
+};
+
+// Calls f(kernel pointer) for the instantiation of `s`; SwiGLU exists only for
+// y in the activation type and 4-tile blocks.
+template <typename T, typename Y, int MR, typename F>
+void with_v2_kernel_rows(const V2Shape& s, F&& f) {
+  if constexpr (std::is_same_v<T, Y>) {
+    if (s.swiglu) {
+      if (s.tile_groups) f(int4_gemv_v2_kernel<T, Y, MR, true, kCols, true>, kCols, true);
+      else f(int4_gemv_v2_kernel<T, Y, MR, false, kCols, true>, kCols, true);
+      return;
+    }
+  }
+  if (s.cols == 1) {
+    if (s.tile_groups) f(int4_gemv_v2_kernel<T, Y, MR, true, 1, false>, 1, false);
+    else f(int4_gemv_v2_kernel<T, Y, MR, false, 1, false>, 1, false);
+  } else {
+    if (s.tile_groups) f(int4_gemv_v2_kernel<T, Y, MR, true, kCols, false>, kCols, false);
+    else f(int4_gemv_v2_kernel<T, Y, MR, false, kCols, false>, kCols, false);
+  }
+}
+
+template <typename T, typename Y, typename F>
+void with_v2_kernel(const V2Shape& s, F&& f) {
+  switch (s.rows) {
+    case 1: with_v2_kernel_rows<T, Y, 1>(s, f); break;
+    case 2: with_v2_kernel_rows<T, Y, 2>(s, f); break;
+    case 3: with_v2_kernel_rows<T, Y, 3>(s, f); break;
+    case 4: with_v2_kernel_rows<T, Y, 4>(s, f); break;
+    default: break;
+  }
 }
 
 template <typename T, typename Y>
-void launch_rows(const Int4GemvParams& p, int kparts, bool narrow, size_t smem, cudaStream_t stream) {
-  const bool g = p.w.group_size % kInt4TileK == 0;
-  switch (p.M) {
-#define TANDEM_V2_CASE(MR)                                                               \
-  case MR:                                                                               \
-    if (narrow) {                                                                        \
-      if (g) launch_typed<T, Y, MR, true, 1>(p, kparts, smem, stream);                   \
-      else launch_typed<T, Y, MR, false, 1>(p, kparts, smem, stream);                    \
-    } else {                                                                             \
-      if (g) launch_typed<T, Y, MR, true, kCols>(p, kparts, smem, stream);               \
-      else launch_typed<T, Y, MR, false, kCols>(p, kparts, smem, stream);                \
-    }                                                                                    \
-    break;
-    TANDEM_V2_CASE(1)
-    TANDEM_V2_CASE(2)
-    TANDEM_V2_CASE(3)
-    TANDEM_V2_CASE(4)
-#undef TANDEM_V2_CASE
-    default:
-      break;
-  }
+void launch_typed(const Int4GemvParams& p, int kparts, bool narrow, size_t smem, cudaStream_t stream) {
+  const V2Shape shape{p.M, p.w.group_size % kInt4TileK == 0, narrow ? 1 : kCols, p.fuse.swiglu};
+  with_v2_kernel<T, Y>(shape, [&](auto kernel, int cols, bool swiglu) {
+    const int ntiles = p.w.N / kInt4TileN;
+    const int blocks = swiglu ? ceil_div(ntiles / 2, 2) : ceil_div(ntiles, cols);
+    launch_maybe_pdl(p.pdl, kernel, dim3(blocks), dim3(32 * cols * kparts), smem, stream,
+                     static_cast<const uint4*>(static_cast<const void*>(p.w.qweight)),
+                     static_cast<const T*>(p.w.scale_zero), static_cast<const T*>(p.x),
+                     static_cast<const T*>(p.w.bias), static_cast<Y*>(p.y), p.w.K, p.w.N, p.w.group_size,
+                     p.x_stride, p.y_stride, kparts, p.prefetch, p.fuse);
+  });
 }
 
 template <typename T, typename Y>
 void configure_typed(cudaError_t* err) {
-  auto set = [&](const void* k) {
-    const cudaError_t e = cudaFuncSetAttribute(k, cudaFuncAttributeMaxDynamicSharedMemorySize, kMaxSmem + 4096);
-    if (e != cudaSuccess && *err == cudaSuccess) *err = e;
-  };
-  set(reinterpret_cast<const void*>(int4_gemv_v2_kernel<T, Y, 1, true, kCols>));
-  set(reinterpret_cast<const void*>(int4_gemv_v2_kernel<T, Y, 1, false, kCols>));
-  set(reinterpret_cast<const void*>(int4_gemv_v2_kernel<T, Y, 2, true, kCols>));
-  set(reinterpret_cast<const void*>(int4_gemv_v2_kernel<T, Y, 2, false, kCols>));
-  set(reinterpret_cast<const void*>(int4_gemv_v2_kernel<T, Y, 3, true, kCols>));
-  set(reinterpret_cast<const void*>(int4_gemv_v2_kernel<T, Y, 3, false, kCols>));
-  set(reinterpret_cast<const void*>(int4_gemv_v2_kernel<T, Y, 4, true, kCols>));
-  set(reinterpret_cast<const void*>(int4_gemv_v2_kernel<T, Y, 4, false, kCols>));
-  set(reinterpret_cast<const void*>(int4_gemv_v2_kernel<T, Y, 1, true, 1>));
-  set(reinterpret_cast<const void*>(int4_gemv_v2_kernel<T, Y, 1, false, 1>));
-  set(reinterpret_cast<const void*>(int4_gemv_v2_kernel<T, Y, 2, true, 1>));
-  set(reinterpret_cast<const void*>(int4_gemv_v2_kernel<T, Y, 2, false, 1>));
-  set(reinterpret_cast<const void*>(int4_gemv_v2_kernel<T, Y, 3, true, 1>));
-  set(reinterpret_cast<const void*>(int4_gemv_v2_kernel<T, Y, 3, false, 1>));
-  set(reinterpret_cast<const void*>(int4_gemv_v2_kernel<T, Y, 4, true, 1>));
-  set(reinterpret_cast<const void*>(int4_gemv_v2_kernel<T, Y, 4, false, 1>));
+  for (int rows = 1; rows <= kMaxRows; ++rows) {
+    for (int g = 0; g < 2; ++g) {
+      for (int shape = 0; shape < 3; ++shape) {
+        const V2Shape s{rows, g == 1, shape == 1 ? 1 : kCols, shape == 2};
+        with_v2_kernel<T, Y>(s, [&](auto kernel, int, bool) {
+          const cudaError_t e = cudaFuncSetAttribute(reinterpret_cast<const void*>(kernel),
+                                                     cudaFuncAttributeMaxDynamicSharedMemorySize, kMaxSmem + 4096);
+          if (e != cudaSuccess && *err == cudaSuccess) *err = e;
+        });
+      }
+    }
+  }
 }
 
 }  // namespace
@@ -338,6 +410,11 @@ namespace {
 // column tile.
 bool v2_narrow(int N, int sms) { return ceil_div(N / kInt4TileN, kCols) * 2 < sms; }
 }  // namespace
+
+bool int4_gemv_v2_swiglu(int N, int num_sms) {
+  return N % (2 * kInt4TileN) == 0 && !v2_narrow(N, num_sms > 0 ? num_sms : 132);
+}
+
 
 int int4_gemv_v2_kparts(int K, int N, int num_sms) {
   const int sms = num_sms > 0 ? num_sms : 132;
@@ -368,11 +445,11 @@ void launch_int4_gemv_v2(const Int4GemvParams& p, cudaStream_t stream) {
   const bool narrow = v2_narrow(p.w.N, p.num_sms > 0 ? p.num_sms : 132);
   const size_t smem = static_cast<size_t>(p.M) * p.w.K * 2 + static_cast<size_t>(kparts) * p.M * kCols * 8 * 4;
   if (p.type == ElemType::kBF16) {
-    if (p.y_type == ElemType::kF32) launch_rows<__nv_bfloat16, float>(p, kparts, narrow, smem, stream);
-    else launch_rows<__nv_bfloat16, __nv_bfloat16>(p, kparts, narrow, smem, stream);
+    if (p.y_type == ElemType::kF32) launch_typed<__nv_bfloat16, float>(p, kparts, narrow, smem, stream);
+    else launch_typed<__nv_bfloat16, __nv_bfloat16>(p, kparts, narrow, smem, stream);
   } else {
-    if (p.y_type == ElemType::kF32) launch_rows<__half, float>(p, kparts, narrow, smem, stream);
-    else launch_rows<__half, __half>(p, kparts, narrow, smem, stream);
+    if (p.y_type == ElemType::kF32) launch_typed<__half, float>(p, kparts, narrow, smem, stream);
+    else launch_typed<__half, __half>(p, kparts, narrow, smem, stream);
   }
 }
 

@@ -169,6 +169,10 @@ struct Int4GemvFusion {
   const float* norm_weight = nullptr;
   float eps = 0.f;
   const void* residual = nullptr;
+  // The weight's N columns are [gate | up] (N/2 each); y [M, N/2] = silu(gate) * up,
+  // each half rounded to the activation type first, as the separate SwiGLU kernel
+  // reads it. No residual with it.
+  bool swiglu = false;
 };
 
 // y[M, N] = x[M, K] · W + bias for M <= 16 on tensor cores (mma.sync), streaming
@@ -192,6 +196,9 @@ struct Int4GemvParams {
   // start while the previous kernel of the stream finishes (x is read after
   // griddepcontrol.wait).
   bool pdl = false;
+  // Variant 2: each warp reloads half of its 4 tiles while it works on the
+  // other half (2-4 tiles in flight instead of 4, then none while it computes).
+  bool prefetch = true;
   Int4GemvFusion fuse;  // only where int4_gemv_fuses(*this)
 };
 // Whether launch_int4_gemv runs this call on variant 2, which takes p.fuse
@@ -205,6 +212,8 @@ void launch_int4_gemv(const Int4GemvParams& p, cudaStream_t stream);
 cudaError_t int4_gemv_configure();
 // Variant 2 (int4_gemv_v2.cu): whether it takes this call, its K split, its launcher.
 bool int4_gemv_v2_supports(int M, int K, ElemType type, ElemType y_type);
+// Whether variant 2 can fuse SwiGLU into a [gate | up] layer of N columns.
+bool int4_gemv_v2_swiglu(int N, int num_sms);
 int int4_gemv_v2_kparts(int K, int N, int num_sms);
 cudaError_t int4_gemv_v2_configure();
 void launch_int4_gemv_v2(const Int4GemvParams& p, cudaStream_t stream);
@@ -240,6 +249,15 @@ struct AttnKernelParams {
   int num_splits, split_size;
   float* partial_out;
   float* partial_ml;
+  // Decode kernel only: [num_seqs * kv-head groups] zeros; the last split block
+  // of a (sequence, group) merges the partials and resets its counter. nullptr:
+  // the combine kernel merges them.
+  int* split_counters;
+  // Decode kernel only: with rope.positions set, q is read unrotated and rotated
+  // in the kernel, and the block(s) whose split holds a sequence's new token
+  // rotate its K and write the K and V rows into the cache first (what
+  // launch_rope with these parameters does), so no RoPE kernel runs before.
+  RopeKernelParams rope;
   ElemType type;
   int variant;  // 0: first validated kernel; 1: loads batched ahead of use
   // Tensor-core prefill (attention_prefill.cu): sequences with at least
@@ -303,7 +321,9 @@ void launch_attention_combine(const AttnKernelParams& p, cudaStream_t stream);
 // keys into num_splits equal ranges on the device; split_size and token_seq are
 // unused. The split count follows the batch's shape only, or also max_kv_len when
 // it is known (> 0), so a graph captured with max_kv_len = 0 fits every step.
-int attention_decode_splits(int num_seqs, int num_q_heads, int num_kv_heads, int max_kv_len, int num_sms);
+constexpr int kMaxDecodeSplits = 32;
+int attention_decode_splits(int num_seqs, int num_q_heads, int num_kv_heads, int max_kv_len, int num_sms,
+                            int max_splits = kMaxDecodeSplits);
 void launch_attention_decode(const AttnKernelParams& p, cudaStream_t stream);
 
 // token_seq[i] = the sequence of token i, from query_start (T tokens, S seqs).

@@ -468,6 +468,7 @@ EngineStats Engine::stats() const {
     s.kv_pages_lent = c.lent * per_chunk;
     s.kv_pages_borrowed = c.borrowed * per_chunk;
   }
+  if (config_.arbiter != nullptr) s.arbiter = config_.arbiter->stats(config_.arbiter_model);
   s.healthy = last_error_.empty();
   s.last_error = last_error_;
   return s;

@@ -2,8 +2,11 @@
 # GPU run of `serve --gpu-budget` (docs/memory.md "Accuracy and fairness"):
 # overhead probe; plan vs device memory after load and under load for the seed
 # pair; fairness (general's TTFT alone vs with the coder flooded, for each
-# --shared-step-tokens in CAPS, default "512 0"); then the Qwen pair after load
-# and under load if less than QWEN_IF_BEFORE seconds have passed. Every model
+# --shared-step-tokens in CAPS, default "512 0", and each --concurrent-steps in
+# CONCS, default "1 2": serialised steps vs two at once with the arbiter's
+# stream priority; each pair of values ~60-90 s); then the Qwen pair after load
+# and under load if less than QWEN_IF_BEFORE seconds have passed (with the four
+# default fairness runs it mostly has not: CAPS=512 leaves it time). Every model
 # gets random weights in device memory (--load-format dummy).
 # Run from a folder holding tandem (or tandem.xz), lib/libsentencepiece.so.0,
 # the four configs of /work/shared/models and tok/{mistral,qwen2_5}/
@@ -53,24 +56,30 @@ FLOOD=(--model coder --input-len 1024 --output-len 256 --num-prompts 512 --max-c
 ./tandem plan --gpu-budget $BUDGET "${OV[@]}" --model coder=/tmp/ds --model general=/tmp/mi \
   --max-num-batched-tokens 2048 --json > $OUT/plan_seed_pair.json
 # Fairness: general alone (coder loaded, idle), then with the coder flooded,
-# for each --shared-step-tokens in CAPS (0 = no cap, the behaviour before it).
+# for each --shared-step-tokens in CAPS (0 = no cap, the behaviour before it)
+# and each --concurrent-steps in CONCS; the arbiter's counters at the end.
 for cap in ${CAPS:-512 0}; do
-  if serve_wait $OUT/serve_seed_pair_cap$cap.log "${DUMMY[@]}" --gpu-budget $BUDGET "${OV[@]}" --shared-step-tokens $cap \
-       --model coder=/tmp/ds --model general=/tmp/mi; then
-    el "seed pair loaded (cap $cap): $(mem)"
+ for conc in ${CONCS:-1 2}; do
+  run=cap${cap}_conc${conc}
+  if serve_wait $OUT/serve_seed_pair_$run.log "${DUMMY[@]}" --gpu-budget $BUDGET "${OV[@]}" --shared-step-tokens $cap \
+       --concurrent-steps $conc --model coder=/tmp/ds --model general=/tmp/mi; then
+    el "seed pair loaded ($run): $(mem)"
     echo "after_load $(mem)" >> $OUT/mem_seed_pair.txt
-    ./tandem bench "${B[@]}" "${GEN[@]}" --json $OUT/fair_cap${cap}_general_alone.json > $OUT/fair_cap${cap}_general_alone.txt 2>&1
+    ./tandem bench "${B[@]}" "${GEN[@]}" --json $OUT/fair_${run}_general_alone.json > $OUT/fair_${run}_general_alone.txt 2>&1
     ( while true; do echo "load $(mem)" >> $OUT/mem_seed_pair.txt; sleep 0.5; done ) & MPID=$!
-    ./tandem bench "${B[@]}" "${FLOOD[@]}" --json $OUT/fair_cap${cap}_coder_flood.json > $OUT/fair_cap${cap}_coder_flood.txt 2>&1 & CPID=$!
+    ./tandem bench "${B[@]}" "${FLOOD[@]}" --json $OUT/fair_${run}_coder_flood.json > $OUT/fair_${run}_coder_flood.txt 2>&1 & CPID=$!
     sleep 8
-    ./tandem bench "${B[@]}" "${GEN[@]}" --json $OUT/fair_cap${cap}_general_with_flood.json > $OUT/fair_cap${cap}_general_with_flood.txt 2>&1
+    ./tandem bench "${B[@]}" "${GEN[@]}" --json $OUT/fair_${run}_general_with_flood.json > $OUT/fair_${run}_general_with_flood.txt 2>&1
+    curl -s http://127.0.0.1:8000/metrics | grep '^tandem_arbiter_' > $OUT/fair_${run}_arbiter.txt
     kill $CPID 2>/dev/null; wait $CPID 2>/dev/null
     kill $MPID 2>/dev/null
     stop
-    el "seed pair stopped (cap $cap)"
+    el "seed pair stopped ($run)"
   fi
+ done
 done
 grep -E "TTFT|completed" $OUT/fair_*.txt
+grep -H urgent $OUT/fair_*_arbiter.txt
 sort -t' ' -k2 -n $OUT/mem_seed_pair.txt | tail -2
 # The Qwen pair: random weights made in device memory (--load-format dummy, a
 # folder of config.json + tokenizer files), plan vs device memory after load

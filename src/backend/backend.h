@@ -250,6 +250,17 @@ class Backend {
   // Copies a host tensor into backend memory, converting floats to `dtype`.
   StatusOr<DeviceTensor> upload(const TensorView& host, DType dtype);
 
+  // ---- step priority ----
+  // A hint that the ops issued from now on belong to a latency-sensitive step
+  // (high) or not (low), for a device that runs several models' steps at once
+  // (`serve --concurrent-steps 2`; the step arbiter decides, memory/arbiter.h).
+  // Order is kept: ops issued after the call still run after those before it.
+  // Call it between steps, never while capturing a graph (CUDA ignores it
+  // then). CUDA: a high- or low-priority stream (low, the CUDA default, until
+  // told otherwise; a graph replays at its stream's priority). Default and
+  // CPU: no-op.
+  virtual void set_step_priority(bool /*high*/) {}
+
   // ---- graphs ----
   // A backend that can record the ops issued between begin_capture() and
   // end_capture() and replay them later with the same pointers and shapes (CUDA

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "memory/arbiter_stats.h"
 
 namespace tandem {
 
@@ -86,6 +87,8 @@ struct EngineStats {
   int64_t kv_pages_guaranteed = 0;
   int64_t kv_pages_lent = 0;
   int64_t kv_pages_borrowed = 0;
+  // With the step arbiter (`serve --gpu-budget`, memory/arbiter.h): its counts for this model.
+  std::optional<memory::ArbiterStats> arbiter;
   bool healthy = true;
   std::string last_error;
 };

@@ -355,7 +355,11 @@ Status Engine::step() {
     return ok_status();
   }
   build_batch();
-  if (config_.arbiter != nullptr) config_.arbiter->begin_step(config_.arbiter_model, sched_out_.num_tokens);
+  if (config_.arbiter != nullptr) {
+    config_.arbiter->begin_step(config_.arbiter_model, sched_out_.num_tokens);
+    // Overlapping steps (--concurrent-steps 2): the least served model's kernels go first.
+    runner_->set_step_priority(config_.arbiter->urgent(config_.arbiter_model));
+  }
   // Sample on the backend (only ids come back) unless a request wants logprobs,
   // which need its logits row on the host.
   bool on_backend = runner_->samples_on_backend();
@@ -464,6 +468,7 @@ EngineStats Engine::stats() const {
     s.kv_pages_lent = c.lent * per_chunk;
     s.kv_pages_borrowed = c.borrowed * per_chunk;
   }
+  if (config_.arbiter != nullptr) s.arbiter = config_.arbiter->stats(config_.arbiter_model);
   s.healthy = last_error_.empty();
   s.last_error = last_error_;
   return s;

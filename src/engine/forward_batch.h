@@ -52,6 +52,10 @@ class ModelRunner {
   virtual bool samples_on_backend() const { return false; }
   virtual Status forward_keep(const ForwardBatch& batch);
   virtual Status sample(SampleBatch* sample, std::vector<int32_t>* ids);
+
+  // Backend::set_step_priority for the step about to run (the step arbiter's
+  // answer, memory/arbiter.h). Default: no-op.
+  virtual void set_step_priority(bool /*high*/) {}
 };
 
 }  // namespace tandem

@@ -1,6 +1,7 @@
 #include "memory/arbiter.h"
 
 #include <chrono>
+#include <cmath>
 
 #include "common/check.h"
 
@@ -46,13 +47,37 @@ int DrrPicker::pick(const std::vector<int64_t>& waiting) {
   }
 }
 
+ServiceMeter::ServiceMeter(std::vector<double> weights, double half_life_seconds)
+    : weights_(std::move(weights)), half_life_(half_life_seconds), busy_(weights_.size(), 0.0),
+      as_of_(weights_.size(), 0.0) {
+  CHECK_GT(half_life_seconds, 0.0);
+  for (double w : weights_) CHECK_GT(w, 0.0);
+}
+
+void ServiceMeter::add(int model, double busy_seconds, double now) {
+  busy_[model] = busy_[model] * std::exp2(-(now - as_of_[model]) / half_life_) + busy_seconds;
+  as_of_[model] = now;
+}
+
+double ServiceMeter::normalized(int model, double now, double running_seconds) const {
+  return (busy_[model] * std::exp2(-(now - as_of_[model]) / half_life_) + running_seconds) / weights_[model];
+}
+
+namespace {
+double steady_seconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+}  // namespace
+
 StepArbiter::StepArbiter(std::vector<std::string> names, std::vector<double> weights, int64_t quantum_tokens,
                          int max_concurrent_steps, int64_t step_overhead_tokens,
-                         std::vector<int64_t> shared_step_tokens)
+                         std::vector<int64_t> shared_step_tokens, ServiceOptions service)
     : names_(std::move(names)), max_concurrent_(max_concurrent_steps), step_overhead_(step_overhead_tokens),
       shared_step_(shared_step_tokens.empty() ? std::vector<int64_t>(names_.size(), 0)
                                               : std::move(shared_step_tokens)),
-      picker_(std::move(weights), quantum_tokens) {
+      clock_(service.clock ? std::move(service.clock) : std::function<double()>(steady_seconds)),
+      picker_(weights, quantum_tokens),
+      service_(std::move(weights), service.half_life_seconds) {
   CHECK_GE(step_overhead_tokens, 0);
   CHECK_EQ(names_.size(), static_cast<size_t>(picker_.num_models()));
   CHECK_EQ(shared_step_.size(), names_.size());
@@ -66,6 +91,8 @@ StepArbiter::StepArbiter(std::vector<std::string> names, std::vector<double> wei
   continuing_.assign(n, false);
   charged_.assign(n, 0);
   last_cost_.assign(n, 1);
+  started_.assign(n, 0.0);
+  urgent_.assign(n, false);
   stats_.resize(n);
 }
 
@@ -82,7 +109,7 @@ void StepArbiter::grant_locked() {
 
 void StepArbiter::begin_step(int model, int64_t tokens) {
   CHECK_GE(tokens, 0);
-  const auto t0 = std::chrono::steady_clock::now();
+  const double t0 = clock_();
   std::unique_lock<std::mutex> lock(mu_);
   CHECK_MSG(!running_[model], "engine " << names_[model] << " began a step while running one");
   if (continuing_[model]) {
@@ -98,13 +125,17 @@ void StepArbiter::begin_step(int model, int64_t tokens) {
   cv_.wait(lock, [&] { return granted_[model]; });
   granted_[model] = false;  // granted -> running
   running_[model] = true;
+  const double t1 = clock_();
+  started_[model] = t1;
+  urgent_[model] = least_served_locked(model, t1);
   const int64_t cost = tokens + step_overhead_;
   picker_.adjust(model, static_cast<double>(charged_[model] - cost));
   last_cost_[model] = std::max<int64_t>(cost, 1);
   backlogged_[model] = shared_step_[model] > 0 && tokens >= shared_step_[model];
   stats_[model].steps++;
   stats_[model].tokens += tokens;
-  stats_[model].wait_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  stats_[model].wait_seconds += t1 - t0;
+  if (urgent_[model]) stats_[model].urgent_steps++;
 }
 
 void StepArbiter::end_step(int model, bool will_continue) {
@@ -113,6 +144,8 @@ void StepArbiter::end_step(int model, bool will_continue) {
     CHECK_MSG(running_[model], "engine " << names_[model] << " ended a step it did not begin");
     running_[model] = false;  // running -> idle, or -> waiting on an estimate
     in_flight_--;
+    const double t = clock_();
+    service_.add(model, t - started_[model], t);
     if (will_continue) {
       continuing_[model] = true;
       waiting_[model] = last_cost_[model];
@@ -124,12 +157,26 @@ void StepArbiter::end_step(int model, bool will_continue) {
   cv_.notify_all();
 }
 
+bool StepArbiter::in_round_locked(int model) const {
+  return waiting_[model] >= 0 || granted_[model] || running_[model];  // continuing: waiting_ or granted_
+}
+
 bool StepArbiter::other_in_round_locked(int model) const {
-  for (size_t j = 0; j < waiting_.size(); ++j) {
-    if (static_cast<int>(j) == model) continue;
-    if (waiting_[j] >= 0 || granted_[j] || running_[j]) return true;  // continuing: waiting_ or granted_
+  for (int j = 0; j < static_cast<int>(names_.size()); ++j) {
+    if (j != model && in_round_locked(j)) return true;
   }
   return false;
+}
+
+// True when alone in the round. A running model's service includes its step
+// so far: a long step of the flood counts before it ends.
+bool StepArbiter::least_served_locked(int model, double now) const {
+  auto service = [&](int j) { return service_.normalized(j, now, running_[j] ? now - started_[j] : 0.0); };
+  const double own = service(model);
+  for (int j = 0; j < static_cast<int>(names_.size()); ++j) {
+    if (j != model && in_round_locked(j) && own > service(j)) return false;
+  }
+  return true;
 }
 
 int64_t StepArbiter::step_tokens(int model, int64_t own_max) {
@@ -138,6 +185,12 @@ int64_t StepArbiter::step_tokens(int model, int64_t own_max) {
   if (cap == 0 || cap >= own_max || !backlogged_[model] || !other_in_round_locked(model)) return own_max;
   stats_[model].capped++;
   return cap;
+}
+
+bool StepArbiter::urgent(int model) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  CHECK_MSG(running_[model], "engine " << names_[model] << " asked about a step it is not running");
+  return urgent_[model];
 }
 
 ArbiterStats StepArbiter::stats(int model) const {

@@ -49,13 +49,29 @@
 // `max_concurrent_steps` steps may be in flight at once (each engine runs on
 // its own CUDA stream): 1 serialises steps; 2 lets two models overlap while the
 // choice of who starts next stays weighted.
+//
+// Urgent steps (least attained service). When two steps overlap, the GPU runs
+// both, and which one's kernels it dispatches first follows the priority of
+// their streams (Backend::set_step_priority). The arbiter decides it at each
+// grant: a model's attained service is its GPU busy time (wall time from the
+// moment a step of it starts running to its end_step; a step still running
+// counts up to now), decayed with a half-life (ServiceOptions) and divided by
+// its weight. A step is urgent when no other model is in the round, or when
+// its model's service is not above that of any other model in the round (ties:
+// all of them urgent). So a flooded model, busy all the time, runs below a
+// light one, whose prefills and decodes go ahead of the flood's kernels; a few
+// half-lives after its flood stops it is light again. With one step at a time
+// the answer changes nothing on the GPU (nothing overlaps).
 #pragma once
 
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <string>
 #include <vector>
+
+#include "memory/arbiter_stats.h"
 
 namespace tandem::memory {
 
@@ -84,11 +100,25 @@ class DrrPicker {
   bool turn_started_ = false;
 };
 
-struct ArbiterStats {
-  int64_t steps = 0;
-  int64_t tokens = 0;
-  double wait_seconds = 0;  // total time spent blocked in begin_step
-  int64_t capped = 0;       // step_tokens() answers below the engine's own budget
+// The deterministic core of urgency: per model, GPU busy seconds decayed
+// exponentially with a half-life, divided by the model's weight. Not thread-safe.
+class ServiceMeter {
+ public:
+  // weights > 0; half_life_seconds > 0.
+  ServiceMeter(std::vector<double> weights, double half_life_seconds);
+
+  // A step of `model` that kept the GPU busy for busy_seconds, ending at `now`
+  // (seconds on the caller's clock; never earlier than a previous call's).
+  void add(int model, double busy_seconds, double now);
+  // Decayed busy seconds as of `now`, plus running_seconds of a step not yet
+  // added, divided by the weight.
+  double normalized(int model, double now, double running_seconds = 0) const;
+
+ private:
+  std::vector<double> weights_;
+  double half_life_;
+  std::vector<double> busy_;    // decayed busy seconds as of as_of_
+  std::vector<double> as_of_;
 };
 
 // NOT YET MEASURED: a decode step of a 4-bit 33B model reads ~18 GB of weights
@@ -100,13 +130,26 @@ inline constexpr int64_t kDefaultStepOverheadTokens = 256;
 // prompt of the latency-bound model still runs whole (it is not capped).
 inline constexpr int64_t kDefaultSharedStepTokens = 512;
 
+// NOT YET MEASURED: several 50-200 ms steps of a flooded model add up to a
+// clear lead within a second, and a model quiet for a few seconds counts as
+// light again.
+inline constexpr double kDefaultServiceHalfLifeSeconds = 1.0;
+
+// Least-attained-service accounting of StepArbiter (urgent steps).
+struct ServiceOptions {
+  double half_life_seconds = kDefaultServiceHalfLifeSeconds;  // > 0
+  // Seconds on a monotonic clock, for busy and wait times, read from every
+  // engine thread; empty: steady_clock. Tests pass a fake one.
+  std::function<double()> clock;
+};
+
 // Thread-safe gate in front of every engine step.
 class StepArbiter {
  public:
   // shared_step_tokens[i] >= 0 (0: model i is never capped); empty: none is.
   StepArbiter(std::vector<std::string> names, std::vector<double> weights, int64_t quantum_tokens,
               int max_concurrent_steps, int64_t step_overhead_tokens = kDefaultStepOverheadTokens,
-              std::vector<int64_t> shared_step_tokens = {});
+              std::vector<int64_t> shared_step_tokens = {}, ServiceOptions service = {});
   StepArbiter(const StepArbiter&) = delete;
   StepArbiter& operator=(const StepArbiter&) = delete;
 
@@ -119,21 +162,30 @@ class StepArbiter {
   // Tokens `model` may schedule in its next step, given its own limit
   // `own_max` (policy above). Ask before scheduling, then begin_step.
   int64_t step_tokens(int model, int64_t own_max);
+  // Whether the step `model` is running (begun, not yet ended) is urgent
+  // (least attained service, above), as decided when begin_step granted it.
+  bool urgent(int model) const;
 
   ArbiterStats stats(int model) const;
   int in_flight() const;
 
  private:
   void grant_locked();  // REQUIRES(mu_)
+  bool in_round_locked(int model) const;  // waiting, granted or running; REQUIRES(mu_)
   bool other_in_round_locked(int model) const;  // REQUIRES(mu_)
+  bool least_served_locked(int model, double now) const;  // REQUIRES(mu_)
 
   std::vector<std::string> names_;
   const int max_concurrent_;
   const int64_t step_overhead_;
   const std::vector<int64_t> shared_step_;  // per model; 0: never capped
+  const std::function<double()> clock_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
   DrrPicker picker_;                  // GUARDED_BY(mu_)
+  ServiceMeter service_;              // GUARDED_BY(mu_)
+  std::vector<double> started_;       // clock when the running step started; GUARDED_BY(mu_)
+  std::vector<bool> urgent_;          // of the running step; GUARDED_BY(mu_)
   std::vector<int64_t> waiting_;      // tokens or -1; GUARDED_BY(mu_)
   std::vector<bool> granted_;         // GUARDED_BY(mu_)
   std::vector<bool> running_;         // GUARDED_BY(mu_)

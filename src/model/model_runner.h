@@ -56,6 +56,7 @@ class LocalModelRunner : public ModelRunner {
   bool samples_on_backend() const override { return backend_->name() != "cpu"; }
   Status forward_keep(const ForwardBatch& batch) override;
   Status sample(SampleBatch* sample, std::vector<int32_t>* ids) override;
+  void set_step_priority(bool high) override { backend_->set_step_priority(high); }
 
   const ModelConfig& config() const { return model_->config(); }
   Backend& backend() { return *backend_; }

@@ -42,6 +42,7 @@ class CaptureBackend : public Backend {
   }
   void fill_zero(void* dst, size_t bytes) override { inner_->fill_zero(dst, bytes); }
   void synchronize() override { inner_->synchronize(); }
+  void set_step_priority(bool high) override { inner_->set_step_priority(high); }
   StatusOr<std::unique_ptr<PreparedLinear>> prepare_linear(const LinearWeight& w) override;
   void embedding(const TensorView& table, const TensorView& ids, const TensorView& out) override {
     inner_->embedding(table, ids, out);

@@ -258,6 +258,27 @@ std::string MetricsRenderer::render(const std::vector<ModelSnapshot>& models, co
       if (m.stats && m.stats->shared_kv) sample(&out, g.name, model_label(m.name), g.get(*m.stats));
     }
   }
+  // The step arbiter (--gpu-budget; memory/arbiter.h), as of the engine's last step.
+  static const Gauge kArbiterCounters[] = {
+      {"tandem_arbiter_steps_total", "counter", "Engine steps the step arbiter granted the model (--gpu-budget).",
+       [](const EngineStats& s) { return double(s.arbiter->steps); }},
+      {"tandem_arbiter_tokens_total", "counter", "Tokens of the steps the step arbiter granted the model.",
+       [](const EngineStats& s) { return double(s.arbiter->tokens); }},
+      {"tandem_arbiter_wait_seconds_total", "counter", "Time the model's engine waited for the step arbiter's grant.",
+       [](const EngineStats& s) { return s.arbiter->wait_seconds; }},
+      {"tandem_arbiter_capped_total", "counter",
+       "Steps shortened to --shared-step-tokens while another model was in the round.",
+       [](const EngineStats& s) { return double(s.arbiter->capped); }},
+      {"tandem_arbiter_urgent_steps_total", "counter",
+       "Steps granted as urgent (least attained service): high stream priority with --concurrent-steps 2.",
+       [](const EngineStats& s) { return double(s.arbiter->urgent_steps); }},
+  };
+  for (const auto& g : kArbiterCounters) {
+    header(&out, g.name, g.type, g.help);
+    for (const auto& m : models) {
+      if (m.stats && m.stats->arbiter) sample(&out, g.name, model_label(m.name), g.get(*m.stats));
+    }
+  }
 
   header(&out, "tandem_http_responses_total", "counter", "HTTP responses by status code.");
   {

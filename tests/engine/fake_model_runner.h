@@ -30,6 +30,7 @@ class FakeModelRunner : public ModelRunner {
   Status forward(const ForwardBatch& b, std::vector<float>* logits) override {
     ++num_forward_calls_;
     batch_tokens_.push_back(b.num_tokens());
+    batch_priority_.push_back(priority_);
     batch_seqs_.push_back(b.num_seqs());
     if (b.page_size != page_size_) return invalid_argument("page size mismatch");
     const int n = b.num_tokens();
@@ -110,6 +111,9 @@ class FakeModelRunner : public ModelRunner {
   int64_t num_copied_pages() const { return num_copied_pages_; }
   const std::vector<int>& batch_tokens() const { return batch_tokens_; }
   const std::vector<int>& batch_seqs() const { return batch_seqs_; }
+  // Per forward: the last set_step_priority before it (1 high, 0 low), -1 if none yet.
+  const std::vector<int>& batch_priority() const { return batch_priority_; }
+  void set_step_priority(bool high) override { priority_ = high ? 1 : 0; }
 
   // Backend sampling through `b` (a CPU backend: Backend::sample's reference),
   // as a device runner would: forward_keep keeps the logits, sample() draws.
@@ -144,7 +148,8 @@ class FakeModelRunner : public ModelRunner {
   std::vector<Slot> slots_;  // [num_pages * page_size]
   int64_t num_forward_calls_ = 0;
   int64_t num_copied_pages_ = 0;
-  std::vector<int> batch_tokens_, batch_seqs_;
+  std::vector<int> batch_tokens_, batch_seqs_, batch_priority_;
+  int priority_ = -1;
 };
 
 // Reference: the greedy continuation of `prompt` computed directly (no cache).

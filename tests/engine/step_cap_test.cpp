@@ -1,8 +1,9 @@
 // Two engines on one StepArbiter with a shared step cap (memory/arbiter.h):
 // a flooded engine's steps shrink to the cap while the other model is in the
 // round, come back to its full budget when it is alone, and the other
-// model's prompt runs whole. Driven from one thread with two step slots, so
-// every step size is exact (no timing).
+// model's prompt runs whole; each step runs at the priority the arbiter gave
+// it. Driven from one thread with two step slots, so every step size is exact
+// (no timing).
 #include <gtest/gtest.h>
 
 #include "engine_harness.h"
@@ -98,6 +99,46 @@ TEST(StepCap, RunningDecodesAlwaysFitUnderTheCap) {
   for (int i = 0; i < kNumA; ++i)
     EXPECT_EQ(a.result("a" + std::to_string(i)).tokens[0], fake_greedy(prompt(i, 5), kVocab, 6)) << i;
   EXPECT_EQ(arbiter.in_flight(), 0);
+}
+
+// Each engine tells its runner, before every forward, whether the arbiter
+// made the step urgent: the flooded engine's steps run low while the other
+// model is in the round, the other's high, and a lone engine's high. The
+// arbiter's clock ticks a millisecond a reading, so every step is as long and
+// service follows the step counts.
+TEST(StepPriority, TheLightEngineRunsHighTheFloodedOneLow) {
+  double now = 0;
+  memory::ServiceOptions service;
+  service.clock = [&now] { return now += 0.001; };
+  memory::StepArbiter arbiter({"a", "b"}, {1.0, 1.0}, /*quantum_tokens=*/kBudget, /*max_concurrent_steps=*/2,
+                              /*step_overhead_tokens=*/4, /*shared_step_tokens=*/{}, std::move(service));
+  Harness a(config_for(&arbiter, 0), kVocab, 128, kPageSize);
+  Harness b(config_for(&arbiter, 1), kVocab, 32, kPageSize);
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE(a.add("a" + std::to_string(i), prompt(i, 40), greedy(8)).ok());
+  for (int i = 0; i < 3; ++i) step_tokens(a);  // alone
+  ASSERT_TRUE(b.add("b0", prompt(100, 12), greedy(3)).ok());
+  while (b.engine().has_work()) {  // B's prompt, then two decodes; its last step ends its work
+    step_tokens(b);
+    step_tokens(a);
+  }
+  step_tokens(a);
+  EXPECT_EQ(a.runner().batch_priority(), (std::vector<int>{1, 1, 1, 0, 0, 1, 1}));
+  EXPECT_EQ(b.runner().batch_priority(), (std::vector<int>{1, 1, 1}));
+  EXPECT_EQ(arbiter.stats(0).urgent_steps, 5);
+  EXPECT_EQ(arbiter.stats(1).urgent_steps, 3);
+  a.run();
+  for (int i = 0; i < 4; ++i)
+    EXPECT_EQ(a.result("a" + std::to_string(i)).tokens[0], fake_greedy(prompt(i, 40), kVocab, 8)) << i;
+  EXPECT_EQ(b.result("b0").tokens[0], fake_greedy(prompt(100, 12), kVocab, 3));
+  EXPECT_EQ(arbiter.in_flight(), 0);
+}
+
+// Without an arbiter the engine never gives the hint.
+TEST(StepPriority, NoArbiterNoHint) {
+  Harness h(EngineConfig{}, kVocab, 32, kPageSize);
+  ASSERT_TRUE(h.add("x", prompt(1, 10), greedy(3)).ok());
+  h.run();
+  EXPECT_EQ(h.runner().batch_priority(), (std::vector<int>{-1, -1, -1}));
 }
 
 }  // namespace

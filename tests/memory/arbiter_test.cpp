@@ -213,3 +213,122 @@ TEST(Arbiter, CapAppliesWhileThePeerWaitsForTheOneSlot) {
 
 }  // namespace
 }  // namespace tandem::memory
+
+namespace tandem::memory {
+namespace {
+
+TEST(ServiceMeter, DecaysByHalfLivesAndDividesByWeight) {
+  ServiceMeter m({1.0, 2.0}, /*half_life_seconds=*/0.5);
+  m.add(0, 0.8, /*now=*/1.0);
+  m.add(1, 0.8, /*now=*/1.0);
+  EXPECT_DOUBLE_EQ(m.normalized(0, 1.0), 0.8);
+  EXPECT_DOUBLE_EQ(m.normalized(1, 1.0), 0.4);
+  EXPECT_DOUBLE_EQ(m.normalized(0, 1.5), 0.4);  // one half-life
+  EXPECT_DOUBLE_EQ(m.normalized(0, 2.0), 0.2);
+  EXPECT_DOUBLE_EQ(m.normalized(0, 2.0, /*running_seconds=*/0.3), 0.5);
+  EXPECT_DOUBLE_EQ(m.normalized(1, 2.0, 0.3), 0.25);
+  m.add(0, 0.1, 2.0);  // decayed to 0.2, then + 0.1
+  EXPECT_DOUBLE_EQ(m.normalized(0, 2.0), 0.30000000000000004);
+}
+
+// A fake clock for StepArbiter: steps take exactly the seconds a test says.
+class UrgentSteps : public ::testing::Test {
+ protected:
+  StepArbiter make(std::vector<double> weights, double half_life = 1.0) {
+    ServiceOptions s;
+    s.half_life_seconds = half_life;
+    s.clock = [this] { return now_; };
+    return StepArbiter({"a", "b"}, std::move(weights), /*quantum_tokens=*/100, /*max_concurrent_steps=*/2,
+                       /*step_overhead_tokens=*/0, /*shared_step_tokens=*/{}, std::move(s));
+  }
+  // One whole step of `model` lasting `seconds`; returns whether it was urgent.
+  bool step(StepArbiter& arb, int model, double seconds, bool will_continue = true) {
+    arb.begin_step(model, 10);
+    const bool urgent = arb.urgent(model);
+    now_ += seconds;
+    arb.end_step(model, will_continue);
+    return urgent;
+  }
+  double now_ = 100.0;
+};
+
+TEST_F(UrgentSteps, ALoneModelIsUrgentHoweverBusy) {
+  StepArbiter arb = make({1.0, 1.0});
+  for (int i = 0; i < 20; ++i) EXPECT_TRUE(step(arb, 0, 0.2)) << i;
+  EXPECT_TRUE(step(arb, 0, 0.2, /*will_continue=*/false));
+  EXPECT_EQ(arb.stats(0).urgent_steps, 21);
+  EXPECT_EQ(arb.stats(0).steps, 21);
+  EXPECT_EQ(arb.stats(1).urgent_steps, 0);
+}
+
+TEST_F(UrgentSteps, FreshModelsTieAndAreBothUrgent) {
+  StepArbiter arb = make({1.0, 1.0});
+  arb.begin_step(0, 10);
+  arb.begin_step(1, 10);  // A is running, 0 s so far: a tie
+  EXPECT_TRUE(arb.urgent(0));
+  EXPECT_TRUE(arb.urgent(1));
+  arb.end_step(0, false);
+  arb.end_step(1, false);
+}
+
+TEST_F(UrgentSteps, TheFloodedModelLosesPriorityAndTheLightOneGetsIt) {
+  StepArbiter arb = make({1.0, 1.0});
+  for (int i = 0; i < 10; ++i) step(arb, 0, 0.2);  // A flooded for 2 s, alone
+  // B arrives with a prompt while A is between steps (continuing: in the round).
+  EXPECT_TRUE(step(arb, 1, 0.05)) << "B has attained no service";
+  // From now on A's steps are not urgent while B is in the round, B's are.
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_FALSE(step(arb, 0, 0.2)) << i;
+    EXPECT_TRUE(step(arb, 1, 0.01, /*will_continue=*/i < 4)) << i;
+  }
+  // B idle: A is alone again.
+  EXPECT_TRUE(step(arb, 0, 0.2));
+  EXPECT_EQ(arb.stats(0).urgent_steps, 11);
+  EXPECT_EQ(arb.stats(1).urgent_steps, 6);
+  EXPECT_EQ(arb.stats(1).steps, 6);
+  step(arb, 0, 0.0, false);
+}
+
+TEST_F(UrgentSteps, ARunningStepCountsBeforeItEnds) {
+  StepArbiter arb = make({1.0, 1.0});
+  step(arb, 1, 0.1, /*will_continue=*/false);  // B: 0.1 s attained
+  arb.begin_step(0, 10);  // A's long step starts
+  now_ += 0.5;
+  EXPECT_TRUE(step(arb, 1, 0.01)) << "A's step has run 0.5 s, more than B's 0.1 s (decayed)";
+  now_ += 0.5;
+  arb.end_step(0, false);
+  step(arb, 1, 0.0, false);
+}
+
+TEST_F(UrgentSteps, WeightsScaleService) {
+  // A (weight 4) had 0.4 s of the GPU, B (weight 1) 0.2 s: per unit of weight
+  // A has had less, so A is the urgent one.
+  StepArbiter arb = make({4.0, 1.0});
+  step(arb, 0, 0.4, false);
+  step(arb, 1, 0.2, /*will_continue=*/true);
+  EXPECT_TRUE(step(arb, 0, 0.0));
+  EXPECT_FALSE(step(arb, 1, 0.0, false));
+  step(arb, 0, 0.0, false);
+  // The same times with equal weights: B is the urgent one.
+  StepArbiter equal = make({1.0, 1.0});
+  step(equal, 0, 0.4, false);
+  step(equal, 1, 0.2, true);
+  EXPECT_FALSE(step(equal, 0, 0.0));
+  EXPECT_TRUE(step(equal, 1, 0.0, false));
+  step(equal, 0, 0.0, false);
+}
+
+TEST_F(UrgentSteps, DecayRestoresAQuietModel) {
+  StepArbiter arb = make({1.0, 1.0}, /*half_life=*/1.0);
+  for (int i = 0; i < 10; ++i) step(arb, 0, 0.2, /*will_continue=*/i < 9);  // A: 2 s busy, ~1.16 s decayed
+  step(arb, 1, 0.4);  // B: 0.4 s, continuing
+  EXPECT_FALSE(step(arb, 0, 0.0, false)) << "A's ~0.88 s is above B's 0.4 s";
+  step(arb, 1, 0.0, false);
+  now_ += 3.0;  // both quiet for three half-lives
+  step(arb, 1, 0.4);  // B: ~0.44 s now
+  EXPECT_TRUE(step(arb, 0, 0.0, false)) << "A's ~0.08 s is below B's: without decay A would stay behind";
+  step(arb, 1, 0.0, false);
+}
+
+}  // namespace
+}  // namespace tandem::memory

@@ -1,7 +1,8 @@
 // Backend graphs (CUDA graphs): a decode attention step captured once and
 // replayed after the metadata and inputs in the same buffers changed gives the
 // CPU result of each step; a capture that needs new scratch memory fails
-// cleanly, and a graph whose scratch moved refuses to replay.
+// cleanly, and a graph whose scratch moved refuses to replay. Step priority
+// (two streams): order holds across switches, graphs replay at either.
 #include <algorithm>
 #include <numeric>
 
@@ -123,6 +124,50 @@ TEST_F(CudaGraph, DecodeAttentionReplaysWithNewMetadata) {
   gpu_->embedding(table.view, tok_d.view, emb.view);
   gpu_->synchronize();
   EXPECT_FALSE(gpu_->replay(**graph));
+}
+
+class CudaStepPriority : public OpTest {};
+
+// Backend::set_step_priority switches streams: a chain of ops, each reading
+// the previous one's output, gives the same bits whether the priority flips
+// before every op or never, and the CPU's result; a switch asked for while
+// capturing is ignored, and a graph captured on the high-priority stream
+// replays on the low one.
+TEST_F(CudaStepPriority, OrderHoldsAcrossSwitchesAndGraphsReplayAtEither) {
+  const int T = 512, hidden = 4096, kOps = 8;
+  const auto x0 = random(int64_t{T} * hidden, -2, 2);
+  const auto w = random(hidden, 0.5f, 1.5f);
+  // residual += x; x = rms_norm(residual) * w, kOps times.
+  auto chain = [&](Backend& b, DType dtype, bool flip) {
+    auto x = put(b, x0, dtype, {T, hidden});
+    auto residual = put(b, std::vector<float>(x0.size(), 0.f), dtype, {T, hidden});
+    auto wd = put(b, w, DType::kF32, {hidden});
+    for (int i = 0; i < kOps; ++i) {
+      if (flip) b.set_step_priority(i % 2 == 0);
+      b.add_rms_norm(x.view, residual.view, wd.view, 1e-5f, x.view);
+    }
+    return get(b, x.view);
+  };
+  const auto want = chain(*cpu_, DType::kF32, false);
+  const auto steady = chain(*gpu_, act(), false);
+  const auto flipped = chain(*gpu_, act(), true);
+  EXPECT_LT(rel_err(steady, want), 2e-2);
+  EXPECT_EQ(flipped, steady);
+
+  gpu_->set_step_priority(true);
+  auto x = put(*gpu_, x0, act(), {T, hidden});
+  auto residual = put(*gpu_, std::vector<float>(x0.size(), 0.f), act(), {T, hidden});
+  auto wd = put(*gpu_, w, DType::kF32, {hidden});
+  ASSERT_TRUE(gpu_->begin_capture().ok());
+  for (int i = 0; i < kOps; ++i) {
+    gpu_->set_step_priority(i % 2 != 0);  // ignored: the capture stays on its stream
+    gpu_->add_rms_norm(x.view, residual.view, wd.view, 1e-5f, x.view);
+  }
+  auto graph = gpu_->end_capture();
+  ASSERT_TRUE(graph.ok()) << graph.status().to_string();
+  gpu_->set_step_priority(false);
+  ASSERT_TRUE(gpu_->replay(**graph));
+  EXPECT_EQ(get(*gpu_, x.view), steady);
 }
 
 }  // namespace

@@ -177,6 +177,29 @@ TEST(MetricsTest, MemoryGaugesPerModel) {
   EXPECT_EQ(text.find("tandem_kv_pages_guaranteed{model=\"c\"}"), std::string::npos);  // not pooled
 }
 
+TEST(MetricsTest, ArbiterCountersPerModel) {
+  ModelMetrics m;
+  HttpMetrics http;
+  EngineStats arbitrated;
+  memory::ArbiterStats a;
+  a.steps = 12;
+  a.tokens = 3400;
+  a.wait_seconds = 0.25;
+  a.capped = 3;
+  a.urgent_steps = 7;
+  arbitrated.arbiter = a;
+  EngineStats alone;  // no budget: no arbiter
+  std::vector<ModelSnapshot> snaps = {{"g", "ready", &m, arbitrated, 2048}, {"c", "ready", &m, alone, 2048}};
+  const std::string text = MetricsRenderer::render(snaps, http, read_process_stats(), {}, false);
+  for (const char* line : {"tandem_arbiter_steps_total{model=\"g\"} 12\n", "tandem_arbiter_tokens_total{model=\"g\"} 3400\n",
+                           "tandem_arbiter_wait_seconds_total{model=\"g\"} 0.25\n",
+                           "tandem_arbiter_capped_total{model=\"g\"} 3\n",
+                           "tandem_arbiter_urgent_steps_total{model=\"g\"} 7\n",
+                           "# TYPE tandem_arbiter_urgent_steps_total counter\n"})
+    EXPECT_NE(text.find(line), std::string::npos) << line << text;
+  EXPECT_EQ(text.find("tandem_arbiter_steps_total{model=\"c\"}"), std::string::npos);
+}
+
 TEST(MetricsTest, RenderHasEveryFamilyOnce) {
   ModelMetrics m;
   m.count_request(Outcome::kStop);
@@ -199,7 +222,8 @@ TEST(MetricsTest, RenderHasEveryFamilyOnce) {
                              "tandem_num_requests_waiting", "tandem_kv_pages_used", "tandem_kv_pages_capacity",
                              "tandem_preemptions_total", "tandem_prefix_cache_hit_ratio",
                              "process_resident_memory_bytes", "tandem_gpu_memory_used_bytes",
-                             "tandem_gpu_memory_total_bytes", "tandem_gpu_utilization_ratio"}) {
+                             "tandem_gpu_memory_total_bytes", "tandem_gpu_utilization_ratio",
+                             "tandem_arbiter_steps_total", "tandem_arbiter_urgent_steps_total"}) {
     std::string type_line = std::string("# TYPE ") + family + " ";
     size_t first = text.find(type_line);
     EXPECT_NE(first, std::string::npos) << family;

@@ -4,7 +4,8 @@
 # a budget they do not fit is refused at start with `tandem plan`'s own text
 # (exit 1); one they fit logs the plan, serves both models at once from one
 # shared KV pool, and /metrics shows each model's weights and pages
-# (guaranteed = the plan's, in use, lent, borrowed). TANDEM_DEVICE=cuda runs it on the GPU.
+# (guaranteed = the plan's, in use, lent, borrowed) and the step arbiter's
+# counts. TANDEM_DEVICE=cuda runs it on the GPU.
 set -euo pipefail
 tandem=$(readlink -f "$1")
 root=$(cd "$(dirname "$0")/../.." && pwd)
@@ -101,6 +102,12 @@ for p in plan["models"]:
     assert got[("tandem_kv_pages_used", name)] == 0, "pages freed after the requests"
     # Online pages come by whole chunks of this model's pages.
     assert got[("tandem_kv_pages_capacity", name)] % p["pages_per_chunk"] == 0, got
+    # Every step went through the step arbiter.
+    steps = got[("tandem_arbiter_steps_total", name)]
+    assert steps >= got[("tandem_engine_steps_total", name)] > 0, (name, got)
+    assert got[("tandem_arbiter_tokens_total", name)] > 0, (name, got)
+    assert 0 < got[("tandem_arbiter_urgent_steps_total", name)] <= steps, (name, got)
+    assert got[("tandem_arbiter_wait_seconds_total", name)] >= 0, (name, got)
 print("serve --gpu-budget: both models served from one pool;",
       {p["name"]: p["guaranteed_chunks"] for p in plan["models"]}, "chunks guaranteed")
 PY

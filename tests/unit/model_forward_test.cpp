@@ -223,6 +223,35 @@ TEST(Forward, BatchInvariant) {
   }
 }
 
+// The step-priority hint (Backend::set_step_priority) is a no-op on the CPU:
+// a prefill and the decodes after it, the hint flipped before each, give the
+// logits of a runner that never got it, bit for bit.
+TEST(Forward, StepPriorityHintChangesNothingOnTheCpu) {
+  TempDir dir("priority");
+  ASSERT_TRUE(write_synthetic_checkpoint(dir.path(), SynthOptions{}).ok());
+  ModelRunnerOptions ro;
+  ro.page_size = 4;
+  ro.num_pages = 8;
+  auto plain = LocalModelRunner::create(make_cpu_backend(2), dir.path(), ro);
+  auto hinted = LocalModelRunner::create(make_cpu_backend(2), dir.path(), ro);
+  ASSERT_TRUE(plain.ok() && hinted.ok());
+  const auto tokens = random_tokens(12, 256, 7);
+  const std::vector<int32_t> pages = {2, 0, 1};
+  int begin = 0;
+  for (int end : {8, 9, 10, 11, 12}) {
+    ForwardBatch b;
+    b.page_size = 4;
+    add_seq(b, tokens, begin, end, pages, false);
+    (*hinted)->set_step_priority(end % 2 == 0);
+    std::vector<float> want, got;
+    ASSERT_TRUE((*plain)->forward(b, &want).ok());
+    ASSERT_TRUE((*hinted)->forward(b, &got).ok());
+    ASSERT_EQ(got.size(), 256u);
+    EXPECT_EQ(got, want) << "tokens " << begin << ".." << end;
+    begin = end;
+  }
+}
+
 // Pages wholly outside a sliding window may be freed (-1) and are never read.
 TEST(Forward, SlidingWindowSkipsFreedPages) {
   TempDir dir("window");

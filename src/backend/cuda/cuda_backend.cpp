@@ -1,4 +1,5 @@
-// CudaBackend: backend.h on one CUDA stream, all memory from one DeviceArena.
+// CudaBackend: backend.h on one CUDA stream at a time (of two: low and high
+// priority, see set_step_priority), all memory from one DeviceArena.
 #include "backend/cuda/cuda_backend.h"
 
 #include <cuda_runtime.h>
@@ -84,10 +85,12 @@ class CudaBackend : public Backend {
   ~CudaBackend() override {
     workspace_.reset();  // frees through this backend while the stream still exists
     retired_.clear();
-    if (stream_) {
-      cudaStreamSynchronize(stream_);
-      cudaStreamDestroy(stream_);
+    for (cudaStream_t s : {stream_low_, stream_high_}) {
+      if (s == nullptr) continue;
+      cudaStreamSynchronize(s);
+      cudaStreamDestroy(s);
     }
+    if (switch_event_) cudaEventDestroy(switch_event_);
   }
 
   Status init(const CudaBackendOptions& o) {
@@ -115,7 +118,14 @@ class CudaBackend : public Backend {
     num_sms_ = prop.multiProcessorCount;
     clusters_ = prop.major >= 9;
     device_ = o.device;
-    CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    // Starts low: the least priority is the one every plain stream has (0), so
+    // a backend that never gets the hint runs as it did with one stream.
+    int least = 0, greatest = 0;
+    CUDA_CHECK(cudaDeviceGetStreamPriorityRange(&least, &greatest));
+    CUDA_CHECK(cudaStreamCreateWithPriority(&stream_low_, cudaStreamNonBlocking, least));
+    CUDA_CHECK(cudaStreamCreateWithPriority(&stream_high_, cudaStreamNonBlocking, greatest));
+    CUDA_CHECK(cudaEventCreateWithFlags(&switch_event_, cudaEventDisableTiming));
+    stream_ = stream_low_;
     CUDA_CHECK(int4_gemv_configure());
     const char* err = nullptr;
     if (!arena_.init(o.memory_bytes, &err)) {
@@ -170,6 +180,18 @@ class CudaBackend : public Backend {
     CUDA_CHECK(cudaMemsetAsync(dst, 0, bytes, stream_));
   }
   void synchronize() override { CUDA_CHECK(cudaStreamSynchronize(stream_)); }
+
+  // ---- step priority ----
+  // The new stream waits for all work issued on the old one, which gets none
+  // after it: stream order, and synchronizing stream_ alone, still cover
+  // everything. A capture must end on the stream it began on: no switch then.
+  void set_step_priority(bool high) override {
+    cudaStream_t next = high ? stream_high_ : stream_low_;
+    if (next == stream_ || capturing_) return;
+    CUDA_CHECK(cudaEventRecord(switch_event_, stream_));
+    CUDA_CHECK(cudaStreamWaitEvent(next, switch_event_, 0));
+    stream_ = next;
+  }
 
   // ---- graphs ----
   bool supports_graphs() const override { return graphs_; }
@@ -790,7 +812,10 @@ class CudaBackend : public Backend {
   uint64_t capture_epoch_ = 0;
   int prefill_min_query_ = 16;  // CudaBackendOptions::attention_prefill_min_query
   DType act_ = DType::kF16;
-  cudaStream_t stream_ = nullptr;
+  cudaStream_t stream_ = nullptr;  // stream_low_ or stream_high_: every launch, copy and graph goes here
+  cudaStream_t stream_low_ = nullptr;   // least priority (the CUDA default)
+  cudaStream_t stream_high_ = nullptr;  // greatest priority
+  cudaEvent_t switch_event_ = nullptr;  // orders stream_ switches
   DeviceArena arena_;  // destroyed after the buffers below (declared first)
   LtGemm lt_;
   DeviceBuffer workspace_;

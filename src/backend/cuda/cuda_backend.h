@@ -9,7 +9,8 @@
 
 namespace tandem::cuda {
 
-// One stream, one up-front device allocation of options.memory_bytes.
+// One stream at a time (low or high priority, Backend::set_step_priority), one
+// up-front device allocation of options.memory_bytes.
 StatusOr<std::unique_ptr<Backend>> create_cuda_backend(const CudaBackendOptions& options);
 
 }  // namespace tandem::cuda

@@ -173,10 +173,13 @@ bool StepArbiter::other_in_round_locked(int model) const {
 bool StepArbiter::least_served_locked(int model, double now) const {
   auto service = [&](int j) { return service_.normalized(j, now, running_[j] ? now - started_[j] : 0.0); };
   const double own = service(model);
+  bool shared = false;
   for (int j = 0; j < static_cast<int>(names_.size()); ++j) {
-    if (j != model && in_round_locked(j) && own > service(j)) return false;
+    if (j == model || !in_round_locked(j)) continue;
+    shared = true;
+    if (own > service(j)) return false;
   }
-  return true;
+  return shared;  // alone: low, so that a model arriving later goes ahead of this step
 }
 
 int64_t StepArbiter::step_tokens(int model, int64_t own_max) {

@@ -56,11 +56,13 @@
 // grant: a model's attained service is its GPU busy time (wall time from the
 // moment a step of it starts running to its end_step; a step still running
 // counts up to now), decayed with a half-life (ServiceOptions) and divided by
-// its weight. A step is urgent when no other model is in the round, or when
-// its model's service is not above that of any other model in the round (ties:
-// all of them urgent). So a flooded model, busy all the time, runs below a
-// light one, whose prefills and decodes go ahead of the flood's kernels; a few
-// half-lives after its flood stops it is light again. With one step at a time
+// its weight. A step is urgent when another model is in the round and its
+// model's service is not above that of any other model in the round (ties:
+// all of them urgent); a model alone runs low (high would gain it nothing, and
+// a model arriving during that step must be able to go ahead of it). So a
+// flooded model, busy all the time, runs below a light one, whose prefills and
+// decodes go ahead of the flood's kernels; a few half-lives after its flood
+// stops it is light again. With one step at a time
 // the answer changes nothing on the GPU (nothing overlaps).
 #pragma once
 

@@ -106,7 +106,8 @@ for p in plan["models"]:
     steps = got[("tandem_arbiter_steps_total", name)]
     assert steps >= got[("tandem_engine_steps_total", name)] > 0, (name, got)
     assert got[("tandem_arbiter_tokens_total", name)] > 0, (name, got)
-    assert 0 < got[("tandem_arbiter_urgent_steps_total", name)] <= steps, (name, got)
+    # Urgent only while the other model is in the round too (a model alone runs low).
+    assert 0 <= got[("tandem_arbiter_urgent_steps_total", name)] <= steps, (name, got)
     assert got[("tandem_arbiter_wait_seconds_total", name)] >= 0, (name, got)
 print("serve --gpu-budget: both models served from one pool;",
       {p["name"]: p["guaranteed_chunks"] for p in plan["models"]}, "chunks guaranteed")

@@ -1,38 +1,43 @@
 #!/usr/bin/env bash
-# Batch-1 decode with each decode-path option of the CUDA backend turned off in
+# Batch-1 decode under each setting of the CUDA backend's decode-path switches in
 # turn, in one GPU session, so every figure has a baseline from the same run:
 #   OUT=DIR scripts/gpu/decode_ablation.sh PACKED_DIR [VARIANT ...]
 # PACKED_DIR is a folder made by scripts/pack-device.sh (its `run` script).
-# Variants (default: all of them, in this order):
-#   default     every option on
-#   nocombine   TANDEM_CUDA_FUSED_COMBINE=0 (the separate split-combine kernel)
-#   noswiglu    TANDEM_CUDA_FUSED_SWIGLU=0 (SwiGLU as its own kernel)
-#   noprefetch  TANDEM_CUDA_GEMV_PREFETCH=0 (one batch of weight loads in flight)
-#   norope      TANDEM_CUDA_FUSED_ROPE=0 (RoPE + KV write as its own kernel)
-#   nopdl       TANDEM_CUDA_PDL=0
-#   splitsN     TANDEM_CUDA_DECODE_SPLITS=N (at most N key splits in decode attention)
-#   session3    the four above off (session 3's kernels, with the greedy fast path)
+# Variants (default: all of them, in this order); each sets all four switches:
+#   default     what CudaBackendOptions defaults to: RoPE + KV write and SwiGLU
+#               fused, the separate split-combine kernel, no GEMV half-ring
+#   session3    none of the four (the kernels of session 3, with the greedy fast path)
+#   combine     default + the merge by the last split block (TANDEM_CUDA_FUSED_COMBINE=1)
+#   prefetch    default + the GEMV half-ring reload (TANDEM_CUDA_GEMV_PREFETCH=1)
+#   all         all four on
+#   norope      default without the fused RoPE (TANDEM_CUDA_FUSED_ROPE=0)
+#   noswiglu    default without the fused SwiGLU (TANDEM_CUDA_FUSED_SWIGLU=0)
+#   nopdl       default with TANDEM_CUDA_PDL=0
+#   splitsN     default with TANDEM_CUDA_DECODE_SPLITS=N (at most N key splits)
 # Each writes DIR/VARIANT/e2e_summary.jsonl; DIR/ablation.txt has one line each.
 set -u
 packed=${1:?usage: decode_ablation.sh PACKED_DIR [VARIANT ...]}
 shift
 variants=("$@")
-[ ${#variants[@]} -gt 0 ] || variants=(default nocombine noswiglu noprefetch norope nopdl session3)
+[ ${#variants[@]} -gt 0 ] || variants=(default session3 combine prefetch all norope noswiglu nopdl)
 out=${OUT:-/tmp/ablation}
 mkdir -p "$out"
 for v in "${variants[@]}"; do
+  rope=1 swiglu=1 combine=0 prefetch=0 extra=()
   case $v in
-    default) env=() ;;
-    nocombine) env=(TANDEM_CUDA_FUSED_COMBINE=0) ;;
-    noswiglu) env=(TANDEM_CUDA_FUSED_SWIGLU=0) ;;
-    noprefetch) env=(TANDEM_CUDA_GEMV_PREFETCH=0) ;;
-    norope) env=(TANDEM_CUDA_FUSED_ROPE=0) ;;
-    nopdl) env=(TANDEM_CUDA_PDL=0) ;;
-    splits*) env=(TANDEM_CUDA_DECODE_SPLITS=${v#splits}) ;;
-    session3) env=(TANDEM_CUDA_FUSED_COMBINE=0 TANDEM_CUDA_FUSED_SWIGLU=0 TANDEM_CUDA_GEMV_PREFETCH=0
-                   TANDEM_CUDA_FUSED_ROPE=0) ;;
+    default) ;;
+    session3) rope=0 swiglu=0 ;;
+    combine) combine=1 ;;
+    prefetch) prefetch=1 ;;
+    all) combine=1 prefetch=1 ;;
+    norope) rope=0 ;;
+    noswiglu) swiglu=0 ;;
+    nopdl) extra=(TANDEM_CUDA_PDL=0) ;;
+    splits*) extra=(TANDEM_CUDA_DECODE_SPLITS=${v#splits}) ;;
     *) echo "decode_ablation: unknown variant $v" >&2; exit 2 ;;
   esac
+  env=(TANDEM_CUDA_FUSED_ROPE=$rope TANDEM_CUDA_FUSED_SWIGLU=$swiglu TANDEM_CUDA_FUSED_COMBINE=$combine
+       TANDEM_CUDA_GEMV_PREFETCH=$prefetch "${extra[@]}")
   env "${env[@]}" OUT="$out/$v" "$packed/run" e2e > "$out/$v.log" 2>&1
   python3 - "$out/$v/e2e_summary.jsonl" "$v" <<'PY' | tee -a "$out/ablation.txt"
 import json, sys

@@ -196,18 +196,22 @@ TEST_F(CudaAttention, Decode) {
   check({32, 8, 128, 16, 48, {{1, 1000}, {1, 40}}, false});
 }
 
-// The decode kernel's splits merged by the combine kernel instead of by the
-// last split block (CudaBackendOptions::attention_fused_combine = false). The
-// fused merge is what Decode runs; its counters are reset by each merging block,
-// which the many calls there on one backend depend on.
-TEST_F(CudaAttention, DecodeSeparateCombine) {
+// The decode kernel's splits merged by the last split block instead of by the
+// combine kernel (CudaBackendOptions::attention_fused_combine). Each merging
+// block resets its counter, which the later calls on the same backend need.
+TEST_F(CudaAttention, DecodeFusedCombine) {
   CudaBackendOptions o;
-  o.attention_fused_combine = false;
+  o.attention_fused_combine = true;
   auto g = make_gpu(o);
   ASSERT_TRUE(g);
   check({32, 8, 128, 16, 0, {{1, 17}, {1, 512}, {1, 33}}}, g.get());
+  check({56, 8, 128, 16, 0, {{1, 3000}}}, g.get());
   check({56, 8, 128, 16, 0, {{1, 5}, {1, 300}, {1, 129}}, false}, g.get());
-  check({16, 1, 64, 8, 0, {{1, 1000}, {1, 7}}}, g.get());
+  check({16, 1, 64, 8, 0, {{1, 1000}, {1, 7}}}, g.get());  // two head groups per kv head
+  check({4, 2, 32, 16, 0, {{1, 1}, {1, 40}, {1, 700}}}, g.get());
+  check({8, 2, 64, 16, 0, {{1, 9000}}, false}, g.get());
+  check({32, 8, 128, 16, 48, {{1, 1000}, {1, 40}}, false}, g.get());
+  check({32, 8, 128, 16, 0, {{1, 577}}, false}, g.get());
 }
 
 TEST_F(CudaAttention, PrefillAndChunks) {

@@ -143,6 +143,23 @@ TEST_F(CudaLinear, Awq) {
   check_int4({WeightFormat::kAwqGemm, 4096, 256, 128, false, false, 0, 2000.f}, {1, 4});
 }
 
+// The decode GEMV with its half-ring reload (CudaBackendOptions::gemv_prefetch):
+// warps with 4 tiles, with whole rings and with a remainder after the ring.
+TEST_F(CudaLinear, AwqWithGemvPrefetch) {
+  CudaBackendOptions o;
+  o.memory_bytes = size_t{3} << 30;
+  o.gemv_prefetch = true;
+  if (const char* v = std::getenv("TANDEM_CUDA_KERNEL_VARIANT")) o.kernel_variant = std::atoi(v);
+  auto g = make_cuda_backend(o);
+  ASSERT_TRUE(g.ok()) << g.status().to_string();
+  gpu_ = std::move(g).value();
+  check_int4({WeightFormat::kAwqGemm, 4096, 1024, 128, false, true, 0}, {1, 3, 4});
+  check_int4({WeightFormat::kAwqGemm, 4096, 6144, 128, false, false, 0}, {1, 2});
+  check_int4({WeightFormat::kAwqGemm, 14336, 4096, 128, false, false, 0}, {1, 4});
+  check_int4({WeightFormat::kAwqGemm, 1408, 2048, 64, false, false, 0}, {1, 2});
+  check_int4({WeightFormat::kGptq, 2048, 512, 32, false, true, 1}, {1, 4});
+}
+
 TEST_F(CudaLinear, Gptq) {
   for (int offset : {0, 1}) {
     for (bool act_order : {false, true}) {

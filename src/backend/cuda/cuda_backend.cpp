@@ -799,9 +799,9 @@ class CudaBackend : public Backend {
   int num_sms_ = 132;
   int variant_ = 0;  // CudaBackendOptions::kernel_variant
   bool pdl_ = true;  // CudaBackendOptions::pdl
-  bool gemv_prefetch_ = true;  // CudaBackendOptions::gemv_prefetch
+  bool gemv_prefetch_ = false;  // CudaBackendOptions::gemv_prefetch
   bool fused_swiglu_ = true;   // CudaBackendOptions::fused_swiglu
-  bool fused_combine_ = true;  // CudaBackendOptions::attention_fused_combine
+  bool fused_combine_ = false;  // CudaBackendOptions::attention_fused_combine
   bool fused_rope_ = true;     // CudaBackendOptions::attention_fused_rope
   int max_decode_splits_ = kMaxDecodeSplits;  // CudaBackendOptions::decode_attention_max_splits
   int* split_counters_ = nullptr;

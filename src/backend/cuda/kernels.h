@@ -198,7 +198,7 @@ struct Int4GemvParams {
   bool pdl = false;
   // Variant 2: each warp reloads half of its 4 tiles while it works on the
   // other half (2-4 tiles in flight instead of 4, then none while it computes).
-  bool prefetch = true;
+  bool prefetch = false;
   Int4GemvFusion fuse;  // only where int4_gemv_fuses(*this)
 };
 // Whether launch_int4_gemv runs this call on variant 2, which takes p.fuse

@@ -206,6 +206,15 @@ std::string MetricsRenderer::render(const std::vector<ModelSnapshot>& models, co
     const char* help;
     double (*get)(const EngineStats&);
   };
+  // One metric family per gauge, a sample per model whose stats `has` accepts.
+  auto render_gauges = [&](const auto& gauges, auto has) {
+    for (const Gauge& g : gauges) {
+      header(&out, g.name, g.type, g.help);
+      for (const auto& m : models) {
+        if (m.stats && has(*m.stats)) sample(&out, g.name, model_label(m.name), g.get(*m.stats));
+      }
+    }
+  };
   static const Gauge kGauges[] = {
       {"tandem_num_requests_running", "gauge", "Sequences in the running batch.",
        [](const EngineStats& s) { return double(s.num_running); }},
@@ -232,12 +241,7 @@ std::string MetricsRenderer::render(const std::vector<ModelSnapshot>& models, co
       {"tandem_engine_healthy", "gauge", "1 while the engine is healthy.",
        [](const EngineStats& s) { return s.healthy ? 1.0 : 0.0; }},
   };
-  for (const auto& g : kGauges) {
-    header(&out, g.name, g.type, g.help);
-    for (const auto& m : models) {
-      if (m.stats) sample(&out, g.name, model_label(m.name), g.get(*m.stats));
-    }
-  }
+  render_gauges(kGauges, [](const EngineStats&) { return true; });
   // Memory (docs/memory.md): weights always; the shared KV pool's page counts with --gpu-budget.
   header(&out, "tandem_model_weight_bytes", "gauge", "Backend memory held by the model's weights.");
   for (const auto& m : models) {
@@ -252,12 +256,7 @@ std::string MetricsRenderer::render(const std::vector<ModelSnapshot>& models, co
       {"tandem_kv_pages_borrowed", "gauge", "KV pages the model holds above its guarantee.",
        [](const EngineStats& s) { return double(s.kv_pages_borrowed); }},
   };
-  for (const auto& g : kPoolGauges) {
-    header(&out, g.name, g.type, g.help);
-    for (const auto& m : models) {
-      if (m.stats && m.stats->shared_kv) sample(&out, g.name, model_label(m.name), g.get(*m.stats));
-    }
-  }
+  render_gauges(kPoolGauges, [](const EngineStats& s) { return s.shared_kv; });
   // The step arbiter (--gpu-budget; memory/arbiter.h), as of the engine's last step.
   static const Gauge kArbiterCounters[] = {
       {"tandem_arbiter_steps_total", "counter", "Engine steps the step arbiter granted the model (--gpu-budget).",
@@ -273,12 +272,7 @@ std::string MetricsRenderer::render(const std::vector<ModelSnapshot>& models, co
        "Steps granted as urgent (least attained service): high stream priority with --concurrent-steps 2.",
        [](const EngineStats& s) { return double(s.arbiter->urgent_steps); }},
   };
-  for (const auto& g : kArbiterCounters) {
-    header(&out, g.name, g.type, g.help);
-    for (const auto& m : models) {
-      if (m.stats && m.stats->arbiter) sample(&out, g.name, model_label(m.name), g.get(*m.stats));
-    }
-  }
+  render_gauges(kArbiterCounters, [](const EngineStats& s) { return s.arbiter.has_value(); });
 
   header(&out, "tandem_http_responses_total", "counter", "HTTP responses by status code.");
   {

@@ -56,12 +56,16 @@ StatusOr<std::unique_ptr<Backend>> create_cuda_backend(const BackendOptions& opt
   CudaBackendOptions o;
   o.device = options.cuda_device;
   o.activation_dtype = options.cuda_activation_dtype;
-  if (const char* g = std::getenv("TANDEM_CUDA_GRAPHS")) o.graphs = std::string(g) != "0";
-  if (const char* g = std::getenv("TANDEM_CUDA_PDL")) o.pdl = std::string(g) != "0";
-  if (const char* g = std::getenv("TANDEM_CUDA_GEMV_PREFETCH")) o.gemv_prefetch = std::string(g) != "0";
-  if (const char* g = std::getenv("TANDEM_CUDA_FUSED_SWIGLU")) o.fused_swiglu = std::string(g) != "0";
-  if (const char* g = std::getenv("TANDEM_CUDA_FUSED_COMBINE")) o.attention_fused_combine = std::string(g) != "0";
-  if (const char* g = std::getenv("TANDEM_CUDA_FUSED_ROPE")) o.attention_fused_rope = std::string(g) != "0";
+  // Switches for same-run comparisons (docs/cuda.md): "0" is off, anything else on.
+  auto env_flag = [](const char* name, bool* flag) {
+    if (const char* g = std::getenv(name)) *flag = std::string(g) != "0";
+  };
+  env_flag("TANDEM_CUDA_GRAPHS", &o.graphs);
+  env_flag("TANDEM_CUDA_PDL", &o.pdl);
+  env_flag("TANDEM_CUDA_GEMV_PREFETCH", &o.gemv_prefetch);
+  env_flag("TANDEM_CUDA_FUSED_SWIGLU", &o.fused_swiglu);
+  env_flag("TANDEM_CUDA_FUSED_COMBINE", &o.attention_fused_combine);
+  env_flag("TANDEM_CUDA_FUSED_ROPE", &o.attention_fused_rope);
   if (const char* g = std::getenv("TANDEM_CUDA_DECODE_SPLITS")) o.decode_attention_max_splits = std::atoi(g);
   o.memory_bytes = options.cuda_memory_bytes != 0 ? options.cuda_memory_bytes
                                                   : cuda::free_memory_bytes(options.cuda_device) / 10 * 9;

@@ -163,13 +163,14 @@ __global__ void __launch_bounds__(kThreads) attention_decode_kernel(AttnKernelPa
       const T* qrow = qt + h * D;
       q_s[h][d] = (d < p.rope.rot_dim ? rotated<T>(qrow, d, half, pos, p.rope.inv_freq) : to_f32(qrow[d])) * qscale;
     }
-  }
-  for (int i = tid; i < (p.rope.positions != nullptr ? 0 : group * kChunks); i += kThreads) {
-    const uint4 raw = *reinterpret_cast<const uint4*>(qt + 8 * i);
-    const T* e = reinterpret_cast<const T*>(&raw);
-    float* dst = &q_s[0][0] + 8 * i;  // q_s rows are D floats: the group's heads are contiguous
+  } else {
+    for (int i = tid; i < group * kChunks; i += kThreads) {
+      const uint4 raw = *reinterpret_cast<const uint4*>(qt + 8 * i);
+      const T* e = reinterpret_cast<const T*>(&raw);
+      float* dst = &q_s[0][0] + 8 * i;  // q_s rows are D floats: the group's heads are contiguous
 #pragma unroll
-    for (int j = 0; j < 8; ++j) dst[j] = to_f32(e[j]) * qscale;
+      for (int j = 0; j < 8; ++j) dst[j] = to_f32(e[j]) * qscale;
+    }
   }
   __syncthreads();
 

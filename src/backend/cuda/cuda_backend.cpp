@@ -103,6 +103,12 @@ class CudaBackend : public Backend {
     pdl_ = o.pdl;
     gemv_prefetch_ = o.gemv_prefetch;
     fused_swiglu_ = o.fused_swiglu;
+    fused_combine_ = o.attention_fused_combine;
+    fused_rope_ = o.attention_fused_rope;
+    if (o.decode_attention_max_splits < 1 || o.decode_attention_max_splits > kMaxDecodeSplits)
+      return invalid_argument("CUDA decode_attention_max_splits must be 1 to " + std::to_string(kMaxDecodeSplits) +
+                              ", not " + std::to_string(o.decode_attention_max_splits));
+    max_decode_splits_ = o.decode_attention_max_splits;
     set_pdl_enabled(pdl_);
     graphs_ = o.graphs;
     if (o.attention_prefill_min_query < 0)
@@ -138,12 +144,6 @@ class CudaBackend : public Backend {
     if (!lt_.init(ws, kLtWorkspaceBytes - kSplitCounterBytes, &err)) return Status(StatusCode::kInternal, err);
     split_counters_ = reinterpret_cast<int*>(static_cast<char*>(ws) + kLtWorkspaceBytes - kSplitCounterBytes);
     CUDA_CHECK(cudaMemset(split_counters_, 0, kSplitCounterBytes));  // each merging block resets its own
-    fused_combine_ = o.attention_fused_combine;
-    fused_rope_ = o.attention_fused_rope;
-    if (o.decode_attention_max_splits < 1 || o.decode_attention_max_splits > kMaxDecodeSplits)
-      return invalid_argument("CUDA decode_attention_max_splits must be 1 to " + std::to_string(kMaxDecodeSplits) +
-                              ", not " + std::to_string(o.decode_attention_max_splits));
-    max_decode_splits_ = o.decode_attention_max_splits;
     return ok_status();
   }
 

@@ -3,10 +3,14 @@
 # turn, in one GPU session, so every figure has a baseline from the same run:
 #   OUT=DIR scripts/gpu/decode_ablation.sh PACKED_DIR [VARIANT ...]
 # PACKED_DIR is a folder made by scripts/pack-device.sh (its `run` script).
-# Variants (default: all of them, in this order); each sets all four switches:
+# Variants (default: all of them, in this order); each sets all five switches:
 #   default     what CudaBackendOptions defaults to: RoPE + KV write and SwiGLU
-#               fused, the separate split-combine kernel, no GEMV half-ring
-#   session3    none of the four (the kernels of session 3, with the greedy fast path)
+#               fused, the separate split-combine kernel, no GEMV half-ring,
+#               24 MiB of o + gate|up weights prefetched into L2 during attention
+#   nol2        default without the L2 prefetch (TANDEM_CUDA_L2_PREFETCH_MB=0)
+#   l2-N        default with N MiB of L2 prefetch
+#   session4    default of session 4: nol2
+#   session3    none of the five (the kernels of session 3, with the greedy fast path)
 #   combine     default + the merge by the last split block (TANDEM_CUDA_FUSED_COMBINE=1)
 #   prefetch    default + the GEMV half-ring reload (TANDEM_CUDA_GEMV_PREFETCH=1)
 #   all         all four on
@@ -19,14 +23,16 @@ set -u
 packed=${1:?usage: decode_ablation.sh PACKED_DIR [VARIANT ...]}
 shift
 variants=("$@")
-[ ${#variants[@]} -gt 0 ] || variants=(default session3 combine prefetch all norope noswiglu nopdl)
+[ ${#variants[@]} -gt 0 ] || variants=(default nol2 session3 combine prefetch all norope noswiglu nopdl)
 out=${OUT:-/tmp/ablation}
 mkdir -p "$out"
 for v in "${variants[@]}"; do
-  rope=1 swiglu=1 combine=0 prefetch=0 extra=()
+  rope=1 swiglu=1 combine=0 prefetch=0 l2=24 extra=()
   case $v in
     default) ;;
-    session3) rope=0 swiglu=0 ;;
+    nol2|session4) l2=0 ;;
+    l2-*) l2=${v#l2-} ;;
+    session3) rope=0 swiglu=0 l2=0 ;;
     combine) combine=1 ;;
     prefetch) prefetch=1 ;;
     all) combine=1 prefetch=1 ;;
@@ -37,7 +43,7 @@ for v in "${variants[@]}"; do
     *) echo "decode_ablation: unknown variant $v" >&2; exit 2 ;;
   esac
   env=(TANDEM_CUDA_FUSED_ROPE=$rope TANDEM_CUDA_FUSED_SWIGLU=$swiglu TANDEM_CUDA_FUSED_COMBINE=$combine
-       TANDEM_CUDA_GEMV_PREFETCH=$prefetch "${extra[@]}")
+       TANDEM_CUDA_GEMV_PREFETCH=$prefetch TANDEM_CUDA_L2_PREFETCH_MB=$l2 "${extra[@]}")
   env "${env[@]}" OUT="$out/$v" "$packed/run" e2e > "$out/$v.log" 2>&1
   python3 - "$out/$v/e2e_summary.jsonl" "$v" <<'PY' | tee -a "$out/ablation.txt"
 import json, sys

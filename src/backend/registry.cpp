@@ -1,6 +1,7 @@
 // The only file with backend #ifdefs (DESIGN.md: one registry chooses backends).
 #include "backend/registry.h"
 
+#include <algorithm>
 #include <cstdlib>
 
 #ifdef TANDEM_WITH_CUDA
@@ -67,6 +68,8 @@ StatusOr<std::unique_ptr<Backend>> create_cuda_backend(const BackendOptions& opt
   env_flag("TANDEM_CUDA_FUSED_COMBINE", &o.attention_fused_combine);
   env_flag("TANDEM_CUDA_FUSED_ROPE", &o.attention_fused_rope);
   if (const char* g = std::getenv("TANDEM_CUDA_DECODE_SPLITS")) o.decode_attention_max_splits = std::atoi(g);
+  if (const char* mb = std::getenv("TANDEM_CUDA_L2_PREFETCH_MB"))
+    o.l2_prefetch_bytes = static_cast<size_t>(std::max(0L, std::atol(mb))) << 20;
   o.memory_bytes = options.cuda_memory_bytes != 0 ? options.cuda_memory_bytes
                                                   : cuda::free_memory_bytes(options.cuda_device) / 10 * 9;
   return cuda::create_cuda_backend(o);

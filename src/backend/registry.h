@@ -66,6 +66,10 @@ struct CudaBackendOptions {
   // A captured decode graph serves every context length, so it takes this many
   // whenever the batch alone would not fill the GPU twice over.
   int decode_attention_max_splits = 32;
+  // Bytes of the next linears' weights (o, then gate|up) that a batch-1 decode
+  // step prefetches into L2 while its attention runs (Backend::prefetch_weights);
+  // 0: none. TANDEM_CUDA_L2_PREFETCH_MB sets it in MiB.
+  size_t l2_prefetch_bytes = size_t{24} << 20;
   // Decode steps run as captured CUDA graphs (Backend::supports_graphs); the
   // environment variable TANDEM_CUDA_GRAPHS=0 turns them off in create_backend.
   bool graphs = true;

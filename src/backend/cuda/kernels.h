@@ -7,6 +7,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "backend/cuda/l2_prefetch_plan.h"
+
 namespace tandem::cuda {
 
 // Element type of activations, caches and dense weights.
@@ -217,6 +219,10 @@ bool int4_gemv_v2_swiglu(int N, int num_sms);
 int int4_gemv_v2_kparts(int K, int N, int num_sms);
 cudaError_t int4_gemv_v2_configure();
 void launch_int4_gemv_v2(const Int4GemvParams& p, cudaStream_t stream);
+
+// Bulk L2 prefetches of the spans (l2_prefetch_plan.h), at most
+// kMaxL2PrefetchSpans; one thread per chunk over up to 2 blocks an SM.
+void launch_l2_prefetch(const L2PrefetchSpan* spans, int count, int num_sms, cudaStream_t stream);
 
 // out[N][K] (row-major, `type`) = dequantized W^T, for the cuBLAS prefill path.
 void launch_int4_dequant(const Int4Weight& w, void* out, ElemType type, cudaStream_t stream);

@@ -10,6 +10,7 @@
 #   nol2        default without the L2 prefetch (TANDEM_CUDA_L2_PREFETCH_MB=0)
 #   l2-N        default with N MiB of L2 prefetch
 #   session4    default of session 4: nol2
+#   early       default + the decode attention's early loads (TANDEM_CUDA_ATTN_EARLY=1)
 #   session3    none of the five (the kernels of session 3, with the greedy fast path)
 #   combine     default + the merge by the last split block (TANDEM_CUDA_FUSED_COMBINE=1)
 #   prefetch    default + the GEMV half-ring reload (TANDEM_CUDA_GEMV_PREFETCH=1)
@@ -31,6 +32,7 @@ for v in "${variants[@]}"; do
   case $v in
     default) ;;
     nol2|session4) l2=0 ;;
+    early) extra=(TANDEM_CUDA_ATTN_EARLY=1) ;;
     l2-*) l2=${v#l2-} ;;
     session3) rope=0 swiglu=0 l2=0 ;;
     combine) combine=1 ;;

@@ -62,6 +62,12 @@ struct CudaBackendOptions {
   // inside the decode attention kernel (Backend::rope_kv_attention);
   // TANDEM_CUDA_FUSED_ROPE=0: the separate RoPE + KV-write kernel.
   bool attention_fused_rope = true;
+  // The decode attention reads the step's metadata and its first K/V rows
+  // before waiting for the kernel before it (PDL), reloading each sequence's
+  // newest row after the wait (TANDEM_CUDA_ATTN_EARLY=1). Only for callers that
+  // write no other cache rows in the op just before it and sync the stream
+  // between steps, as Model does. Off until measured faster.
+  bool attention_early_loads = false;
   // Most key splits of the decode attention kernel (1 to 32; TANDEM_CUDA_DECODE_SPLITS).
   // A captured decode graph serves every context length, so it takes this many
   // whenever the batch alone would not fill the GPU twice over.

@@ -121,7 +121,8 @@ class CudaAttention : public OpTest {
   // last of its kv_len) has unrotated q, k, v; the backend rotates them, writes
   // K and V to the token's slot and attends. Checks the output and both caches
   // against the CPU, and against the unfused GPU path when `unfused` is given.
-  void check_rope_decode(const Case& c, int rot, Backend* unfused) {
+  // under_test: the backend checked (default gpu_).
+  void check_rope_decode(const Case& c, int rot, Backend* unfused, Backend* under_test = nullptr) {
     const Layout y = layout(c);
     const int S = static_cast<int>(c.seqs.size());
     const int64_t cache_elems = int64_t{y.num_pages} * c.page_size * c.kv_heads * c.dim;
@@ -154,7 +155,7 @@ class CudaAttention : public OpTest {
       return std::vector{get(b, od.view), get(b, kd.view), get(b, vd.view)};
     };
     const auto ref = run(*cpu_, DType::kF32);
-    const auto got = run(*gpu_, act());
+    const auto got = run(under_test ? *under_test : *gpu_, act());
     const char* names[] = {"out", "k cache", "v cache"};
     for (int i = 0; i < 3; ++i) EXPECT_LT(rel_err(got[i], ref[i]), 3e-3) << names[i] << " rot " << rot << " " << describe(c);
     if (unfused == nullptr) return;
@@ -383,6 +384,31 @@ TEST_F(CudaAttention, RopeKvAttentionDecode) {
   check_rope_decode({8, 8, 64, 32, 0, {{1, 64}, {1, 65}}}, 32, unfused);   // partial rotary
   check_rope_decode({4, 2, 32, 16, 0, {{1, 40}, {1, 700}}, false}, 32, unfused);
   check_rope_decode({32, 8, 128, 16, 48, {{1, 1000}, {1, 40}}, false}, 128, unfused);
+}
+
+// Early loads (CudaBackendOptions::attention_early_loads): metadata and the
+// first K/V tile read before the wait for the kernel before; the new token's
+// row, written after those loads (by the kernel itself with fused RoPE, by
+// the RoPE + KV-write kernel without), must still be the one attended.
+TEST_F(CudaAttention, DecodeEarlyLoads) {
+  CudaBackendOptions o;
+  o.attention_early_loads = true;
+  auto early = make_gpu(o);
+  o.attention_fused_rope = false;
+  auto early_unfused = make_gpu(o);
+  ASSERT_TRUE(early && early_unfused);
+  check({32, 8, 128, 16, 0, {{1, 1}, {1, 17}, {1, 512}, {1, 33}}}, early.get());
+  check({56, 8, 128, 16, 0, {{1, 5}, {1, 300}, {1, 129}}, false}, early.get());
+  check({16, 1, 64, 8, 0, {{1, 1000}, {1, 7}}}, early.get());
+  check({32, 8, 128, 16, 48, {{1, 1000}, {1, 40}}, false}, early.get());
+  for (Backend* b : {early.get(), early_unfused.get()}) {
+    check_rope_decode({32, 8, 128, 16, 0, {{1, 1}}}, 128, nullptr, b);
+    check_rope_decode({32, 8, 128, 16, 0, {{1, 17}, {1, 514}, {1, 33}}}, 128, nullptr, b);
+    check_rope_decode({56, 8, 128, 16, 0, {{1, 3000}, {1, 129}}, false}, 128, nullptr, b);
+    check_rope_decode({16, 1, 64, 8, 0, {{1, 1000}, {1, 7}}}, 64, nullptr, b);
+    check_rope_decode({4, 2, 32, 16, 0, {{1, 40}, {1, 700}}, false}, 32, nullptr, b);
+    check_rope_decode({8, 2, 64, 16, 0, {{1, 9000}}, false}, 64, nullptr, b);  // new key past the first tile
+  }
 }
 
 // A model whose head size no kernel is built for is refused at load, by name.

@@ -108,7 +108,13 @@ __device__ void write_new_kv(const RopeKernelParams& r, int t, int kvh, float po
 template <typename T, int D>
 __global__ void __launch_bounds__(kThreads) attention_decode_kernel(AttnKernelParams p, int group) {
   allow_dependent_launch();
-  wait_prior_grid();
+  // With early loads the block reads the step's metadata and the first tile's
+  // K/V rows before waiting for the kernel before it (under PDL: while that
+  // one drains). All of it was written before the step began (the host syncs
+  // the stream after uploading the step's metadata), except the new token's
+  // row, which is reloaded after the wait.
+  const bool early = p.early_loads;
+  if (!early) wait_prior_grid();
   constexpr int kChunks = D / 8;             // 16-byte pieces of a row
   constexpr int kRows = kThreads / kChunks;  // keys in flight in phase B
   __shared__ __align__(16) float q_s[kMaxGroup][D];
@@ -119,7 +125,10 @@ __global__ void __launch_bounds__(kThreads) attention_decode_kernel(AttnKernelPa
 
   const int s = blockIdx.x;
   const int t = p.query_start[s];
-  if (p.query_start[s + 1] - t != 1) return;  // no query this step (the backend checks <= 1)
+  if (p.query_start[s + 1] - t != 1) {  // no query this step (the backend checks <= 1)
+    if (early) wait_prior_grid();
+    return;
+  }
   const int ratio = p.num_q_heads / p.num_kv_heads;
   const int groups_per_kv = ratio / group;
   const int kvh = blockIdx.y / groups_per_kv;
@@ -147,6 +156,29 @@ __global__ void __launch_bounds__(kThreads) attention_decode_kernel(AttnKernelPa
   // The first tile's page lookup is issued before the query loads and the
   // barrier, so the two latencies overlap (short contexts are one tile).
   int64_t next_off = key_offset(lo + tid);
+  // A tile's K row (lane = key) and its first 4 V loads (they need only the
+  // page offsets in off_s, so a short context costs one round trip for both).
+  uint4 raw[kChunks];
+  uint4 vfirst[4];
+  auto load_tile = [&](int64_t off, int n) {
+    if (off >= 0) {
+#pragma unroll
+      for (int c = 0; c < kChunks; ++c) raw[c] = *reinterpret_cast<const uint4*>(kc + off + 8 * c);
+    }
+#pragma unroll
+    for (int u = 0; u < 4; ++u) {
+      const int j = row + u * kRows;
+      const int64_t o = j < n ? off_s[j] : -1;
+      vfirst[u] = o >= 0 ? *reinterpret_cast<const uint4*>(vc + o + 8 * ch) : make_uint4(0, 0, 0, 0);
+    }
+  };
+  const bool preloaded = early && lo < hi;
+  if (preloaded) {
+    off_s[tid] = next_off;
+    __syncthreads();
+    load_tile(next_off, min(kTile, hi - lo));
+  }
+  if (early) wait_prior_grid();
 
   // Queries: 16-byte loads, at most one per thread (group * D / 8 <= 128).
   const T* qt = static_cast<const T*>(p.q) + t * p.q_stride + static_cast<int64_t>(qh0) * D;
@@ -173,6 +205,23 @@ __global__ void __launch_bounds__(kThreads) attention_decode_kernel(AttnKernelPa
     }
   }
   __syncthreads();
+  if (preloaded) {
+    // The new token's K/V row was written after the early loads (by this block
+    // with fused RoPE, else by the kernel before): load it again, from L2 (a
+    // line this SM cached early may be stale).
+    const int fresh = kv_len - 1 - lo;
+    if (fresh >= 0 && fresh < min(kTile, hi - lo)) {
+      if (tid == fresh && next_off >= 0) {
+#pragma unroll
+        for (int c = 0; c < kChunks; ++c) raw[c] = __ldcg(reinterpret_cast<const uint4*>(kc + next_off + 8 * c));
+      }
+#pragma unroll
+      for (int u = 0; u < 4; ++u) {
+        if (row + u * kRows == fresh && off_s[fresh] >= 0)
+          vfirst[u] = __ldcg(reinterpret_cast<const uint4*>(vc + off_s[fresh] + 8 * ch));
+      }
+    }
+  }
 
   float m[kMaxGroup], l[kMaxGroup], acc[kMaxGroup][8];
 #pragma unroll
@@ -187,19 +236,10 @@ __global__ void __launch_bounds__(kThreads) attention_decode_kernel(AttnKernelPa
     // (A) scores, lane = key.
     const int64_t off = next_off;
     const int n = min(kTile, hi - tile);
-    off_s[tid] = off;
-    __syncthreads();  // off_s complete: the first V loads go out with the K loads
-    uint4 raw[kChunks];
-    if (off >= 0) {
-#pragma unroll
-      for (int c = 0; c < kChunks; ++c) raw[c] = *reinterpret_cast<const uint4*>(kc + off + 8 * c);
-    }
-    uint4 vfirst[4];
-#pragma unroll
-    for (int u = 0; u < 4; ++u) {
-      const int j = row + u * kRows;
-      const int64_t o = j < n ? off_s[j] : -1;
-      vfirst[u] = o >= 0 ? *reinterpret_cast<const uint4*>(vc + o + 8 * ch) : make_uint4(0, 0, 0, 0);
+    if (!preloaded || tile != lo) {
+      off_s[tid] = off;
+      __syncthreads();  // off_s complete: the first V loads go out with the K loads
+      load_tile(off, n);
     }
     float sc[kMaxGroup];
 #pragma unroll

@@ -110,6 +110,7 @@ class CudaBackend : public Backend {
                               ", not " + std::to_string(o.decode_attention_max_splits));
     max_decode_splits_ = o.decode_attention_max_splits;
     l2_prefetch_bytes_ = o.l2_prefetch_bytes;
+    early_attention_loads_ = o.attention_early_loads;
     set_pdl_enabled(pdl_);
     graphs_ = o.graphs;
     if (o.attention_prefill_min_query < 0)
@@ -640,6 +641,7 @@ class CudaBackend : public Backend {
     const bool counters_fit = static_cast<size_t>(S) * a.num_heads * sizeof(int) <= kSplitCounterBytes;
     p.split_counters = splits > 1 && fused_combine_ && counters_fit ? split_counters_ : nullptr;
     if (rope != nullptr) p.rope = *rope;
+    p.early_loads = early_attention_loads_;
     launch_attention_decode(p, stream_);
     CUDA_CHECK_LAUNCH();
   }
@@ -819,6 +821,7 @@ class CudaBackend : public Backend {
   int num_sms_ = 132;
   int variant_ = 0;  // CudaBackendOptions::kernel_variant
   size_t l2_prefetch_bytes_ = 0;
+  bool early_attention_loads_ = false;
   bool pdl_ = true;  // CudaBackendOptions::pdl
   bool gemv_prefetch_ = false;  // CudaBackendOptions::gemv_prefetch
   bool fused_swiglu_ = true;   // CudaBackendOptions::fused_swiglu

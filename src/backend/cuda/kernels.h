@@ -264,6 +264,9 @@ struct AttnKernelParams {
   // rotate its K and write the K and V rows into the cache first (what
   // launch_rope with these parameters does), so no RoPE kernel runs before.
   RopeKernelParams rope;
+  // Decode kernel only: metadata and the first tile's K/V loads go out before
+  // griddepcontrol.wait (CudaBackendOptions::attention_early_loads).
+  bool early_loads;
   ElemType type;
   int variant;  // 0: first validated kernel; 1: loads batched ahead of use
   // Tensor-core prefill (attention_prefill.cu): sequences with at least

@@ -1,4 +1,4 @@
-// Device helpers of the int4 kernels (GEMVs, dequantize; layout in
+// Device helpers of the int4 kernels (GEMVs, GEMM, dequantize; layout in
 // int4_layout.h): the magic-number pair type of each activation type, mma.sync,
 // ldmatrix, cp.async, and the fixed-order split-K reduction. CUDA-only header.
 #pragma once
@@ -66,6 +66,15 @@ __device__ __forceinline__ uint32_t smem_u32(const void* p) {
 __device__ __forceinline__ void cp_async16(void* smem, const void* gmem, bool valid) {
   const int bytes = valid ? 16 : 0;  // 0: zero-fill, reads nothing
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(smem_u32(smem)), "l"(gmem), "r"(bytes));
+}
+// 4- and 8-byte copies (cp.async.ca: through L1).
+__device__ __forceinline__ void cp_async4(void* smem, const void* gmem, bool valid) {
+  const int bytes = valid ? 4 : 0;
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(smem_u32(smem)), "l"(gmem), "r"(bytes));
+}
+__device__ __forceinline__ void cp_async8(void* smem, const void* gmem, bool valid) {
+  const int bytes = valid ? 8 : 0;
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 8, %2;\n" ::"r"(smem_u32(smem)), "l"(gmem), "r"(bytes));
 }
 __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
 template <int N>

@@ -66,6 +66,7 @@ StatusOr<std::unique_ptr<Backend>> create_cuda_backend(const BackendOptions& opt
   env_flag("TANDEM_CUDA_FUSED_SWIGLU", &o.fused_swiglu);
   env_flag("TANDEM_CUDA_FUSED_COMBINE", &o.attention_fused_combine);
   env_flag("TANDEM_CUDA_FUSED_ROPE", &o.attention_fused_rope);
+  env_flag("TANDEM_CUDA_INT4_TC", &o.int4_tc_gemm);
   if (const char* g = std::getenv("TANDEM_CUDA_DECODE_SPLITS")) o.decode_attention_max_splits = std::atoi(g);
   o.memory_bytes = options.cuda_memory_bytes != 0 ? options.cuda_memory_bytes
                                                   : cuda::free_memory_bytes(options.cuda_device) / 10 * 9;

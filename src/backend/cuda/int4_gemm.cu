@@ -41,7 +41,6 @@
 #include "backend/cuda/kernels.h"
 
 #include <algorithm>
-#include <climits>
 #include <type_traits>
 
 namespace tandem::cuda {
@@ -282,27 +281,31 @@ bool int4_gemm_supports(int M, int K, int N, int group_size) {
   return group_size <= kInt4TileK ? kInt4TileK % group_size == 0 : group_size % kInt4TileK == 0;
 }
 
-// Time model, in units of "one block streams one k-tile": waves of blocks
-// (kBlocksPerSm per SM) x (k-tiles per split + the partial sums' cost when
-// split). A block's partials (rows x 256 fp32, written then read back, mostly
-// in L2) cost about rows / 32 k-tiles of weight reads (16 KiB each). The
-// smallest count with the least cost wins. Also capped so that the partials
-// (splits * M * N floats) stay within N * K * 2 bytes, the dequantize path's
-// scratch, which the memory planner counts (memory/planner.cpp).
+// Time model, in units of "one block streams one k-tile" (16 KiB of weights):
+// waves of blocks (kBlocksPerSm per SM) x k-tiles per split, and when split,
+// the partial sums: each block writes rows x 256 fp32 (64 KiB at 64 rows,
+// mostly into L2: about rows / 32 units) and the reduction reads all of them
+// back over the whole GPU (at about twice the HBM rate). A count must beat
+// the best smaller one by 10% (partials also cost L2 room the weights
+// could use). Also capped so that the partials (splits * M * N floats) stay
+// within N * K * 2 bytes, the dequantize path's scratch, which the memory
+// planner counts (memory/planner.cpp): this path never needs more workspace.
 int int4_gemm_num_splits(int M, int K, int N, int num_sms) {
   const int num_ktiles = K / kInt4TileK;
   const int64_t blocks = static_cast<int64_t>(ceil_div(M, kBM)) * ceil_div(N / kInt4TileN, kBNTiles);
   const int64_t slots = static_cast<int64_t>(num_sms > 0 ? num_sms : 132) * kBlocksPerSm;
   const int max_splits =
       std::min({kMaxSplits, std::max(1, num_ktiles / kMinTilesPerSplit), std::max(1, K / (2 * M))});
-  const int partial_cost = (std::min(M, kBM) + 31) / 32;
+  const double write_cost = (std::min(M, kBM) + 31) / 32;
+  const double reduce_cost_per_split = 4.0 * M * N / (static_cast<double>(slots) * kWBytes * 2);
   int best = 1;
-  int64_t best_cost = INT64_MAX;
+  double best_cost = 0;
   for (int s = 1; s <= max_splits; ++s) {
     const int tiles = ceil_div(num_ktiles, s);
     if (ceil_div(num_ktiles, tiles) != s) continue;  // same tiles as a smaller count
-    const int64_t cost = (blocks * s + slots - 1) / slots * (tiles + (s > 1 ? partial_cost : 0));
-    if (cost < best_cost) best_cost = cost, best = s;
+    const double waves = static_cast<double>((blocks * s + slots - 1) / slots);
+    const double cost = s == 1 ? waves * tiles : waves * (tiles + write_cost) + s * reduce_cost_per_split;
+    if (s == 1 || cost < 0.9 * best_cost) best_cost = cost, best = s;
   }
   return best;
 }

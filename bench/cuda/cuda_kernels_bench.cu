@@ -391,11 +391,13 @@ int main(int argc, char** argv) {
   std::string table = buf_printf("\n%-13s %-8s %6s %6s | %9s %9s | %9s %9s | %10s %10s\n", "model", "layer", "K", "N",
                                  "M=1 GB/s", "(% copy)", "M=16 GB/s", "(% copy)", "M=2048 TF", "dense TF");
   std::map<std::string, double> model_us;  // int4 linears of one decode step (all layers), default config
-  // Split-K partials of the tensor-core GEMM at the decode batch sizes below.
+  // Split-K partials of the tensor-core GEMM at the decode batch sizes below,
+  // for its own split counts and the forced ones of the sweep.
   const int gemm_rows[] = {32, 64, 128, 256};
+  const int gemm_splits[] = {1, 2, 3, 4, 6, 8, 12, 16};
   size_t gemm_partial_floats = 1;
   for (const Shape& s : shapes)
-    for (int M : gemm_rows) gemm_partial_floats = std::max(gemm_partial_floats, int4_gemm_workspace_floats(M, s.K, s.N, sms));
+    for (int M : gemm_rows) gemm_partial_floats = std::max(gemm_partial_floats, size_t{16} * M * s.N);
   float* gemm_partial = static_cast<float*>(dalloc(gemm_partial_floats * 4));
   __half* y_deq = static_cast<__half*>(dalloc(size_t{256} * 38400 * 2));  // the dequantize path's output, compared
   std::string gemm_table = buf_printf("\n%-13s %-8s %4s | %9s %7s %7s %6s | %9s %7s %7s | %7s %9s\n", "int4 decode",
@@ -461,9 +463,9 @@ int main(int argc, char** argv) {
     // path it replaces), and how far apart their outputs are.
     for (int M : gemm_rows) {
       const int splits = int4_gemm_num_splits(M, s.K, s.N, sms);
-      auto tc = [&](int i, __half* out) {
+      auto tc = [&](int i, __half* out, int force_splits = 0) {
         Int4Weight w{qw[i % copies], sz[i % copies], nullptr, nullptr, s.K, s.N, 128};
-        Int4GemmParams p{w, x, out, M, s.K, s.N, gemm_partial, sms, 0, ElemType::kF16, ElemType::kF16};
+        Int4GemmParams p{w, x, out, M, s.K, s.N, gemm_partial, sms, force_splits, ElemType::kF16, ElemType::kF16};
         launch_int4_gemm(p, st);
       };
       auto dequant = [&](int i, __half* out) {
@@ -473,6 +475,18 @@ int main(int argc, char** argv) {
         if (lt.run(g, st) != 0) std::exit(1);
       };
       const double ms_tc = time_ms([&](int i) { tc(i, y); }, 3, reps);
+      // Forced split counts: what int4_gemm_num_splits should have picked.
+      std::string sweep;
+      for (int fs : gemm_splits) {
+        if (fs > s.K / 128) continue;
+        const double us = time_ms([&](int i) { tc(i, y, fs); }, 2, quick ? 3 : 10) * 1e3;
+        sweep += buf_printf(" %d:%.1f", fs, us);
+        record("\"bench\": \"int4_gemm_splits\", \"model\": \"" + std::string(s.model) + "\", \"layer\": \"" +
+               s.name + "\", \"M\": " + std::to_string(M) + ", \"splits\": " + std::to_string(fs) +
+               ", \"us\": " + std::to_string(us));
+      }
+      std::printf("  [%s %s M=%d tensor-core GEMM: %.1f us at %d splits; forced splits:us%s]\n", s.model, s.name, M,
+                  ms_tc * 1e3, splits, sweep.c_str());
       const double ms_dq = time_ms([&](int i) { dequant(i, y); }, 2, quick ? 3 : 10);
       tc(0, y);
       dequant(0, y_deq);

@@ -1,5 +1,6 @@
 // Kernel microbenchmarks at the real shapes of Mistral-7B and DeepSeek-Coder-33B:
 // int4 GEMM GB/s (M = 1, 16) and TFLOP/s (M = 2048), dense fp16 GEMM TFLOP/s,
+// decode batches M = 32..256 on the tensor-core int4 GEMM vs dequantize + cuBLASLt,
 // paged attention decode GB/s, and the device copy bandwidth measured in the
 // same run (bytes read + written). CUDA events, medians; weights rotate over
 // copies larger than L2 so every call streams from HBM. Random data, never zeros.
@@ -123,6 +124,22 @@ double time_graph_ms(const std::function<void(int)>& fn, int reps = 20, int inne
   return ms;
 }
 
+// ||a - b|| / ||b|| of two device fp16 arrays of n elements (after the
+// benchmark's stream finishes); infinity when a is not finite.
+double rel_diff_half(const __half* a, const __half* b, size_t n) {
+  std::vector<__half> ha(n), hb(n);
+  CK(cudaStreamSynchronize(st));
+  CK(cudaMemcpy(ha.data(), a, n * 2, cudaMemcpyDeviceToHost));
+  CK(cudaMemcpy(hb.data(), b, n * 2, cudaMemcpyDeviceToHost));
+  double num = 0, den = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const double va = __half2float(ha[i]), vb = __half2float(hb[i]);
+    num += (va - vb) * (va - vb);
+    den += vb * vb;
+  }
+  return std::isfinite(num) && den > 0 ? std::sqrt(num / den) : INFINITY;
+}
+
 struct Shape {
   const char* model;
   const char* name;
@@ -232,19 +249,7 @@ void bench_attention_prefill(int reps) {
     const int inner = L > 4096 ? 1 : 2;
     const double ms_old = time_ms([&](int) { launch_attention(p_old, st); }, 1, std::min(reps, 10), inner);
     const double ms_new = time_ms([&](int) { launch_attention(p_new, st); }, 3, reps, inner);
-    CK(cudaStreamSynchronize(st));
-    std::vector<__half> a(q_elems), b(q_elems);
-    CK(cudaMemcpy(a.data(), o_old, q_elems * 2, cudaMemcpyDeviceToHost));
-    auto diff_vs_old = [&](const __half* dev) {
-      CK(cudaMemcpy(b.data(), dev, q_elems * 2, cudaMemcpyDeviceToHost));
-      double num = 0, den = 0;
-      for (size_t i = 0; i < q_elems; ++i) {
-        const double x = __half2float(a[i]), y = __half2float(b[i]);
-        num += (y - x) * (y - x);
-        den += x * x;
-      }
-      return std::isfinite(num) && den > 0 ? std::sqrt(num / den) : INFINITY;
-    };
+    auto diff_vs_old = [&](const __half* dev) { return rel_diff_half(dev, o_old, q_elems); };
     const double diff = diff_vs_old(o_new);
     // Kernel variant 1: the two-stage K/V pipeline, output poisoned first.
     AttnKernelParams p_v1 = p_new;
@@ -336,6 +341,7 @@ int main(int argc, char** argv) {
   const int sms = prop.multiProcessorCount;
   CK(cudaStreamCreateWithFlags(&st, cudaStreamNonBlocking));
   CK(int4_gemv_configure());
+  CK(int4_gemm_configure());
   const int reps = quick ? 5 : 20;
 
   // 1. Device copy bandwidth (read + write).
@@ -385,6 +391,18 @@ int main(int argc, char** argv) {
   std::string table = buf_printf("\n%-13s %-8s %6s %6s | %9s %9s | %9s %9s | %10s %10s\n", "model", "layer", "K", "N",
                                  "M=1 GB/s", "(% copy)", "M=16 GB/s", "(% copy)", "M=2048 TF", "dense TF");
   std::map<std::string, double> model_us;  // int4 linears of one decode step (all layers), default config
+  // Split-K partials of the tensor-core GEMM at the decode batch sizes below,
+  // for its own split counts and the forced ones of the sweep.
+  const int gemm_rows[] = {32, 64, 128, 256};
+  const int gemm_splits[] = {1, 2, 3, 4, 6, 8, 12, 16};
+  size_t gemm_partial_floats = 1;
+  for (const Shape& s : shapes)
+    for (int M : gemm_rows) gemm_partial_floats = std::max(gemm_partial_floats, size_t{16} * M * s.N);
+  float* gemm_partial = static_cast<float*>(dalloc(gemm_partial_floats * 4));
+  __half* y_deq = static_cast<__half*>(dalloc(size_t{256} * 38400 * 2));  // the dequantize path's output, compared
+  std::string gemm_table = buf_printf("\n%-13s %-8s %4s | %9s %7s %7s %6s | %9s %7s %7s | %7s %9s\n", "int4 decode",
+                                      "layer", "M", "TC us", "TF/s", "GB/s", "splits", "deq us", "TF/s", "GB/s",
+                                      "speedup", "rel diff");
   for (const Shape& s : shapes) {
     if (profile && std::strcmp(s.name, "gate_up") != 0) continue;
     const size_t w_bytes = size_t{s.K} * s.N / 2;
@@ -441,6 +459,52 @@ int main(int argc, char** argv) {
       ++idx;
     }
     if (profile) break;
+    // Decode batches: the tensor-core int4 GEMM vs dequantize + cuBLASLt (the
+    // path it replaces), and how far apart their outputs are.
+    for (int M : gemm_rows) {
+      const int splits = int4_gemm_num_splits(M, s.K, s.N, sms);
+      auto tc = [&](int i, __half* out, int force_splits = 0) {
+        Int4Weight w{qw[i % copies], sz[i % copies], nullptr, nullptr, s.K, s.N, 128};
+        Int4GemmParams p{w, x, out, M, s.K, s.N, gemm_partial, sms, force_splits, ElemType::kF16, ElemType::kF16};
+        launch_int4_gemm(p, st);
+      };
+      auto dequant = [&](int i, __half* out) {
+        Int4Weight w{qw[i % copies], sz[i % copies], nullptr, nullptr, s.K, s.N, 128};
+        launch_int4_dequant(w, deq, ElemType::kF16, st);
+        LtGemmArgs g{deq, x, out, M, s.N, s.K, s.K, s.N, ElemType::kF16, ElemType::kF16, ElemType::kF16};
+        if (lt.run(g, st) != 0) std::exit(1);
+      };
+      const double ms_tc = time_ms([&](int i) { tc(i, y); }, 3, reps);
+      // Forced split counts: what int4_gemm_num_splits should have picked.
+      std::string sweep;
+      for (int fs : gemm_splits) {
+        if (fs > s.K / 128) continue;
+        const double us = time_ms([&](int i) { tc(i, y, fs); }, 2, quick ? 3 : 10) * 1e3;
+        sweep += buf_printf(" %d:%.1f", fs, us);
+        record("\"bench\": \"int4_gemm_splits\", \"model\": \"" + std::string(s.model) + "\", \"layer\": \"" +
+               s.name + "\", \"M\": " + std::to_string(M) + ", \"splits\": " + std::to_string(fs) +
+               ", \"us\": " + std::to_string(us));
+      }
+      std::printf("  [%s %s M=%d tensor-core GEMM: %.1f us at %d splits; forced splits:us%s]\n", s.model, s.name, M,
+                  ms_tc * 1e3, splits, sweep.c_str());
+      const double ms_dq = time_ms([&](int i) { dequant(i, y); }, 2, quick ? 3 : 10);
+      tc(0, y);
+      dequant(0, y_deq);
+      const double diff = rel_diff_half(y, y_deq, static_cast<size_t>(M) * s.N);
+      const double flops = 2.0 * M * s.K * s.N;
+      model_us[std::string(s.model) + "/tc" + std::to_string(M)] += ms_tc * 1e3 * s.per_layer;
+      model_us[std::string(s.model) + "/deq" + std::to_string(M)] += ms_dq * 1e3 * s.per_layer;
+      gemm_table += buf_printf("%-13s %-8s %4d | %9.1f %7.0f %7.0f %6d | %9.1f %7.0f %7.0f | %6.2fx %9.1e\n", s.model,
+                               s.name, M, ms_tc * 1e3, flops / ms_tc / 1e9, bytes_read / ms_tc / 1e6, splits,
+                               ms_dq * 1e3, flops / ms_dq / 1e9, bytes_read / ms_dq / 1e6, ms_dq / ms_tc, diff);
+      record("\"bench\": \"int4_gemm_decode\", \"model\": \"" + std::string(s.model) + "\", \"layer\": \"" + s.name +
+             "\", \"K\": " + std::to_string(s.K) + ", \"N\": " + std::to_string(s.N) + ", \"M\": " + std::to_string(M) +
+             ", \"splits\": " + std::to_string(splits) + ", \"tc_us\": " + std::to_string(ms_tc * 1e3) +
+             ", \"tc_tflops\": " + std::to_string(flops / ms_tc / 1e9) + ", \"tc_weight_gbs\": " +
+             std::to_string(bytes_read / ms_tc / 1e6) + ", \"dequant_us\": " + std::to_string(ms_dq * 1e3) +
+             ", \"dequant_tflops\": " + std::to_string(flops / ms_dq / 1e9) + ", \"dequant_weight_gbs\": " +
+             std::to_string(bytes_read / ms_dq / 1e6) + ", \"rel_diff\": " + std::to_string(diff));
+    }
     // Prefill: dequantize + cuBLASLt at M = 2048.
     const int M = 2048;
     const double ms_pre = time_ms([&](int i) {
@@ -468,6 +532,19 @@ int main(int argc, char** argv) {
   }
 
   std::printf("%s", table.c_str());
+  std::printf("%s", gemm_table.c_str());
+  for (const char* m : {"mistral-7b", "deepseek-33b"}) {
+    for (int M : gemm_rows) {
+      const double us_tc = model_us[std::string(m) + "/tc" + std::to_string(M)];
+      const double us_dq = model_us[std::string(m) + "/deq" + std::to_string(M)];
+      std::printf("%s int4 linears of one decode step (M=%d): tensor-core GEMM %.0f us, dequantize + cuBLASLt %.0f us\n",
+                  m, M, us_tc, us_dq);
+      record("\"bench\": \"int4_decode_step_gemm\", \"model\": \"" + std::string(m) + "\", \"M\": " +
+             std::to_string(M) + ", \"tc_us\": " + std::to_string(us_tc) + ", \"dequant_us\": " + std::to_string(us_dq));
+    }
+  }
+  CK(cudaFree(gemm_partial));
+  CK(cudaFree(y_deq));
   for (const char* m : {"mistral-7b", "deepseek-33b"}) {
     const double roof_us = model_bytes[m] / (copy_gbs * 1e3);
     for (const char* b : {"/1v0", "/1v1", "/1v2", "/1v2pdl", "/1v0+dep", "/1v2+dep", "/1v2pdl+dep", "/16v0", "/16v1", "/16v2"}) {

@@ -79,6 +79,12 @@ struct CudaBackendOptions {
   // Decode steps run as captured CUDA graphs (Backend::supports_graphs); the
   // environment variable TANDEM_CUDA_GRAPHS=0 turns them off in create_backend.
   bool graphs = true;
+  // int4 linears of 16 < M <= 256 rows (decode batches of 17..256 sequences) run
+  // on the tensor-core int4 GEMM (int4_gemm.cu), which reads the packed weights
+  // directly; off: they dequantize the layer to fp16 and call cuBLASLt, as larger
+  // M always do. TANDEM_CUDA_INT4_TC=0 turns it off in create_backend. Not yet
+  // measured on a GPU (docs/cuda.md, "Tensor-core int4 GEMM for decode batches").
+  bool int4_tc_gemm = true;
   // Sequences with at least this many query tokens in a step take the tensor-core
   // prefill attention kernel; 0 sends every token to the CUDA-core kernel.
   int attention_prefill_min_query = 16;

@@ -1,6 +1,7 @@
 // CUDA vs CPU linear layers: dense (fp16 weights, fp16 and fp32 outputs) and int4
-// AWQ / GPTQ (v1, v2, act-order) across batch sizes that take the tensor-core
-// GEMV (M <= 16) and the dequantize + cuBLASLt path (M > 16).
+// AWQ / GPTQ (v1, v2, act-order) across batch sizes that take the GEMVs
+// (M <= 16), the tensor-core int4 GEMM (16 < M <= 256) and the dequantize +
+// cuBLASLt path (M > 256, or any M > 16 with CudaBackendOptions::int4_tc_gemm off).
 #include <algorithm>
 #include <cstdlib>
 #include <memory>
@@ -11,8 +12,21 @@
 namespace tandem::optest {
 namespace {
 
+// Row counts of decode batches that take the tensor-core int4 GEMM: partial and
+// whole 16-row mma tiles, 32-row warp tiles and 64-row block tiles.
+const std::vector<int> kTensorCoreRows = {17, 24, 31, 32, 48, 64, 65, 100, 128, 200, 256};
+
 class CudaLinear : public OpTest {
  protected:
+  // A CUDA backend with these options (3 GiB unless set, the kernel variant gpu-check asks for).
+  std::unique_ptr<Backend> make_gpu(CudaBackendOptions o) {
+    if (o.memory_bytes == CudaBackendOptions{}.memory_bytes) o.memory_bytes = size_t{3} << 30;
+    if (const char* v = std::getenv("TANDEM_CUDA_KERNEL_VARIANT")) o.kernel_variant = std::atoi(v);
+    auto g = make_cuda_backend(o);
+    EXPECT_TRUE(g.ok()) << g.status().to_string();
+    return g.ok() ? std::move(g).value() : nullptr;
+  }
+
   struct Int4Case {
     WeightFormat format;
     int K, N, G;
@@ -97,9 +111,13 @@ class CudaLinear : public OpTest {
       const auto ref = get(*cpu_, oc.view);
       const std::string what = std::string(weight_format_name(c.format)) + " K=" + std::to_string(c.K) +
                                " N=" + std::to_string(c.N) + " G=" + std::to_string(c.G) +
-                               " act_order=" + std::to_string(c.act_order) + " M=" + std::to_string(M);
-      EXPECT_LT(rel_err(get(*gpu_, og.view), ref), 3e-3) << what;
-      EXPECT_LT(rel_err(get(*gpu_, og32.view), ref), 2e-3) << what << " (fp32 out)";
+                               " act_order=" + std::to_string(c.act_order) + " M=" + std::to_string(M) +
+                               " " + dtype_name(act());
+      // bf16 (8-bit mantissa) rounds the scales, the dequantized weights and the
+      // output about 8x coarser than fp16.
+      const double tol = act() == DType::kBF16 ? 4 : 1;
+      EXPECT_LT(rel_err(get(*gpu_, og.view), ref), 3e-3 * tol) << what;
+      EXPECT_LT(rel_err(get(*gpu_, og32.view), ref), 2e-3 * tol) << what << " (fp32 out)";
     }
   }
 };
@@ -147,12 +165,9 @@ TEST_F(CudaLinear, Awq) {
 // warps with 4 tiles, with whole rings and with a remainder after the ring.
 TEST_F(CudaLinear, AwqWithGemvPrefetch) {
   CudaBackendOptions o;
-  o.memory_bytes = size_t{3} << 30;
   o.gemv_prefetch = true;
-  if (const char* v = std::getenv("TANDEM_CUDA_KERNEL_VARIANT")) o.kernel_variant = std::atoi(v);
-  auto g = make_cuda_backend(o);
-  ASSERT_TRUE(g.ok()) << g.status().to_string();
-  gpu_ = std::move(g).value();
+  gpu_ = make_gpu(o);
+  ASSERT_NE(gpu_, nullptr);
   check_int4({WeightFormat::kAwqGemm, 4096, 1024, 128, false, true, 0}, {1, 3, 4});
   check_int4({WeightFormat::kAwqGemm, 4096, 6144, 128, false, false, 0}, {1, 2});
   check_int4({WeightFormat::kAwqGemm, 14336, 4096, 128, false, false, 0}, {1, 4});
@@ -204,6 +219,119 @@ TEST_F(CudaLinear, Gptq) {
     }
   }
   check_int4({WeightFormat::kGptq, 4096, 4096, 128, true, false, 1}, {1, 16, 64});
+}
+
+// The tensor-core int4 GEMM (16 < M <= 256; 257 rows dequantize): group sizes
+// 32/64/128 and 256 (a group spans tiles), an odd number of groups (the zero
+// point is the odd half of its aligned pair), N = 136 (one 256-column block,
+// 17 of 32 tiles used), split-K (few column blocks, long K), bias, large x.
+TEST_F(CudaLinear, AwqTensorCoreGemm) {
+  for (int G : {32, 64, 128}) check_int4({WeightFormat::kAwqGemm, 1024, 136, G, false, G == 64, 0}, kTensorCoreRows);
+  check_int4({WeightFormat::kAwqGemm, 4096, 1024, 128, false, true, 0}, kTensorCoreRows);
+  check_int4({WeightFormat::kAwqGemm, 14336, 512, 128, false, false, 0}, {17, 64, 65, 256});
+  check_int4({WeightFormat::kAwqGemm, 384, 136, 128, false, true, 0}, {17, 100, 256, 257});
+  check_int4({WeightFormat::kAwqGemm, 1024, 264, 256, false, false, 0}, {33, 130});
+  check_int4({WeightFormat::kAwqGemm, 4096, 2048, 64, false, false, 0}, {40, 256});
+  check_int4({WeightFormat::kAwqGemm, 4096, 256, 128, false, false, 0, 2000.f}, {32, 256});
+}
+
+TEST_F(CudaLinear, GptqTensorCoreGemm) {
+  for (int offset : {0, 1}) {
+    for (bool act_order : {false, true}) {
+      for (int G : {32, 128}) {
+        check_int4({WeightFormat::kGptq, 1024, 264, G, act_order, offset == 0, offset}, {17, 32, 65, 256});
+      }
+    }
+  }
+  check_int4({WeightFormat::kGptq, 4096, 4096, 128, true, false, 1}, {48, 200});
+}
+
+// bf16 activations on every int4 path: GEMVs, the tensor-core GEMM, dequantize.
+TEST_F(CudaLinear, Int4Bf16) {
+  CudaBackendOptions o;
+  o.activation_dtype = DType::kBF16;
+  gpu_ = make_gpu(o);
+  ASSERT_NE(gpu_, nullptr);
+  for (int G : {32, 64, 128}) check_int4({WeightFormat::kAwqGemm, 1024, 136, G, false, true, 0}, {1, 4, 16, 17, 64, 257});
+  check_int4({WeightFormat::kAwqGemm, 4096, 1024, 128, false, false, 0}, {1, 32, 100, 256});
+  check_int4({WeightFormat::kGptq, 1024, 264, 128, true, true, 1}, {3, 24, 200});
+  check_int4({WeightFormat::kAwqGemm, 384, 136, 128, false, false, 0}, {31});
+}
+
+// The tensor-core GEMM against the dequantize + cuBLASLt path it replaces (a
+// backend with int4_tc_gemm off): the same dequantized weights and fp32 sums in
+// another order. Its split-K reduction has a fixed order: reruns are bit-identical.
+TEST_F(CudaLinear, TensorCoreGemmMatchesDequantPath) {
+  CudaBackendOptions o;
+  o.int4_tc_gemm = false;
+  auto deq = make_gpu(o);
+  ASSERT_NE(deq, nullptr);
+  for (const Int4Case& c : {Int4Case{WeightFormat::kAwqGemm, 4096, 1024, 128, false, true, 0},
+                            Int4Case{WeightFormat::kAwqGemm, 1024, 136, 32, false, false, 0},
+                            Int4Case{WeightFormat::kGptq, 2048, 520, 64, true, true, 1}}) {
+    const auto host = make_int4(c);
+    auto lt = gpu_->prepare_linear(host->w);
+    auto ld = deq->prepare_linear(host->w);
+    ASSERT_TRUE(lt.ok() && ld.ok());
+    for (int M : {17, 32, 64, 100, 256}) {
+      const auto x = random(int64_t{M} * c.K, -2, 2);
+      const std::string what = std::string(weight_format_name(c.format)) + " K=" + std::to_string(c.K) +
+                               " N=" + std::to_string(c.N) + " M=" + std::to_string(M);
+      for (DType yt : {act(), DType::kF32}) {
+        auto xt = put(*gpu_, x, act(), {M, c.K});
+        auto xd = put(*deq, x, act(), {M, c.K});
+        auto yt1 = out(*gpu_, yt, {M, c.N});
+        auto yt2 = out(*gpu_, yt, {M, c.N});
+        auto yd = out(*deq, yt, {M, c.N});
+        gpu_->linear(xt.view, **lt, yt1.view);
+        gpu_->linear(xt.view, **lt, yt2.view);
+        deq->linear(xd.view, **ld, yd.view);
+        const auto tc = get(*gpu_, yt1.view);
+        EXPECT_LT(rel_err(tc, get(*deq, yd.view)), yt == DType::kF32 ? 1e-4 : 2e-3) << what << " " << dtype_name(yt);
+        EXPECT_EQ(tc, get(*gpu_, yt2.view)) << what << " " << dtype_name(yt) << ": reruns differ";
+      }
+    }
+  }
+}
+
+// A decode-sized int4 linear (M = 32, split-K partials in the backend's scratch)
+// captured once into a CUDA graph and replayed on new inputs in the same buffers.
+TEST_F(CudaLinear, TensorCoreGemmReplaysInGraph) {
+  ASSERT_TRUE(gpu_->supports_graphs());
+  const Int4Case c{WeightFormat::kAwqGemm, 4096, 1024, 128, false, true, 0};
+  const int M = 32;
+  const auto host = make_int4(c);
+  auto lc = cpu_->prepare_linear(host->w);
+  auto lg = gpu_->prepare_linear(host->w);
+  ASSERT_TRUE(lc.ok() && lg.ok());
+  auto xg = out(*gpu_, act(), {M, c.K});
+  auto yg = out(*gpu_, act(), {M, c.N});
+  auto step = [&]() {  // new x in place; the CPU's result for it
+    const auto x = random(int64_t{M} * c.K, -2, 2);
+    std::vector<uint8_t> raw(xg.view.nbytes());
+    for (size_t i = 0; i < x.size(); ++i) store_from_f32(raw.data(), act(), static_cast<int64_t>(i), x[i]);
+    gpu_->copy_host_to_device(xg.view.data, raw.data(), raw.size());
+    auto xc = put(*cpu_, x, DType::kF32, {M, c.K});
+    auto yc = out(*cpu_, DType::kF32, {M, c.N});
+    cpu_->linear(xc.view, **lc, yc.view);
+    return get(*cpu_, yc.view);
+  };
+  // Run once directly (sizes the scratch), then capture and replay.
+  auto want = step();
+  gpu_->linear(xg.view, **lg, yg.view);
+  EXPECT_LT(rel_err(get(*gpu_, yg.view), want), 3e-3);
+  ASSERT_TRUE(gpu_->begin_capture().ok());
+  gpu_->linear(xg.view, **lg, yg.view);
+  auto graph = gpu_->end_capture();
+  ASSERT_TRUE(graph.ok()) << graph.status().to_string();
+  const std::vector<float> nan(yg.view.numel(), std::nanf(""));
+  auto poison = put(*gpu_, nan, act(), {M, c.N});
+  for (int i = 0; i < 3; ++i) {
+    want = step();
+    gpu_->copy_device_to_device(yg.view.data, poison.view.data, yg.view.nbytes());  // the replay must write all of y
+    ASSERT_TRUE(gpu_->replay(**graph));
+    EXPECT_LT(rel_err(get(*gpu_, yg.view), want), 3e-3) << "replay " << i;
+  }
 }
 
 // The fused RMSNorm prologue and residual epilogue (Backend::linear_fused,
@@ -332,6 +460,7 @@ TEST_F(CudaLinear, FusedSwiglu) {
 TEST_F(CudaLinear, ScratchThatCannotGrowThrows) {
   CudaBackendOptions o;
   o.memory_bytes = size_t{44} << 20;  // the 32 MiB cuBLASLt workspace, the layer, little else
+  o.int4_tc_gemm = false;
   auto small = make_cuda_backend(o);
   ASSERT_TRUE(small.ok()) << small.status().to_string();
   Backend& b = **small;
@@ -340,12 +469,35 @@ TEST_F(CudaLinear, ScratchThatCannotGrowThrows) {
   ASSERT_TRUE(lg.ok()) << lg.status().to_string();
   auto x = put(b, random(64 * 4096), act(), {64, 4096});
   auto y = out(b, act(), {64, 2048});
-  // M = 64 dequantizes the layer to fp16 first: 16 MiB of scratch that is not there.
+  // M = 64 without the tensor-core GEMM dequantizes the layer to fp16 first:
+  // 16 MiB of scratch that is not there.
   EXPECT_THROW(b.linear(x.view, **lg, y.view), BackendOutOfMemory);
   auto x1 = put(b, random(4096), act(), {1, 4096});
   auto y1 = out(b, act(), {1, 2048});
   b.linear(x1.view, **lg, y1.view);  // the one-row GEMV needs no such scratch
   for (float v : get(b, y1.view)) ASSERT_TRUE(std::isfinite(v));
+}
+
+// With the tensor-core GEMM (the default) the same M = 64 layer fits: its
+// split-K partials are 4 MiB, not 16 (and so it really took that path).
+TEST_F(CudaLinear, TensorCoreGemmNeedsNoDequantScratch) {
+  CudaBackendOptions o;
+  o.memory_bytes = size_t{44} << 20;
+  auto small = make_cuda_backend(o);
+  ASSERT_TRUE(small.ok()) << small.status().to_string();
+  Backend& b = **small;
+  const auto host = make_int4({WeightFormat::kAwqGemm, 4096, 2048, 128, false, false, 0});
+  auto lg = b.prepare_linear(host->w);
+  auto lc = cpu_->prepare_linear(host->w);
+  ASSERT_TRUE(lg.ok() && lc.ok());
+  const auto xv = random(64 * 4096);
+  auto x = put(b, xv, act(), {64, 4096});
+  auto y = out(b, act(), {64, 2048});
+  b.linear(x.view, **lg, y.view);
+  auto xc = put(*cpu_, xv, DType::kF32, {64, 4096});
+  auto yc = out(*cpu_, DType::kF32, {64, 2048});
+  cpu_->linear(xc.view, **lc, yc.view);
+  EXPECT_LT(rel_err(get(b, y.view), get(*cpu_, yc.view)), 3e-3);
 }
 
 TEST_F(CudaLinear, RejectsShapesTheKernelsCannotRun) {

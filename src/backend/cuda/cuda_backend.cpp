@@ -105,6 +105,7 @@ class CudaBackend : public Backend {
     fused_swiglu_ = o.fused_swiglu;
     fused_combine_ = o.attention_fused_combine;
     fused_rope_ = o.attention_fused_rope;
+    int4_tc_gemm_ = o.int4_tc_gemm;
     if (o.decode_attention_max_splits < 1 || o.decode_attention_max_splits > kMaxDecodeSplits)
       return invalid_argument("CUDA decode_attention_max_splits must be 1 to " + std::to_string(kMaxDecodeSplits) +
                               ", not " + std::to_string(o.decode_attention_max_splits));
@@ -135,6 +136,7 @@ class CudaBackend : public Backend {
     CUDA_CHECK(cudaEventCreateWithFlags(&switch_event_, cudaEventDisableTiming));
     stream_ = stream_low_;
     CUDA_CHECK(int4_gemv_configure());
+    CUDA_CHECK(int4_gemm_configure());
     const char* err = nullptr;
     if (!arena_.init(o.memory_bytes, &err)) {
       return Status(StatusCode::kResourceExhausted,
@@ -445,7 +447,11 @@ class CudaBackend : public Backend {
     const ElemType et = elem(act_), yt = elem(out.dtype);
     const int K = static_cast<int>(w.K), N = static_cast<int>(w.N);
     const size_t xperm_bytes = w.perm.data() ? static_cast<size_t>(M) * K * 2 : 0;
+    // Decode batches above the GEMV's 16 rows: the tensor-core GEMM (its split-K
+    // partials are at most N * K * 2 bytes, the dequantized layer's size).
+    const bool tc = M > 16 && int4_tc_gemm_ && int4_gemm_supports(M, K, N, w.group_size);
     const size_t rest_bytes = M <= 16 ? int4_gemv_workspace_floats(K, N, num_sms_) * 4
+                              : tc    ? int4_gemm_workspace_floats(M, K, N, num_sms_) * 4
                                       : static_cast<size_t>(N) * K * 2;
     char* ws = workspace(align(xperm_bytes) + rest_bytes);
     const void* xin = x.data;
@@ -463,6 +469,9 @@ class CudaBackend : public Backend {
       p.prefetch = gemv_prefetch_;
       p.fuse = fuse;
       launch_int4_gemv(p, stream_);
+    } else if (tc) {
+      Int4GemmParams p{iw, xin, out.data, M, K, N, reinterpret_cast<float*>(rest), num_sms_, 0, et, yt};
+      launch_int4_gemm(p, stream_);
     } else {
       launch_int4_dequant(iw, rest, et, stream_);
       gemm(rest, xin, out.data, M, N, K, yt);
@@ -827,6 +836,7 @@ class CudaBackend : public Backend {
   bool fused_swiglu_ = true;   // CudaBackendOptions::fused_swiglu
   bool fused_combine_ = false;  // CudaBackendOptions::attention_fused_combine
   bool fused_rope_ = true;     // CudaBackendOptions::attention_fused_rope
+  bool int4_tc_gemm_ = true;   // CudaBackendOptions::int4_tc_gemm
   int max_decode_splits_ = kMaxDecodeSplits;  // CudaBackendOptions::decode_attention_max_splits
   int* split_counters_ = nullptr;
   bool graphs_ = true;  // CudaBackendOptions::graphs

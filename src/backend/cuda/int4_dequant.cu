@@ -1,30 +1,17 @@
 // Helpers of the linear layers: int4 -> dense dequantization (the prefill path
 // feeds the result to cuBLASLt), act-order column gathers, bias adds.
-#include "backend/cuda/cuda_common.cuh"
 #include "backend/cuda/int4_layout.h"
+#include "backend/cuda/int4_mma.cuh"
 #include "backend/cuda/kernels.h"
 
 namespace tandem::cuda {
 namespace {
 
-template <typename T>
-struct Pair;
-template <>
-struct Pair<__half> {
-  using T2 = __half2;
-  static constexpr uint32_t kMagic = 0x64006400u;
-};
-template <>
-struct Pair<__nv_bfloat16> {
-  using T2 = __nv_bfloat162;
-  static constexpr uint32_t kMagic = 0x43004300u;
-};
-
 // One thread per (tile, lane): 32 values of column n, written into out[n][k].
 template <typename T>
-__global__ void int4_dequant_kernel(const uint4* qweight, const typename Pair<T>::T2* scale_zero,
+__global__ void int4_dequant_kernel(const uint4* qweight, const typename Int4Traits<T>::T2* scale_zero,
                                     T* out, int K, int N, int group_size) {
-  using T2 = typename Pair<T>::T2;
+  using T2 = typename Int4Traits<T>::T2;
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   const int num_ktiles = K / kInt4TileK;
   if (i >= static_cast<int64_t>(N / kInt4TileN) * num_ktiles * 32) return;
@@ -45,7 +32,7 @@ __global__ void int4_dequant_kernel(const uint4* qweight, const typename Pair<T>
     const T2 scale2 = T2{s, s}, zero2 = T2{z, z};
 #pragma unroll
     for (int pp = 0; pp < 4; ++pp) {
-      const uint32_t bits = ((words[w] >> (4 * pp)) & 0x000F000Fu) | Pair<T>::kMagic;
+      const uint32_t bits = ((words[w] >> (4 * pp)) & 0x000F000Fu) | Int4Traits<T>::kMagic;
       const T2 v = __hmul2(__hsub2(*reinterpret_cast<const T2*>(&bits), zero2), scale2);
       const int step = 2 * w + pp / 2;
       const int r = step * 16 + 2 * q + (pp % 2) * 8;

@@ -3,8 +3,8 @@
 // fp16/bf16 magic-number trick and multiplies on tensor cores (mma.m16n8k16),
 // with x staged in shared memory. Split-K over blocks keeps every SM streaming;
 // partial sums are reduced in a fixed order (deterministic, independent of M).
-#include "backend/cuda/cuda_common.cuh"
 #include "backend/cuda/int4_layout.h"
+#include "backend/cuda/int4_mma.cuh"
 #include "backend/cuda/kernels.h"
 
 namespace tandem::cuda {
@@ -17,60 +17,6 @@ constexpr int kXPad = 8;        // elements of padding per x row (bank-conflict-
 constexpr int kDefaultBlocksPerSm = 8;
 constexpr int kStages = 4;  // weight tiles in flight per warp (cp.async ring in shared memory)
 constexpr int kWeightSmemBytes = kWarps * kStages * kTilesPerWarp * 512;  // split-K target: enough loads in flight on every SM
-
-template <typename T>
-struct Int4Traits;
-template <>
-struct Int4Traits<__half> {
-  using T2 = __half2;
-  static constexpr uint32_t kMagic = 0x64006400u;  // 1024.0 in both halves
-};
-template <>
-struct Int4Traits<__nv_bfloat16> {
-  using T2 = __nv_bfloat162;
-  static constexpr uint32_t kMagic = 0x43004300u;  // 128.0 in both halves
-};
-
-__device__ __forceinline__ uint32_t as_u32(__half2 v) { return *reinterpret_cast<uint32_t*>(&v); }
-__device__ __forceinline__ uint32_t as_u32(__nv_bfloat162 v) {
-  return *reinterpret_cast<uint32_t*>(&v);
-}
-template <typename T2>
-__device__ __forceinline__ T2 from_u32(uint32_t v) {
-  return *reinterpret_cast<T2*>(&v);
-}
-
-template <typename T>
-__device__ __forceinline__ void mma_16816(float (&c)[4], const uint32_t (&a)[4], uint32_t b0,
-                                          uint32_t b1);
-template <>
-__device__ __forceinline__ void mma_16816<__half>(float (&c)[4], const uint32_t (&a)[4],
-                                                  uint32_t b0, uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
-      "{%8,%9}, {%0,%1,%2,%3};\n"
-      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-template <>
-__device__ __forceinline__ void mma_16816<__nv_bfloat16>(float (&c)[4], const uint32_t (&a)[4],
-                                                         uint32_t b0, uint32_t b1) {
-  asm volatile(
-      "mma.sync.aligned.m16n8k16.row.col.f32.bf16.bf16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
-      "{%8,%9}, {%0,%1,%2,%3};\n"
-      : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
-      : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
-}
-
-// 16-byte global -> shared copy that bypasses registers and L1 (cp.async.cg).
-__device__ __forceinline__ void cp_async16(void* smem, const void* gmem, bool valid) {
-  const uint32_t dst = static_cast<uint32_t>(__cvta_generic_to_shared(smem));
-  const int bytes = valid ? 16 : 0;  // 0: zero-fill, reads nothing
-  asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(gmem), "r"(bytes));
-}
-__device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commit_group;\n" ::); }
-template <int N>
-__device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
 
 // (pair - (magic + zero)): the exact integers q - zero of nibble pair p of `word`.
 template <typename T>
@@ -314,10 +260,7 @@ __global__ void __launch_bounds__(kWarps * 32)
       uint32_t a[2][4];
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
-        const uint32_t addr = a_base + static_cast<uint32_t>((kl + (2 * w + h) * 16) * sizeof(T));
-        asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0,%1,%2,%3}, [%4];\n"
-                     : "=r"(a[h][0]), "=r"(a[h][1]), "=r"(a[h][2]), "=r"(a[h][3])
-                     : "r"(addr));
+        ldmatrix_x4(a[h], a_base + static_cast<uint32_t>((kl + (2 * w + h) * 16) * sizeof(T)));
       }
 #pragma unroll
       for (int j = 0; j < kTilesPerWarp; ++j) {
@@ -372,8 +315,8 @@ __global__ void __launch_bounds__(kWarps * 32)
 
 // y[m, n] = sum over splits (in order) + bias.
 template <typename T, typename Y>
-__global__ void splitk_reduce_kernel(const float* partial, const T* bias, Y* y, int M, int N,
-                                     int splits, int64_t y_stride) {
+__global__ void splitk_reduce_kernel(const float* partial, const T* bias, Y* y, int M, int N, int splits,
+                                     int64_t y_stride) {
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= static_cast<int64_t>(M) * N) return;
   const int m = static_cast<int>(i / N), n = static_cast<int>(i % N);
@@ -396,6 +339,23 @@ int tiles_per_split_for(int K, int N, int num_sms, int blocks_per_sm) {
 }
 
 }  // namespace
+
+void launch_int4_splitk_reduce(const float* partial, const void* bias, void* y, int M, int N, int splits,
+                               int64_t y_stride, ElemType type, ElemType y_type, cudaStream_t stream) {
+  const int64_t n = static_cast<int64_t>(M) * N;
+  auto run = [&](auto tag) {
+    using T = decltype(tag);
+    TANDEM_DISPATCH_TYPE(y_type, Y, {
+      splitk_reduce_kernel<T, Y><<<ceil_div(n, 256), 256, 0, stream>>>(partial, static_cast<const T*>(bias),
+                                                                         static_cast<Y*>(y), M, N, splits, y_stride);
+    });
+  };
+  if (type == ElemType::kBF16) {
+    run(__nv_bfloat16{});
+  } else {
+    run(__half{});
+  }
+}
 
 int int4_gemv_num_splits(int K, int N, int num_sms, int blocks_per_sm) {
   return ceil_div(K / kInt4TileK, tiles_per_split_for(K, N, num_sms, blocks_per_sm));
@@ -456,14 +416,7 @@ void launch_int4_gemv(const Int4GemvParams& p, cudaStream_t stream) {
         static_cast<const T*>(p.w.scale_zero), static_cast<const T*>(p.x),
         static_cast<const T*>(p.w.bias), static_cast<T*>(p.y), partial, p.M, p.w.K, p.w.N,
         p.w.group_size, p.x_stride, p.y_stride, tiles);
-    if (!direct) {
-      const int64_t n = static_cast<int64_t>(p.M) * p.w.N;
-      TANDEM_DISPATCH_TYPE(p.y_type, Y, {
-        splitk_reduce_kernel<T, Y><<<ceil_div(n, 256), 256, 0, stream>>>(
-            partial, static_cast<const T*>(p.w.bias), static_cast<Y*>(p.y), p.M, p.w.N, splits,
-            p.y_stride);
-      });
-    }
+    if (!direct) launch_int4_splitk_reduce(partial, p.w.bias, p.y, p.M, p.w.N, splits, p.y_stride, p.type, p.y_type, stream);
   };
   if (p.type == ElemType::kBF16) {
     run(__nv_bfloat16{});

@@ -22,8 +22,8 @@
 // cannot overflow below |x| ~ 8000) are summed with hfma2, then the word's sum
 // goes to fp32; the scale is applied once per group in fp32. bf16 (8-bit
 // mantissa) multiplies in fp32.
-#include "backend/cuda/cuda_common.cuh"
 #include "backend/cuda/int4_layout.h"
+#include "backend/cuda/int4_mma.cuh"
 #include "backend/cuda/kernels.h"
 
 #include <type_traits>
@@ -45,40 +45,18 @@ __device__ __forceinline__ uint4 ld_stream(const uint4* p) {
   return v;
 }
 
-template <typename T>
-struct V2Traits;
-template <>
-struct V2Traits<__half> {
-  using T2 = __half2;
-  static constexpr uint32_t kMagic = 0x64006400u;
-};
-template <>
-struct V2Traits<__nv_bfloat16> {
-  using T2 = __nv_bfloat162;
-  static constexpr uint32_t kMagic = 0x43004300u;
-};
-
-template <typename T2>
-__device__ __forceinline__ T2 bits_to(uint32_t v) {
-  return *reinterpret_cast<T2*>(&v);
-}
-template <typename T2>
-__device__ __forceinline__ uint32_t to_bits(T2 v) {
-  return *reinterpret_cast<uint32_t*>(&v);
-}
-
 // Sum over the 32 rows of one word: x pairs xq (lane order), weights `word`,
 // zero pair z2 (magic + zero). fp16: returns sum / 16 (x was pre-scaled).
 template <typename T>
-__device__ __forceinline__ float word_dot(uint32_t word, const uint4& xq, typename V2Traits<T>::T2 z2) {
-  using T2 = typename V2Traits<T>::T2;
+__device__ __forceinline__ float word_dot(uint32_t word, const uint4& xq, typename Int4Traits<T>::T2 z2) {
+  using T2 = typename Int4Traits<T>::T2;
   const uint32_t xs[4] = {xq.x, xq.y, xq.z, xq.w};
   if constexpr (std::is_same_v<T, __half>) {
     __half2 h = __float2half2_rn(0.f);
 #pragma unroll
     for (int p = 0; p < 4; ++p) {
-      const __half2 d = __hsub2(bits_to<__half2>(((word >> (4 * p)) & 0x000F000Fu) | V2Traits<T>::kMagic), z2);
-      h = __hfma2(d, bits_to<__half2>(xs[p]), h);
+      const __half2 d = __hsub2(from_u32<__half2>(((word >> (4 * p)) & 0x000F000Fu) | Int4Traits<T>::kMagic), z2);
+      h = __hfma2(d, from_u32<__half2>(xs[p]), h);
     }
     const float2 f = __half22float2(h);
     return f.x + f.y;
@@ -86,9 +64,9 @@ __device__ __forceinline__ float word_dot(uint32_t word, const uint4& xq, typena
     float s = 0.f;
 #pragma unroll
     for (int p = 0; p < 4; ++p) {
-      const T2 d = __hsub2(bits_to<T2>(((word >> (4 * p)) & 0x000F000Fu) | V2Traits<T>::kMagic), z2);
+      const T2 d = __hsub2(from_u32<T2>(((word >> (4 * p)) & 0x000F000Fu) | Int4Traits<T>::kMagic), z2);
       const float2 df = __bfloat1622float2(d);
-      const float2 xf = __bfloat1622float2(bits_to<T2>(xs[p]));
+      const float2 xf = __bfloat1622float2(from_u32<T2>(xs[p]));
       s = fmaf(df.x, xf.x, s);
       s = fmaf(df.y, xf.y, s);
     }
@@ -109,7 +87,7 @@ __global__ void __launch_bounds__(32 * kC * kMaxParts)
                         int group_size, int64_t x_stride, int64_t y_stride, int kparts, bool prefetch,
                         Int4GemvFusion fuse) {
   static_assert(!kSwiglu || kC == 4, "SwiGLU blocks pair 2 gate tiles with 2 up tiles");
-  using T2 = typename V2Traits<T>::T2;
+  using T2 = typename Int4Traits<T>::T2;
   extern __shared__ __align__(16) unsigned char smem_raw[];
   uint4* xs = reinterpret_cast<uint4*>(smem_raw);
   const int words_k = K / 8;  // uint4 per x row (8 elements each)
@@ -190,15 +168,15 @@ __global__ void __launch_bounds__(32 * kC * kMaxParts)
     for (int p = 0; p < 4; ++p) {
       uint32_t b = *reinterpret_cast<const uint32_t*>(src + 8 * p);
       if (fuse.norm_weight != nullptr) {
-        const T2 xv = bits_to<T2>(b);
+        const T2 xv = from_u32<T2>(b);
         const float inv = inv_s[m];
         const float2 w = *reinterpret_cast<const float2*>(fuse.norm_weight + k0 + 8 * p);
         T2 o;
         o.x = from_f32<T>(to_f32(xv.x) * inv * w.x);
         o.y = from_f32<T>(to_f32(xv.y) * inv * w.y);
-        b = to_bits(o);
+        b = as_u32(o);
       }
-      if constexpr (std::is_same_v<T, __half>) b = to_bits(__hmul2(bits_to<__half2>(b), __float2half2_rn(0.0625f)));
+      if constexpr (std::is_same_v<T, __half>) b = as_u32(__hmul2(from_u32<__half2>(b), __float2half2_rn(0.0625f)));
       v[p] = b;
     }
     xs[i] = make_uint4(v[0], v[1], v[2], v[3]);

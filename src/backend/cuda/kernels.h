@@ -224,6 +224,31 @@ void launch_int4_gemv_v2(const Int4GemvParams& p, cudaStream_t stream);
 // kMaxL2PrefetchSpans; one thread per chunk over up to 2 blocks an SM.
 void launch_l2_prefetch(const L2PrefetchSpan* spans, int count, int num_sms, cudaStream_t stream);
 
+// y[M, N] = x[M, K] · W + bias on tensor cores for decode batches (int4_gemm.cu):
+// the backend sends 16 < M <= kInt4GemmMaxM here (CudaBackendOptions::int4_tc_gemm),
+// larger M to dequantize + cuBLASLt. Needs int4_gemm_supports(); x rows 16-byte
+// aligned (x_stride % 8 == 0), y_stride even.
+inline constexpr int kInt4GemmMaxM = 256;
+struct Int4GemmParams {
+  Int4Weight w;
+  const void* x;  // [M, K], row stride x_stride (already permuted if w.perm)
+  void* y;        // [M, N], row stride y_stride, y_type
+  int M;
+  int64_t x_stride, y_stride;
+  float* partial;  // split-K partials: int4_gemm_workspace_floats(...) floats (for `splits`: splits * M * N)
+  int num_sms;
+  int splits;      // 0: int4_gemm_num_splits(...); > 0 forces a count (benchmarks sweep it)
+  ElemType type;   // x, scales, bias (fp16 or bf16)
+  ElemType y_type;  // type or kF32
+};
+bool int4_gemm_supports(int M, int K, int N, int group_size);
+int int4_gemm_num_splits(int M, int K, int N, int num_sms);
+size_t int4_gemm_workspace_floats(int M, int K, int N, int num_sms);
+void launch_int4_gemm(const Int4GemmParams& p, cudaStream_t stream);
+// Raises the GEMM kernels' shared-memory limit (144 KiB); once per process and
+// device, before any launch or capture.
+cudaError_t int4_gemm_configure();
+
 // out[N][K] (row-major, `type`) = dequantized W^T, for the cuBLAS prefill path.
 void launch_int4_dequant(const Int4Weight& w, void* out, ElemType type, cudaStream_t stream);
 

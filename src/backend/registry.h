@@ -49,14 +49,14 @@ struct CudaBackendOptions {
   // Variant 2's GEMV reloads half of a warp's 4 tiles while it uses the other
   // half (TANDEM_CUDA_GEMV_PREFETCH=1); off: all 4, then none in flight while
   // it computes (the session-3 kernel). Off by default until measured faster
-  // (docs/cuda.md, "Decode speed, session 4").
+  // (docs/cuda-decode.md, "Decode speed, session 4").
   bool gemv_prefetch = false;
   // SwiGLU in the epilogue of the decode GEMV of a fused gate|up layer
   // (Backend::linear_fused with LinearFusion::swiglu); TANDEM_CUDA_FUSED_SWIGLU=0: off.
   bool fused_swiglu = true;
   // The decode attention's last split block merges the splits, no combine
   // kernel (TANDEM_CUDA_FUSED_COMBINE=1). Off by default until measured faster
-  // (docs/cuda.md, "Decode speed, session 4").
+  // (docs/cuda-decode.md, "Decode speed, session 4").
   bool attention_fused_combine = false;
   // Decode steps rotate q and the new K (and write the K/V rows to the cache)
   // inside the decode attention kernel (Backend::rope_kv_attention);

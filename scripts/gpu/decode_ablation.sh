@@ -5,13 +5,14 @@
 # PACKED_DIR is a folder made by scripts/pack-device.sh (its `run` script).
 # Variants (default: all of them, in this order); each sets all five switches:
 #   default     what CudaBackendOptions defaults to: RoPE + KV write and SwiGLU
-#               fused, the separate split-combine kernel, no GEMV half-ring,
-#               24 MiB of o + gate|up weights prefetched into L2 during attention
-#   nol2        default without the L2 prefetch (TANDEM_CUDA_L2_PREFETCH_MB=0)
-#   l2-N        default with N MiB of L2 prefetch
-#   session4    default of session 4: nol2
+#               fused, the separate split-combine kernel, no GEMV half-ring, no
+#               L2 prefetch, no early attention loads
+#   l2-N        default with N MiB of o + gate|up weights prefetched into L2
+#               during the attention (TANDEM_CUDA_L2_PREFETCH_MB=N)
 #   early       default + the decode attention's early loads (TANDEM_CUDA_ATTN_EARLY=1)
-#   session3    none of the five (the kernels of session 3, with the greedy fast path)
+#   best        default + early loads + the merge by the last split block
+#   bestpf      best + the GEMV half-ring reload
+#   session3    none of them (the kernels of session 3, with the greedy fast path)
 #   combine     default + the merge by the last split block (TANDEM_CUDA_FUSED_COMBINE=1)
 #   prefetch    default + the GEMV half-ring reload (TANDEM_CUDA_GEMV_PREFETCH=1)
 #   all         all four on
@@ -24,20 +25,21 @@ set -u
 packed=${1:?usage: decode_ablation.sh PACKED_DIR [VARIANT ...]}
 shift
 variants=("$@")
-[ ${#variants[@]} -gt 0 ] || variants=(default nol2 session3 combine prefetch all norope noswiglu nopdl)
+[ ${#variants[@]} -gt 0 ] || variants=(default session3 early combine best prefetch bestpf all norope noswiglu nopdl)
 out=${OUT:-/tmp/ablation}
 mkdir -p "$out"
 for v in "${variants[@]}"; do
-  rope=1 swiglu=1 combine=0 prefetch=0 l2=24 extra=()
+  rope=1 swiglu=1 combine=0 prefetch=0 l2=0 early=0 extra=()
   case $v in
     default) ;;
-    nol2|session4) l2=0 ;;
-    early) extra=(TANDEM_CUDA_ATTN_EARLY=1) ;;
+    early) early=1 ;;
+    best) early=1 combine=1 ;;
+    bestpf) early=1 combine=1 prefetch=1 ;;
     l2-*) l2=${v#l2-} ;;
     session3) rope=0 swiglu=0 l2=0 ;;
     combine) combine=1 ;;
     prefetch) prefetch=1 ;;
-    all) combine=1 prefetch=1 ;;
+    all) combine=1 prefetch=1 early=1 ;;
     norope) rope=0 ;;
     noswiglu) swiglu=0 ;;
     nopdl) extra=(TANDEM_CUDA_PDL=0) ;;
@@ -45,7 +47,7 @@ for v in "${variants[@]}"; do
     *) echo "decode_ablation: unknown variant $v" >&2; exit 2 ;;
   esac
   env=(TANDEM_CUDA_FUSED_ROPE=$rope TANDEM_CUDA_FUSED_SWIGLU=$swiglu TANDEM_CUDA_FUSED_COMBINE=$combine
-       TANDEM_CUDA_GEMV_PREFETCH=$prefetch TANDEM_CUDA_L2_PREFETCH_MB=$l2 "${extra[@]}")
+       TANDEM_CUDA_GEMV_PREFETCH=$prefetch TANDEM_CUDA_L2_PREFETCH_MB=$l2 TANDEM_CUDA_ATTN_EARLY=$early "${extra[@]}")
   env "${env[@]}" OUT="$out/$v" "$packed/run" e2e > "$out/$v.log" 2>&1
   python3 - "$out/$v/e2e_summary.jsonl" "$v" <<'PY' | tee -a "$out/ablation.txt"
 import json, sys

@@ -5,17 +5,13 @@
 # PACKED_DIR is a folder made by scripts/pack-device.sh (its `run` script).
 # Variants (default: all of them, in this order); each sets all five switches:
 #   default     what CudaBackendOptions defaults to: RoPE + KV write and SwiGLU
-#               fused, the separate split-combine kernel, no GEMV half-ring, no
-#               L2 prefetch, no early attention loads
-#   l2-N        default with N MiB of o + gate|up weights prefetched into L2
-#               during the attention (TANDEM_CUDA_L2_PREFETCH_MB=N)
-#   early       default + the decode attention's early loads (TANDEM_CUDA_ATTN_EARLY=1)
-#   best        default + early loads + the merge by the last split block
-#   bestpf      best + the GEMV half-ring reload
+#               fused, the attention's early loads, the merge by the last
+#               split block, no GEMV half-ring
+#   session4    the default of session 4: no early loads, the combine kernel
+#   early       session4 + the early loads (TANDEM_CUDA_ATTN_EARLY)
+#   combine     session4 + the merge by the last split block (TANDEM_CUDA_FUSED_COMBINE)
 #   session3    none of them (the kernels of session 3, with the greedy fast path)
-#   combine     default + the merge by the last split block (TANDEM_CUDA_FUSED_COMBINE=1)
 #   prefetch    default + the GEMV half-ring reload (TANDEM_CUDA_GEMV_PREFETCH=1)
-#   all         all four on
 #   norope      default without the fused RoPE (TANDEM_CUDA_FUSED_ROPE=0)
 #   noswiglu    default without the fused SwiGLU (TANDEM_CUDA_FUSED_SWIGLU=0)
 #   nopdl       default with TANDEM_CUDA_PDL=0
@@ -25,21 +21,18 @@ set -u
 packed=${1:?usage: decode_ablation.sh PACKED_DIR [VARIANT ...]}
 shift
 variants=("$@")
-[ ${#variants[@]} -gt 0 ] || variants=(default session3 early combine best prefetch bestpf all norope noswiglu nopdl)
+[ ${#variants[@]} -gt 0 ] || variants=(default session4 early combine session3 prefetch norope noswiglu nopdl)
 out=${OUT:-/tmp/ablation}
 mkdir -p "$out"
 for v in "${variants[@]}"; do
-  rope=1 swiglu=1 combine=0 prefetch=0 l2=0 early=0 extra=()
+  rope=1 swiglu=1 combine=1 prefetch=0 early=1 extra=()
   case $v in
     default) ;;
-    early) early=1 ;;
-    best) early=1 combine=1 ;;
-    bestpf) early=1 combine=1 prefetch=1 ;;
-    l2-*) l2=${v#l2-} ;;
-    session3) rope=0 swiglu=0 l2=0 ;;
-    combine) combine=1 ;;
+    session4) combine=0 early=0 ;;
+    early) combine=0 ;;
+    combine) early=0 ;;
+    session3) rope=0 swiglu=0 combine=0 early=0 ;;
     prefetch) prefetch=1 ;;
-    all) combine=1 prefetch=1 early=1 ;;
     norope) rope=0 ;;
     noswiglu) swiglu=0 ;;
     nopdl) extra=(TANDEM_CUDA_PDL=0) ;;
@@ -47,7 +40,7 @@ for v in "${variants[@]}"; do
     *) echo "decode_ablation: unknown variant $v" >&2; exit 2 ;;
   esac
   env=(TANDEM_CUDA_FUSED_ROPE=$rope TANDEM_CUDA_FUSED_SWIGLU=$swiglu TANDEM_CUDA_FUSED_COMBINE=$combine
-       TANDEM_CUDA_GEMV_PREFETCH=$prefetch TANDEM_CUDA_L2_PREFETCH_MB=$l2 TANDEM_CUDA_ATTN_EARLY=$early "${extra[@]}")
+       TANDEM_CUDA_GEMV_PREFETCH=$prefetch TANDEM_CUDA_ATTN_EARLY=$early "${extra[@]}")
   env "${env[@]}" OUT="$out/$v" "$packed/run" e2e > "$out/$v.log" 2>&1
   python3 - "$out/$v/e2e_summary.jsonl" "$v" <<'PY' | tee -a "$out/ablation.txt"
 import json, sys

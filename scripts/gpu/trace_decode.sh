@@ -5,7 +5,7 @@
 #   OUT=DIR scripts/gpu/trace_decode.sh TANDEM CONFIG.json [NAME]
 # TANDEM: the tandem binary; CONFIG.json: a model config (random weights,
 # --load-format dummy, prompt ids: no tokenizer). Extra environment (e.g.
-# TANDEM_CUDA_L2_PREFETCH_MB) passes through. Writes DIR/trace_NAME.txt: per
+# TANDEM_CUDA_ATTN_EARLY=0) passes through. Writes DIR/trace_NAME.txt: per
 # kernel name the time of the last full decode step (calls, sum, mean), the
 # step's wall time and the time no kernel ran. Says "not run" without nsys.
 set -u

@@ -328,12 +328,6 @@ class Backend {
     return false;
   }
   virtual void linear_fused(const TensorView& x, const PreparedLinear& w, const TensorView& out, const LinearFusion& f);
-  // A hint before ops that read little memory (the decode attention): the
-  // linears the step runs next, in order, each for `rows` input rows. A device
-  // backend may start bringing their weights into a cache meanwhile, so those
-  // linears find part of them there (CUDA: up to l2_prefetch_bytes into L2,
-  // for the batch-1 GEMV). Never changes a result. Default and CPU: nothing.
-  virtual void prefetch_weights(std::initializer_list<const PreparedLinear*> /*layers*/, int /*rows*/) {}
   virtual void rope(const RopeParams& p) = 0;
   // cache.k/v at slot_mapping[t] = k/v[t]; k, v [T, KH, D]; slots < 0 are skipped.
   virtual void write_kv(const TensorView& k, const TensorView& v, const TensorView& slot_mapping,

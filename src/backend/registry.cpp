@@ -1,7 +1,6 @@
 // The only file with backend #ifdefs (DESIGN.md: one registry chooses backends).
 #include "backend/registry.h"
 
-#include <algorithm>
 #include <cstdlib>
 
 #ifdef TANDEM_WITH_CUDA
@@ -70,8 +69,6 @@ StatusOr<std::unique_ptr<Backend>> create_cuda_backend(const BackendOptions& opt
   env_flag("TANDEM_CUDA_ATTN_EARLY", &o.attention_early_loads);
   env_flag("TANDEM_CUDA_INT4_TC", &o.int4_tc_gemm);
   if (const char* g = std::getenv("TANDEM_CUDA_DECODE_SPLITS")) o.decode_attention_max_splits = std::atoi(g);
-  if (const char* mb = std::getenv("TANDEM_CUDA_L2_PREFETCH_MB"))
-    o.l2_prefetch_bytes = static_cast<size_t>(std::max(0L, std::atol(mb))) << 20;
   o.memory_bytes = options.cuda_memory_bytes != 0 ? options.cuda_memory_bytes
                                                   : cuda::free_memory_bytes(options.cuda_device) / 10 * 9;
   return cuda::create_cuda_backend(o);

@@ -55,9 +55,9 @@ struct CudaBackendOptions {
   // (Backend::linear_fused with LinearFusion::swiglu); TANDEM_CUDA_FUSED_SWIGLU=0: off.
   bool fused_swiglu = true;
   // The decode attention's last split block merges the splits, no combine
-  // kernel (TANDEM_CUDA_FUSED_COMBINE=1). Off by default until measured faster
-  // (docs/cuda-decode.md, "Decode speed, session 4").
-  bool attention_fused_combine = false;
+  // kernel (TANDEM_CUDA_FUSED_COMBINE=0: the combine kernel). +2% at batch 1
+  // on the H100 (docs/cuda-decode.md, "Decode speed, session 5").
+  bool attention_fused_combine = true;
   // Decode steps rotate q and the new K (and write the K/V rows to the cache)
   // inside the decode attention kernel (Backend::rope_kv_attention);
   // TANDEM_CUDA_FUSED_ROPE=0: the separate RoPE + KV-write kernel.
@@ -66,16 +66,13 @@ struct CudaBackendOptions {
   // before waiting for the kernel before it (PDL), reloading each sequence's
   // newest row after the wait (TANDEM_CUDA_ATTN_EARLY=1). Only for callers that
   // write no other cache rows in the op just before it and sync the stream
-  // between steps, as Model does. Off until measured faster.
-  bool attention_early_loads = false;
+  // between steps, as Model does (TANDEM_CUDA_ATTN_EARLY=0: off). +1.6% at
+  // batch 1 on the H100, +3.7% with the fused merge (docs/cuda-decode.md).
+  bool attention_early_loads = true;
   // Most key splits of the decode attention kernel (1 to 32; TANDEM_CUDA_DECODE_SPLITS).
   // A captured decode graph serves every context length, so it takes this many
   // whenever the batch alone would not fill the GPU twice over.
   int decode_attention_max_splits = 32;
-  // Bytes of the next linears' weights (o, then gate|up) that a batch-1 decode
-  // step prefetches into L2 while its attention runs (Backend::prefetch_weights);
-  // 0: none. TANDEM_CUDA_L2_PREFETCH_MB sets it in MiB.
-  size_t l2_prefetch_bytes = size_t{24} << 20;
   // Decode steps run as captured CUDA graphs (Backend::supports_graphs); the
   // environment variable TANDEM_CUDA_GRAPHS=0 turns them off in create_backend.
   bool graphs = true;

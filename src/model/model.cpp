@@ -403,9 +403,6 @@ TensorView Model::issue(const StepMeta& m, const std::vector<KvCacheView>& kv) {
       ap.head_dim = c.head_dim;
       ap.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
       ap.sliding_window = l.sliding_window;
-      // The attention reads little memory: the o and gate|up weights that come
-      // after it can stream into the cache meanwhile (a hint; CUDA batch 1).
-      be.prefetch_weights({l.o.get(), l.gate_up ? l.gate_up.get() : l.gate.get()}, t);
       be.rope_kv_attention(rp, lv, m.slots, ap);
       if (fuse) {
         const TensorView gu = gate_up_.view.rows(0, t);

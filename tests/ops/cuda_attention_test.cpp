@@ -197,9 +197,10 @@ TEST_F(CudaAttention, Decode) {
   check({32, 8, 128, 16, 48, {{1, 1000}, {1, 40}}, false});
 }
 
-// The decode kernel's splits merged by the last split block instead of by the
-// combine kernel (CudaBackendOptions::attention_fused_combine). Each merging
-// block resets its counter, which the later calls on the same backend need.
+// The decode kernel's splits merged by the last split block (the default,
+// CudaBackendOptions::attention_fused_combine) on one backend: each merging
+// block resets its counter, which the later calls need; then the same cases
+// with the separate combine kernel and without the early loads.
 TEST_F(CudaAttention, DecodeFusedCombine) {
   CudaBackendOptions o;
   o.attention_fused_combine = true;
@@ -213,6 +214,21 @@ TEST_F(CudaAttention, DecodeFusedCombine) {
   check({8, 2, 64, 16, 0, {{1, 9000}}, false}, g.get());
   check({32, 8, 128, 16, 48, {{1, 1000}, {1, 40}}, false}, g.get());
   check({32, 8, 128, 16, 0, {{1, 577}}, false}, g.get());
+}
+
+TEST_F(CudaAttention, DecodeCombineKernelWithoutEarlyLoads) {
+  CudaBackendOptions o;
+  o.attention_fused_combine = false;
+  o.attention_early_loads = false;
+  auto g = make_gpu(o);
+  ASSERT_TRUE(g);
+  check({32, 8, 128, 16, 0, {{1, 17}, {1, 512}, {1, 33}}}, g.get());
+  check({56, 8, 128, 16, 0, {{1, 3000}}}, g.get());
+  check({56, 8, 128, 16, 0, {{1, 5}, {1, 300}, {1, 129}}, false}, g.get());
+  check({16, 1, 64, 8, 0, {{1, 1000}, {1, 7}}}, g.get());
+  check({4, 2, 32, 16, 0, {{1, 1}, {1, 40}, {1, 700}}}, g.get());
+  check({32, 8, 128, 16, 48, {{1, 1000}, {1, 40}}, false}, g.get());
+  check_rope_decode({32, 8, 128, 16, 0, {{1, 17}, {1, 514}, {1, 33}}}, 128, nullptr, g.get());
 }
 
 TEST_F(CudaAttention, PrefillAndChunks) {
@@ -386,10 +402,10 @@ TEST_F(CudaAttention, RopeKvAttentionDecode) {
   check_rope_decode({32, 8, 128, 16, 48, {{1, 1000}, {1, 40}}, false}, 128, unfused);
 }
 
-// Early loads (CudaBackendOptions::attention_early_loads): metadata and the
-// first K/V tile read before the wait for the kernel before; the new token's
-// row, written after those loads (by the kernel itself with fused RoPE, by
-// the RoPE + KV-write kernel without), must still be the one attended.
+// Early loads (CudaBackendOptions::attention_early_loads, the default): metadata
+// and the first K/V tile read before the wait for the kernel before; the new
+// token's row, written after those loads (by the kernel itself with fused
+// RoPE, by the RoPE + KV-write kernel without), must still be the one attended.
 TEST_F(CudaAttention, DecodeEarlyLoads) {
   CudaBackendOptions o;
   o.attention_early_loads = true;

@@ -175,41 +175,6 @@ TEST_F(CudaLinear, AwqWithGemvPrefetch) {
   check_int4({WeightFormat::kGptq, 2048, 512, 32, false, true, 1}, {1, 4});
 }
 
-// Backend::prefetch_weights (bulk L2 prefetch before the decode attention) is
-// a hint: the linears after it give bit-identical results, whether the budget
-// covers both layers, part of the second, or the call is for a batch the
-// prefetch does not serve; a null layer ends the list.
-TEST_F(CudaLinear, L2PrefetchLeavesResultsUnchanged) {
-  const auto o_host = make_int4({WeightFormat::kAwqGemm, 4096, 4096, 128, false, false, 0});
-  const auto gu_host = make_int4({WeightFormat::kAwqGemm, 4096, 8192, 128, false, true, 0});
-  for (size_t budget : {size_t{0}, size_t{1} << 20, size_t{10} << 20, size_t{64} << 20}) {
-    CudaBackendOptions opt;
-    opt.memory_bytes = size_t{1} << 30;
-    opt.l2_prefetch_bytes = budget;
-    auto g = make_cuda_backend(opt);
-    ASSERT_TRUE(g.ok()) << g.status().to_string();
-    Backend& gpu = **g;
-    auto o = gpu.prepare_linear(o_host->w);
-    auto gu = gpu.prepare_linear(gu_host->w);
-    ASSERT_TRUE(o.ok() && gu.ok());
-    for (int M : {1, 4, 8}) {
-      auto x = random(int64_t{M} * 4096);
-      auto xg = put(gpu, x, act(), {M, 4096});
-      auto plain_o = out(gpu, act(), {M, 4096}), plain_gu = out(gpu, act(), {M, 8192});
-      auto hinted_o = out(gpu, act(), {M, 4096}), hinted_gu = out(gpu, act(), {M, 8192});
-      gpu.linear(xg.view, **o, plain_o.view);
-      gpu.linear(xg.view, **gu, plain_gu.view);
-      gpu.prefetch_weights({o->get(), gu->get()}, M);
-      gpu.linear(xg.view, **o, hinted_o.view);
-      gpu.prefetch_weights({gu->get(), nullptr, o->get()}, M);
-      gpu.linear(xg.view, **gu, hinted_gu.view);
-      const std::string what = "budget " + std::to_string(budget) + " M=" + std::to_string(M);
-      EXPECT_EQ(get(gpu, hinted_o.view), get(gpu, plain_o.view)) << what;
-      EXPECT_EQ(get(gpu, hinted_gu.view), get(gpu, plain_gu.view)) << what;
-    }
-  }
-}
-
 TEST_F(CudaLinear, Gptq) {
   for (int offset : {0, 1}) {
     for (bool act_order : {false, true}) {

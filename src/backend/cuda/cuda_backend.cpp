@@ -110,7 +110,6 @@ class CudaBackend : public Backend {
       return invalid_argument("CUDA decode_attention_max_splits must be 1 to " + std::to_string(kMaxDecodeSplits) +
                               ", not " + std::to_string(o.decode_attention_max_splits));
     max_decode_splits_ = o.decode_attention_max_splits;
-    l2_prefetch_bytes_ = o.l2_prefetch_bytes;
     early_attention_loads_ = o.attention_early_loads;
     set_pdl_enabled(pdl_);
     graphs_ = o.graphs;
@@ -420,25 +419,6 @@ class CudaBackend : public Backend {
     fuse.residual = f.residual.empty() ? nullptr : f.residual.data;
     fuse.swiglu = f.swiglu;
     int4_linear(x, w, out, fuse);
-  }
-
-  void prefetch_weights(std::initializer_list<const PreparedLinear*> layers, int rows) override {
-    if (l2_prefetch_bytes_ == 0) return;
-    const ElemType et = elem(act_);
-    std::vector<L2PrefetchLayer> next;
-    for (const PreparedLinear* pl : layers) {
-      const auto* w = static_cast<const CudaLinear*>(pl);
-      // Only the batch-1 GEMV reads a warp's slice front to back as the plan assumes.
-      if (w == nullptr || !w->int4 || variant_ != 2 || !int4_gemv_v2_supports(rows, static_cast<int>(w->K), et, et))
-        break;
-      next.push_back({reinterpret_cast<uint64_t>(w->qweight.data()), reinterpret_cast<uint64_t>(w->scale_zero.data()),
-                      static_cast<int64_t>(w->scale_zero.bytes()), static_cast<int>(w->K), static_cast<int>(w->N),
-                      int4_gemv_v2_kparts(static_cast<int>(w->K), static_cast<int>(w->N), num_sms_)});
-    }
-    std::vector<L2PrefetchSpan> spans;
-    plan_l2_prefetch(next, static_cast<int64_t>(l2_prefetch_bytes_), &spans);
-    launch_l2_prefetch(spans.data(), static_cast<int>(spans.size()), num_sms_, stream_);
-    CUDA_CHECK_LAUNCH();
   }
 
   // The int4 paths of linear(); `fuse` only where int4_gemv_fuses (linear_fused).
@@ -829,8 +809,7 @@ class CudaBackend : public Backend {
   int device_ = 0;
   int num_sms_ = 132;
   int variant_ = 0;  // CudaBackendOptions::kernel_variant
-  size_t l2_prefetch_bytes_ = 0;
-  bool early_attention_loads_ = false;
+  bool early_attention_loads_ = true;
   bool pdl_ = true;  // CudaBackendOptions::pdl
   bool gemv_prefetch_ = false;  // CudaBackendOptions::gemv_prefetch
   bool fused_swiglu_ = true;   // CudaBackendOptions::fused_swiglu

@@ -7,7 +7,6 @@
 #include <cstddef>
 #include <cstdint>
 
-#include "backend/cuda/l2_prefetch_plan.h"
 
 namespace tandem::cuda {
 
@@ -219,10 +218,6 @@ bool int4_gemv_v2_swiglu(int N, int num_sms);
 int int4_gemv_v2_kparts(int K, int N, int num_sms);
 cudaError_t int4_gemv_v2_configure();
 void launch_int4_gemv_v2(const Int4GemvParams& p, cudaStream_t stream);
-
-// Bulk L2 prefetches of the spans (l2_prefetch_plan.h), at most
-// kMaxL2PrefetchSpans; one thread per chunk over up to 2 blocks an SM.
-void launch_l2_prefetch(const L2PrefetchSpan* spans, int count, int num_sms, cudaStream_t stream);
 
 // y[M, N] = x[M, K] · W + bias on tensor cores for decode batches (int4_gemm.cu):
 // the backend sends 16 < M <= kInt4GemmMaxM here (CudaBackendOptions::int4_tc_gemm),

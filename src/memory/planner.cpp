@@ -13,8 +13,11 @@ namespace {
 
 // Split-K decode attention: partial outputs per split (FlashDecoding style).
 constexpr int64_t kMaxDecodeSplits = 16;
-// Below this many tokens in a step, int4 GEMMs run fused (no dequantized copy).
-constexpr int64_t kDequantGemmMinTokens = 64;
+// From this many tokens in a step, int4 linears need scratch of up to N * K * 2
+// bytes: the tensor-core GEMM's split-K partials up to 256 rows (its split rule
+// keeps them within that), the layer dequantized to fp16 above. At most 16 rows
+// run the GEMVs, whose small split-K sums the arena slack covers.
+constexpr int64_t kInt4ScratchMinTokens = 17;
 
 int64_t round_up(int64_t v, int64_t granule) { return granule <= 1 ? v : (v + granule - 1) / granule * granule; }
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
@@ -306,7 +309,7 @@ ActivationBreakdown activation_breakdown(const ModelConfig& s, const PlanOptions
   b.sampling = n * v * 8;
   if (gpu) {
     b.decode_partials = n * nq * kMaxDecodeSplits * (d + 2) * 4;
-    if (s.quant.is_int4() && t >= kDequantGemmMinTokens)
+    if (s.quant.is_int4() && t >= kInt4ScratchMinTokens)
       b.dequant_scratch = largest_linear_elements(s, fused) * 2;
   }
   b.rope_table = max_model_len * d * 4;

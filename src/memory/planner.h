@@ -60,7 +60,7 @@ struct ActivationBreakdown {
   int64_t logits = 0;           // S x V x 4 (fp32 logits of each sequence's last token)
   int64_t sampling = 0;         // S x V x 8 (fp32 probabilities + int32 sort indices for top-k/p)
   int64_t decode_partials = 0;  // S x nq x splits x (d + 2) x 4 (split-K decode attention, GPU)
-  int64_t dequant_scratch = 0;  // largest linear K x N x 2 (prefill dequantizes one int4 layer, GPU)
+  int64_t dequant_scratch = 0;  // largest linear K x N x 2 (GPU, steps of > 16 tokens: int4 GEMM partials or dequantized layer)
   int64_t rope_table = 0;       // max_model_len x d x 4 (cos and sin, fp32, d/2 each)
   int64_t metadata = 0;         // S x ceil(L / page) x 4 (block tables) + T x 16 (ids, positions, slots)
   int64_t arena_slack = 0;      // GPU: kCudaArenaSlackBytes (alignment, metadata growth, fragments)

@@ -65,6 +65,18 @@ TEST(Planner, MistralWorkspaceByHand) {
                            2228224 + (64LL << 20));
 }
 
+// Steps of 17..256 tokens run the tensor-core int4 GEMM, whose split-K partials
+// need up to the same N * K * 2 bytes; 16 tokens or fewer run the GEMVs.
+TEST(Planner, Int4ScratchFromSeventeenTokens) {
+  const auto m = model("general", "mistral-7b-v0.1-awq");
+  PlanOptions o = options(kGB);
+  o.max_num_batched_tokens = 16;
+  o.max_num_seqs = 16;
+  EXPECT_EQ(activation_breakdown(m.config, o, 32768).dequant_scratch, 0);
+  o.max_num_batched_tokens = 17;
+  EXPECT_EQ(activation_breakdown(m.config, o, 32768).dequant_scratch, 4096LL * 2 * 14336 * 2);
+}
+
 TEST(Planner, CpuWorkspaceIsFp32WithoutGpuScratch) {
   const auto m = model("general", "mistral-7b-v0.1-awq");
   PlanOptions o = options(kGB);

@@ -45,7 +45,8 @@ int serve_main(int argc, char** argv, const ModelServiceFactoryMaker& make_facto
   std::string overheads_path;
   std::optional<int> concurrent_steps, shared_step_tokens;
   app.add_option("--concurrent-steps", concurrent_steps,
-                 "with --gpu-budget: model steps that may run at once on their streams, 1 (default) or 2");
+                 "with --gpu-budget: model steps that may run at once on their streams, 1 or 2 "
+                 "(default: 2 on CUDA, the least served model's on a high-priority stream; 1 on CPU)");
   app.add_option("--shared-step-tokens", shared_step_tokens,
                  "with --gpu-budget: tokens per step of a backlogged model while another model waits for the GPU "
                  "(default 512; 0: no cap; every model)");

@@ -170,6 +170,13 @@ void EngineOverrides::apply_to(EngineOptions* o) const {
   if (shared_step_tokens) o->shared_step_tokens = *shared_step_tokens;
 }
 
+StatusOr<int> resolve_concurrent_steps(int configured, const std::string& device) {
+  if (configured < 0 || configured > 2)
+    return invalid_argument("--concurrent-steps must be 1 or 2, got " + std::to_string(configured));
+  if (configured > 0) return configured;
+  return device == "cuda" ? 2 : 1;
+}
+
 StatusOr<uint64_t> parse_size(const std::string& text) {
   std::string s = trim(text);
   size_t i = 0;

@@ -52,9 +52,16 @@ struct ServerConfig {
   // With gpu_budget on CUDA: measured overheads (`tandem plan --measure-overheads`)
   // instead of the built-in constants. Empty: the constants.
   std::string overheads_path;
-  // With gpu_budget: engine steps that may run at once on their own streams (1 or 2).
-  int concurrent_steps = 1;
+  // With gpu_budget: engine steps that may run at once on their own streams (1 or
+  // 2); 0: 2 on CUDA (the least served model's step on a high-priority stream:
+  // its TTFT p99 stays within 2x of alone under another model's flood, docs/memory.md),
+  // 1 on CPU (the models' thread pools would share the cores).
+  int concurrent_steps = 0;
 };
+
+// ServerConfig::concurrent_steps as used on `device` ("cuda" or "cpu"): 0 gives
+// 2 on CUDA and 1 on CPU; 1 and 2 stay; anything else is kInvalidArgument.
+StatusOr<int> resolve_concurrent_steps(int configured, const std::string& device);
 
 // "96GiB", "512MiB", "1.5GB", "1073741824" -> bytes.
 StatusOr<uint64_t> parse_size(const std::string& text);

@@ -77,11 +77,9 @@ StatusOr<std::unique_ptr<ServingBudget>> ServingBudget::create(const ServerConfi
                               ? largest_cap + memory::kDefaultStepOverheadTokens
                               : b->plan_.options.max_num_batched_tokens;
   b->pool_ = std::make_unique<memory::KvChunkPool>(b->plan_.num_chunks, b->plan_.chunk_bytes, std::move(pool_models));
-  // One step at a time by default: the arbiter's weighted order then decides who gets the GPU.
-  if (config.concurrent_steps < 1 || config.concurrent_steps > 2)
-    return invalid_argument("--concurrent-steps must be 1 or 2, got " + std::to_string(config.concurrent_steps));
+  ASSIGN_OR_RETURN(const int concurrent, resolve_concurrent_steps(config.concurrent_steps, b->device_));
   b->arbiter_ = std::make_unique<memory::StepArbiter>(std::move(names), std::move(weights), quantum,
-                                                      config.concurrent_steps, memory::kDefaultStepOverheadTokens,
+                                                      concurrent, memory::kDefaultStepOverheadTokens,
                                                       std::move(shared_step));
   return b;
 }

@@ -8,6 +8,18 @@
 namespace tandem::server {
 namespace {
 
+// Overlapping steps by default on CUDA (the fairness benchmark in docs/memory.md),
+// one at a time on CPU, an explicit count kept, a bad one refused by name.
+TEST(ServerConfigTest, ConcurrentStepsDefaultFollowsTheDevice) {
+  EXPECT_EQ(*resolve_concurrent_steps(0, "cuda"), 2);
+  EXPECT_EQ(*resolve_concurrent_steps(0, "cpu"), 1);
+  EXPECT_EQ(*resolve_concurrent_steps(1, "cuda"), 1);
+  EXPECT_EQ(*resolve_concurrent_steps(2, "cpu"), 2);
+  const auto bad = resolve_concurrent_steps(3, "cuda");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("--concurrent-steps"), std::string::npos);
+}
+
 TEST(ServerConfigTest, ParseSize) {
   EXPECT_EQ(*parse_size("96GiB"), 96ull << 30);
   EXPECT_EQ(*parse_size("512 MiB"), 512ull << 20);

@@ -6,9 +6,11 @@
 # Run from a folder holding: tandem (+ lib/ with libsentencepiece), the two
 # config .json files (configs/models/) and tokenizer/ (a tokenizer folder; both
 # vocabularies cover its 32000 ids): dummy weights still need tokenizer files
-# next to the config. Results: $OUT/{pair,coder_alone,general_alone}.json + logs.
+# next to the config. SERVE_ARGS adds flags to every serve (e.g. "--gpu-budget
+# 76GiB"). Results: $OUT/{pair,coder_alone,general_alone}.json + logs.
 set -u
 OUT=${OUT:-/tmp/pair}
+mkdir -p "$OUT"
 export LD_LIBRARY_PATH=$PWD/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 for m in deepseek-coder-33b-instruct-awq mistral-7b-v0.1-awq; do
   mkdir -p /tmp/$m && cp $m.json /tmp/$m/config.json || exit 1
@@ -20,7 +22,7 @@ BENCH=(--base-url http://127.0.0.1:8000 --input-len 512 --output-len 128 --reque
 
 serve_and_wait() {  # tag, serve args...
   local tag=$1; shift
-  ./tandem serve --device cuda --load-format dummy --port 8000 --max-model-len 2048 "$@" > "$OUT/serve_$tag.log" 2>&1 &
+  ./tandem serve --device cuda --load-format dummy --port 8000 --max-model-len 2048 ${SERVE_ARGS:-} "$@" > "$OUT/serve_$tag.log" 2>&1 &
   SERVE_PID=$!
   for _ in $(seq 1 240); do
     local h

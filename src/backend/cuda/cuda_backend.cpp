@@ -10,21 +10,13 @@
 #include <string>
 #include <vector>
 
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/cuda_linear.h"
 #include "backend/cuda/device_arena.h"
-#include "backend/cuda/int4_repack.h"
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/int4_layout.h"
 #include "backend/cuda/lt_gemm.h"
-#include "backend/random_weights.h"
 #include "common/check.h"
-
-#define CUDA_CHECK(expr)                                                              \
-  do {                                                                                \
-    const cudaError_t tandem_err_ = (expr);                                           \
-    CHECK_MSG(tandem_err_ == cudaSuccess, #expr << ": " << cudaGetErrorString(tandem_err_)); \
-  } while (0)
-// After a launch: configuration errors are reported at once, faults at the next sync.
-#define CUDA_CHECK_LAUNCH() CUDA_CHECK(cudaGetLastError())
 
 namespace tandem::cuda {
 
@@ -39,36 +31,6 @@ constexpr size_t kLtWorkspaceBytes = 32ull << 20;
 // The decode attention's split counters (AttnKernelParams::split_counters), the
 // last 64 KiB of that region: the plans count the region already.
 constexpr size_t kSplitCounterBytes = 64ull << 10;
-
-ElemType elem(DType t) {
-  switch (t) {
-    case DType::kF32: return ElemType::kF32;
-    case DType::kF16: return ElemType::kF16;
-    case DType::kBF16: return ElemType::kBF16;
-    default: break;
-  }
-  CHECK_MSG(false, "not a float dtype: " << dtype_name(t));
-  return ElemType::kF32;
-}
-
-class CudaLinear : public PreparedLinear {
- public:
-  int64_t num_out() const override { return N; }
-  int64_t num_in() const override { return K; }
-  size_t nbytes() const override {
-    return weight.bytes() + qweight.bytes() + scale_zero.bytes() + perm.bytes() + bias.bytes();
-  }
-
-  bool int4 = false;
-  int64_t N = 0, K = 0;
-  int group_size = 0;
-  DType dtype = DType::kF16;  // dense weight / scales / bias type (= activation type)
-  DeviceBuffer weight;      // dense [N, K]
-  DeviceBuffer qweight;     // int4 tiled
-  DeviceBuffer scale_zero;  // scales [K/G, N] then zeros [N, K/G]
-  DeviceBuffer perm;        // [K] or empty
-  DeviceBuffer bias;        // [N] or empty
-};
 
 class CudaGraph : public Backend::Graph {
  public:
@@ -252,38 +214,7 @@ class CudaBackend : public Backend {
   }
 
   StatusOr<std::unique_ptr<PreparedLinear>> prepare_linear(const LinearWeight& w) override {
-    auto out = std::make_unique<CudaLinear>();
-    out->N = w.num_out;
-    out->K = w.num_in;
-    out->dtype = act_;
-    if (!w.bias.empty()) {
-      if (w.bias.numel() != w.num_out || !is_float_dtype(w.bias.dtype))
-        return invalid_argument(w.name + ": bias has shape " + w.bias.shape_string());
-      ASSIGN_OR_RETURN(DeviceTensor b, upload(w.bias, act_));
-      out->bias = std::move(b.buffer);
-    }
-    if (w.format == WeightFormat::kDense) {
-      if (w.weight.ndim != 2 || w.weight.shape[0] != w.num_out || w.weight.shape[1] != w.num_in ||
-          !is_float_dtype(w.weight.dtype))
-        return invalid_argument(w.name + ": weight has shape " + w.weight.shape_string() +
-                                ", expected [" + std::to_string(w.num_out) + ", " +
-                                std::to_string(w.num_in) + "]");
-      ASSIGN_OR_RETURN(DeviceTensor t, upload(w.weight, act_));
-      out->weight = std::move(t.buffer);
-      return std::unique_ptr<PreparedLinear>(std::move(out));
-    }
-    ASSIGN_OR_RETURN(Int4Packed packed, repack_int4(w, act_));
-    out->int4 = true;
-    out->group_size = packed.group_size;
-    ASSIGN_OR_RETURN(out->qweight, allocate(packed.qweight.size() * 4));
-    copy_host_to_device(out->qweight.data(), packed.qweight.data(), packed.qweight.size() * 4);
-    ASSIGN_OR_RETURN(out->scale_zero, allocate(packed.scale_zero.size() * 2));
-    copy_host_to_device(out->scale_zero.data(), packed.scale_zero.data(), packed.scale_zero.size() * 2);
-    if (!packed.perm.empty()) {
-      ASSIGN_OR_RETURN(out->perm, allocate(packed.perm.size() * 4));
-      copy_host_to_device(out->perm.data(), packed.perm.data(), packed.perm.size() * 4);
-    }
-    return std::unique_ptr<PreparedLinear>(std::move(out));
+    return prepare_cuda_linear(*this, w, act_);
   }
 
   void fill_random_uniform(const TensorView& t, float lo, float hi, uint64_t seed) override {
@@ -291,52 +222,8 @@ class CudaBackend : public Backend {
     CUDA_CHECK_LAUNCH();
   }
 
-  // The prepared layout drawn in place (same value distribution as the default's
-  // host checkpoint + repack: random nibbles stay uniform under any reordering).
   StatusOr<std::unique_ptr<PreparedLinear>> prepare_random_linear(const LinearWeight& w, uint64_t seed) override {
-    auto out = std::make_unique<CudaLinear>();
-    const int64_t N = w.num_out, K = w.num_in, G = w.group_size;
-    out->N = N;
-    out->K = K;
-    out->dtype = act_;
-    const float a = random_weight_bound(K);
-    auto uniform = [&](DeviceBuffer* buf, int64_t n, float lo, float hi, uint64_t part) -> Status {
-      ASSIGN_OR_RETURN(*buf, allocate(n * dtype_size(act_)));
-      fill_random_uniform(TensorView(buf->data(), act_, {n}), lo, hi, random_subseed(seed, part));
-      return ok_status();
-    };
-    if (w.bias.ndim > 0) RETURN_IF_ERROR(uniform(&out->bias, N, -a, a, kPartBias));
-    if (w.format == WeightFormat::kDense) {
-      RETURN_IF_ERROR(uniform(&out->weight, N * K, -a, a, kPartWeight));
-      return std::unique_ptr<PreparedLinear>(std::move(out));
-    }
-    // The checks repack_int4 makes for a checkpoint.
-    if (G <= 0 || K % G != 0 || K % kInt4TileK != 0 || N % kInt4TileN != 0 || G % 32 != 0)
-      return invalid_argument(w.name + ": CUDA int4 kernels need K % 128 == 0, N % 8 == 0, group size % 32 == 0 "
-                              "and dividing K (K=" + std::to_string(K) + ", N=" + std::to_string(N) +
-                              ", G=" + std::to_string(G) + ")");
-    const int64_t ng = K / G;
-    out->int4 = true;
-    out->group_size = static_cast<int>(G);
-    ASSIGN_OR_RETURN(out->qweight, allocate(K * N / 8 * 4));
-    launch_random_fill({out->qweight.data(), K * N / 8, RandomFillMode::kNibbles, ElemType::kF32, 0.f, 0.f, 0.f, 0, 15,
-                        random_subseed(seed, kPartWeight)}, stream_);
-    CUDA_CHECK_LAUNCH();
-    // scales [K/G][N], then zeros [N][K/G] stored as magic + zero (int4_layout.h).
-    ASSIGN_OR_RETURN(out->scale_zero, allocate(N * ng * 2 * 2));
-    fill_random_uniform(TensorView(out->scale_zero.data(), act_, {ng * N}), random_scale_lo(K), random_scale_hi(K),
-                        random_subseed(seed, kPartScales));
-    const float magic = act_ == DType::kBF16 ? 128.f : 1024.f;
-    launch_random_fill({static_cast<char*>(out->scale_zero.data()) + N * ng * 2, N * ng, RandomFillMode::kInteger,
-                        elem(act_), 0.f, 0.f, magic, kRandomZeroLo, kRandomZeroHi, random_subseed(seed, kPartZeros)},
-                       stream_);
-    CUDA_CHECK_LAUNCH();
-    if (w.format == WeightFormat::kGptq && w.g_idx.ndim > 0) {
-      const std::vector<int32_t> perm = random_act_order_perm(K, random_subseed(seed, kPartGroupIndex));
-      ASSIGN_OR_RETURN(out->perm, allocate(K * 4));
-      copy_host_to_device(out->perm.data(), perm.data(), K * 4);
-    }
-    return std::unique_ptr<PreparedLinear>(std::move(out));
+    return prepare_random_cuda_linear(*this, w, act_, seed, stream_);
   }
 
   void embedding(const TensorView& table, const TensorView& ids, const TensorView& out) override {

@@ -8,7 +8,8 @@
 #   .device/NAME/run e2e          # = gpu-check --bin .device/NAME --out $OUT e2e
 # Binaries are stripped and xz-compressed together as one solid bins.tar.xz
 # (they share most of their code: ~13 MiB for all four instead of ~10 each; the
-# device unpacks it with python3's tarfile); libsentencepiece goes into lib/.
+# device unpacks it with python3's tarfile); libsentencepiece goes into lib/,
+# the Mistral and Qwen2.5 tokenizer files into tok/ (serving_checks.sh).
 # Remove the folder when done.
 set -euo pipefail
 name=${1:?usage: scripts/pack-device.sh NAME [TARGET...]}
@@ -58,6 +59,14 @@ cd "$here/../.."  # the repository root (configs/, fixtures/, models/)
 exec "$here/gpu-check" --bin "$here" --out "${OUT:-/tmp/gpu-check}" "$@"
 RUN
 chmod +x "$dest/run" "$dest/gpu-check"
+# Tokenizer files for the serving checks (scripts/gpu/serving_checks.sh): the
+# device has no network and .cache is not tracked; xz'd, ~3 MiB.
+for t in mistral qwen2_5; do
+  src=.cache/data/tokenizers/$t
+  [ -f "$src/tokenizer.json" ] || { echo "pack-device: no $src (scripts/fetch_data.sh): serving checks will lack it" >&2; continue; }
+  mkdir -p "$dest/tok/$t"
+  for f in tokenizer.json tokenizer_config.json; do xz -9 -c "$src/$f" > "$dest/tok/$t/$f.xz"; done
+done
 size=$(du -sm "$dest" | cut -f1)
 echo "packed $dest (${size} MiB): $(cd "$dest" && ls | tr '\n' ' ')"
 [ "$size" -le 20 ] || echo "pack-device: warning: ${size} MiB is above the ~20 MiB a device run should carry" >&2

@@ -132,7 +132,10 @@ class CudaBackend : public Backend {
   }
   void copy_host_to_device(void* dst, const void* src, size_t bytes) override {
     CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream_));
-    CUDA_CHECK(cudaStreamSynchronize(stream_));  // the host buffer may go away on return
+    // The host buffer may go away on return. The sync also ends every kernel
+    // before a step's metadata upload, which the decode attention's early
+    // loads rely on (attention_early_loads): keep it if this becomes async.
+    CUDA_CHECK(cudaStreamSynchronize(stream_));
   }
   void copy_device_to_host(void* dst, const void* src, size_t bytes) override {
     CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream_));

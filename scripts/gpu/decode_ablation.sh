@@ -12,6 +12,7 @@
 #   combine     session4 + the merge by the last split block (TANDEM_CUDA_FUSED_COMBINE)
 #   session3    none of them (the kernels of session 3, with the greedy fast path)
 #   prefetch    default + the GEMV half-ring reload (TANDEM_CUDA_GEMV_PREFETCH=1)
+#   ringN       default + the GEMV's shared-memory ring of N rounds (TANDEM_CUDA_GEMV_RING=N)
 #   norope      default without the fused RoPE (TANDEM_CUDA_FUSED_ROPE=0)
 #   noswiglu    default without the fused SwiGLU (TANDEM_CUDA_FUSED_SWIGLU=0)
 #   nopdl       default with TANDEM_CUDA_PDL=0
@@ -37,6 +38,7 @@ for v in "${variants[@]}"; do
     noswiglu) swiglu=0 ;;
     nopdl) extra=(TANDEM_CUDA_PDL=0) ;;
     splits*) extra=(TANDEM_CUDA_DECODE_SPLITS=${v#splits}) ;;
+    ring*) extra=(TANDEM_CUDA_GEMV_RING=${v#ring}) ;;
     *) echo "decode_ablation: unknown variant $v" >&2; exit 2 ;;
   esac
   env=(TANDEM_CUDA_FUSED_ROPE=$rope TANDEM_CUDA_FUSED_SWIGLU=$swiglu TANDEM_CUDA_FUSED_COMBINE=$combine

@@ -69,6 +69,7 @@ StatusOr<std::unique_ptr<Backend>> create_cuda_backend(const BackendOptions& opt
   env_flag("TANDEM_CUDA_ATTN_EARLY", &o.attention_early_loads);
   env_flag("TANDEM_CUDA_INT4_TC", &o.int4_tc_gemm);
   if (const char* g = std::getenv("TANDEM_CUDA_DECODE_SPLITS")) o.decode_attention_max_splits = std::atoi(g);
+  if (const char* g = std::getenv("TANDEM_CUDA_GEMV_RING")) o.gemv_ring = std::atoi(g);
   o.memory_bytes = options.cuda_memory_bytes != 0 ? options.cuda_memory_bytes
                                                   : cuda::free_memory_bytes(options.cuda_device) / 10 * 9;
   return cuda::create_cuda_backend(o);

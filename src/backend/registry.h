@@ -51,6 +51,11 @@ struct CudaBackendOptions {
   // it computes (the session-3 kernel). Off by default until measured faster
   // (docs/cuda-decode.md, "Decode speed, session 4").
   bool gemv_prefetch = false;
+  // Variant 2's GEMV keeps this many rounds of 4 tiles per warp in flight
+  // through shared memory (cp.async), refilling each as it is used, instead
+  // of 4 tiles in registers; 2-4, fewer where shared memory is short; 0: off
+  // (TANDEM_CUDA_GEMV_RING=N). Off until measured on a GPU (docs/cuda-decode.md).
+  int gemv_ring = 0;
   // SwiGLU in the epilogue of the decode GEMV of a fused gate|up layer
   // (Backend::linear_fused with LinearFusion::swiglu); TANDEM_CUDA_FUSED_SWIGLU=0: off.
   bool fused_swiglu = true;

@@ -175,6 +175,32 @@ TEST_F(CudaLinear, AwqWithGemvPrefetch) {
   check_int4({WeightFormat::kGptq, 2048, 512, 32, false, true, 1}, {1, 4});
 }
 
+// The decode GEMV with its tiles in flight through a shared-memory ring
+// (CudaBackendOptions::gemv_ring): rings of 2, 3 and 4 rounds, warps with
+// fewer tiles than a round, partial last rounds, a layer (K = 14336 with
+// 8 warps along K) whose ring is cut to what shared memory holds. gpu-check
+// also reruns every CudaLinear test with TANDEM_CUDA_GEMV_RING=3.
+TEST_F(CudaLinear, AwqWithGemvRing) {
+  for (int ring : {2, 3, 4}) {
+    CudaBackendOptions o;
+    o.memory_bytes = size_t{2} << 30;
+    o.gemv_ring = ring;
+    auto g = make_cuda_backend(o);
+    ASSERT_TRUE(g.ok()) << g.status().to_string();
+    gpu_ = std::move(g).value();
+    check_int4({WeightFormat::kAwqGemm, 4096, 1024, 128, false, true, 0}, {1, 3, 4});
+    check_int4({WeightFormat::kAwqGemm, 4096, 6144, 128, false, false, 0}, {1, 2});
+    check_int4({WeightFormat::kAwqGemm, 14336, 4096, 128, false, false, 0}, {1, 4});
+    check_int4({WeightFormat::kAwqGemm, 1408, 2048, 64, false, false, 0}, {1, 2});
+    check_int4({WeightFormat::kAwqGemm, 512, 136, 32, false, false, 0}, {1, 3});
+    check_int4({WeightFormat::kGptq, 2048, 512, 32, false, true, 1}, {1, 4});
+    check_int4({WeightFormat::kGptq, 1024, 264, 32, true, false, 0}, {1, 2});
+  }
+  CudaBackendOptions bad;
+  bad.gemv_ring = 5;
+  EXPECT_FALSE(make_cuda_backend(bad).ok());
+}
+
 TEST_F(CudaLinear, Gptq) {
   for (int offset : {0, 1}) {
     for (bool act_order : {false, true}) {

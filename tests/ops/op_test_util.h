@@ -35,6 +35,7 @@ class OpTest : public ::testing::Test {
     // scripts/gpu-check runs the op tests once per kernel variant.
     if (const char* v = std::getenv("TANDEM_CUDA_KERNEL_VARIANT")) o.kernel_variant = std::atoi(v);
     if (const char* v = std::getenv("TANDEM_CUDA_PDL")) o.pdl = std::atoi(v) != 0;
+    if (const char* v = std::getenv("TANDEM_CUDA_GEMV_RING")) o.gemv_ring = std::atoi(v);  // gpu-check reruns CudaLinear.*
     auto g = make_cuda_backend(o);
     ASSERT_TRUE(g.ok()) << g.status().to_string();
     gpu_ = std::move(g).value();

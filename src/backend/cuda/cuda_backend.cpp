@@ -64,6 +64,9 @@ class CudaBackend : public Backend {
     variant_ = o.kernel_variant;
     pdl_ = o.pdl;
     gemv_prefetch_ = o.gemv_prefetch;
+    if (o.gemv_ring < 0 || o.gemv_ring > 4)
+      return invalid_argument("CUDA gemv_ring must be 0 to 4 rounds, not " + std::to_string(o.gemv_ring));
+    gemv_ring_ = o.gemv_ring;
     fused_swiglu_ = o.fused_swiglu;
     fused_combine_ = o.attention_fused_combine;
     fused_rope_ = o.attention_fused_rope;
@@ -337,6 +340,7 @@ class CudaBackend : public Backend {
       Int4GemvParams p{iw, xin, out.data, M, K, y_stride, reinterpret_cast<float*>(rest), num_sms_, 0, variant_, et, yt};
       p.pdl = pdl_;
       p.prefetch = gemv_prefetch_;
+      p.ring = gemv_ring_;
       p.fuse = fuse;
       launch_int4_gemv(p, stream_);
     } else if (tc) {
@@ -702,6 +706,7 @@ class CudaBackend : public Backend {
   bool early_attention_loads_ = true;
   bool pdl_ = true;  // CudaBackendOptions::pdl
   bool gemv_prefetch_ = false;  // CudaBackendOptions::gemv_prefetch
+  int gemv_ring_ = 0;           // CudaBackendOptions::gemv_ring
   bool fused_swiglu_ = true;   // CudaBackendOptions::fused_swiglu
   bool fused_combine_ = false;  // CudaBackendOptions::attention_fused_combine
   bool fused_rope_ = true;     // CudaBackendOptions::attention_fused_rope

@@ -26,6 +26,7 @@
 #include "backend/cuda/int4_mma.cuh"
 #include "backend/cuda/kernels.h"
 
+#include <algorithm>
 #include <type_traits>
 
 namespace tandem::cuda {
@@ -36,6 +37,15 @@ constexpr int kMaxParts = 8;  // warps along K per block (block <= 1024 threads)
 constexpr int kUnroll = 4;    // tiles loaded ahead per warp
 constexpr int kMaxRows = 4;   // M handled by this kernel
 constexpr int kMaxSmem = 196608;  // x staging limit (M * K * 2 bytes)
+
+// Dynamic shared memory: x [M][K/8] uint4 in lane order, the kparts partial
+// sums (kCols * 8 floats a row and part), then in ring mode each warp's ring
+// of `ring` rounds x kUnroll tiles (512 bytes a tile) from this offset.
+__host__ __device__ constexpr size_t ring_offset(int rows, int K, int kparts) {
+  return (static_cast<size_t>(rows) * K * 2 + static_cast<size_t>(kparts) * rows * kCols * 8 * 4 + 15) / 16 * 16;
+}
+// The opt-in shared memory of a block on this device (int4_gemv_v2_configure).
+int g_smem_limit = kMaxSmem + 4096;
 
 __device__ __forceinline__ uint4 ld_stream(const uint4* p) {
   uint4 v;
@@ -85,7 +95,7 @@ __global__ void __launch_bounds__(32 * kC * kMaxParts)
     int4_gemv_v2_kernel(const uint4* __restrict__ qweight, const T* __restrict__ scales,
                         const T* __restrict__ x, const T* __restrict__ bias, Y* __restrict__ y, int K, int N,
                         int group_size, int64_t x_stride, int64_t y_stride, int kparts, bool prefetch,
-                        Int4GemvFusion fuse) {
+                        int ring, Int4GemvFusion fuse) {
   static_assert(!kSwiglu || kC == 4, "SwiGLU blocks pair 2 gate tiles with 2 up tiles");
   using T2 = typename Int4Traits<T>::T2;
   extern __shared__ __align__(16) unsigned char smem_raw[];
@@ -121,7 +131,28 @@ __global__ void __launch_bounds__(32 * kC * kMaxParts)
   allow_dependent_launch();
   uint4 wv[kUnroll];
   int kt = kt_begin;
-  const bool first_full = active && kt + kUnroll <= kt_end;
+  // Ring mode (ring >= 2): the warp's tiles go through `ring` rounds of kUnroll
+  // tiles in shared memory (cp.async, no registers held), refilled as each
+  // round is used, so a DRAM round trip overlaps the work on the rounds before.
+  // Lane t copies and later reads only its own 16 bytes of every tile, so its
+  // own cp.async.wait_group orders them: no barrier between the lanes.
+  uint4* wring = reinterpret_cast<uint4*>(smem_raw + ring_offset(MR, K, kparts)) +
+                 static_cast<int64_t>(warp) * ring * kUnroll * 32;
+  const int nrounds = active ? (kt_end - kt_begin + kUnroll - 1) / kUnroll : 0;
+  auto issue_round = [&](int r) {  // round r into slot r % ring; an empty group past the end
+    uint4* slot = wring + (r % ring) * kUnroll * 32;
+#pragma unroll
+    for (int u = 0; u < kUnroll; ++u) {
+      const int k = kt_begin + r * kUnroll + u;
+      const bool valid = r < nrounds && k < kt_end;
+      cp_async16(slot + u * 32 + lane, wcol + (valid ? k * 32 : 0), valid);
+    }
+    cp_async_commit();
+  };
+  if (ring >= 2) {
+    for (int r = 0; r < ring; ++r) issue_round(r);
+  }
+  const bool first_full = ring < 2 && active && kt + kUnroll <= kt_end;
   if (first_full) {
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) wv[u] = ld_stream(wcol + (kt + u) * 32);
@@ -218,7 +249,22 @@ __global__ void __launch_bounds__(32 * kC * kMaxParts)
     }
   };
 
-  if (active) {
+  if (ring >= 2) {
+    for (int r = 0; r < nrounds; ++r) {
+      // Round r landed; the ring - 1 rounds after it may still be in flight.
+      if (ring >= 4) cp_async_wait<3>();
+      else if (ring == 3) cp_async_wait<2>();
+      else cp_async_wait<1>();
+      const uint4* slot = wring + (r % ring) * kUnroll * 32;
+      const int k0 = kt_begin + r * kUnroll;
+#pragma unroll
+      for (int u = 0; u < kUnroll; ++u) {
+        if (k0 + u < kt_end) tile(slot[u * 32 + lane], k0 + u);
+      }
+      issue_round(r + ring);  // the slot just used: after its reads (same lane, in order)
+    }
+    cp_async_wait<0>();
+  } else if (active) {
     if (first_full && prefetch) {
       // The 4 loaded tiles as a ring of two halves: use one half while the
       // other is in flight, then reload it (2-4 tiles always in flight, in the
@@ -343,7 +389,7 @@ void with_v2_kernel(const V2Shape& s, F&& f) {
 }
 
 template <typename T, typename Y>
-void launch_typed(const Int4GemvParams& p, int kparts, bool narrow, size_t smem, cudaStream_t stream) {
+void launch_typed(const Int4GemvParams& p, int kparts, bool narrow, size_t smem, int ring, cudaStream_t stream) {
   const V2Shape shape{p.M, p.w.group_size % kInt4TileK == 0, narrow ? 1 : kCols, p.fuse.swiglu};
   with_v2_kernel<T, Y>(shape, [&](auto kernel, int cols, bool swiglu) {
     const int ntiles = p.w.N / kInt4TileN;
@@ -352,7 +398,7 @@ void launch_typed(const Int4GemvParams& p, int kparts, bool narrow, size_t smem,
                      static_cast<const uint4*>(static_cast<const void*>(p.w.qweight)),
                      static_cast<const T*>(p.w.scale_zero), static_cast<const T*>(p.x),
                      static_cast<const T*>(p.w.bias), static_cast<Y*>(p.y), p.w.K, p.w.N, p.w.group_size,
-                     p.x_stride, p.y_stride, kparts, p.prefetch, p.fuse);
+                     p.x_stride, p.y_stride, kparts, p.prefetch, ring, p.fuse);
   });
 }
 
@@ -364,7 +410,7 @@ void configure_typed(cudaError_t* err) {
         const V2Shape s{rows, g == 1, shape == 1 ? 1 : kCols, shape == 2};
         with_v2_kernel<T, Y>(s, [&](auto kernel, int, bool) {
           const cudaError_t e = cudaFuncSetAttribute(reinterpret_cast<const void*>(kernel),
-                                                     cudaFuncAttributeMaxDynamicSharedMemorySize, kMaxSmem + 4096);
+                                                     cudaFuncAttributeMaxDynamicSharedMemorySize, g_smem_limit);
           if (e != cudaSuccess && *err == cudaSuccess) *err = e;
         });
       }
@@ -410,7 +456,13 @@ int int4_gemv_v2_kparts(int K, int N, int num_sms) {
 }
 
 cudaError_t int4_gemv_v2_configure() {
-  cudaError_t err = cudaSuccess;
+  // As much shared memory as a block may opt into (227 KiB on Hopper), for the
+  // ring mode; at least the x staging limit.
+  int device = 0, optin = 0;
+  cudaError_t err = cudaGetDevice(&device);
+  if (err == cudaSuccess) err = cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device);
+  if (err != cudaSuccess) return err;
+  g_smem_limit = std::max(optin, kMaxSmem + 4096);
   configure_typed<__half, __half>(&err);
   configure_typed<__half, float>(&err);
   configure_typed<__nv_bfloat16, __nv_bfloat16>(&err);
@@ -421,13 +473,19 @@ cudaError_t int4_gemv_v2_configure() {
 void launch_int4_gemv_v2(const Int4GemvParams& p, cudaStream_t stream) {
   const int kparts = p.blocks_per_sm > 100 ? p.blocks_per_sm - 100 : int4_gemv_v2_kparts(p.w.K, p.w.N, p.num_sms);
   const bool narrow = v2_narrow(p.w.N, p.num_sms > 0 ? p.num_sms : 132);
-  const size_t smem = static_cast<size_t>(p.M) * p.w.K * 2 + static_cast<size_t>(kparts) * p.M * kCols * 8 * 4;
+  size_t smem = static_cast<size_t>(p.M) * p.w.K * 2 + static_cast<size_t>(kparts) * p.M * kCols * 8 * 4;
+  // Ring mode: the deepest ring of at most p.ring rounds that fits; under 2, none.
+  const size_t warp_round = static_cast<size_t>((narrow ? 1 : kCols) * kparts) * kUnroll * kInt4TileWords * 4;
+  int ring = std::min(p.ring, 4);
+  while (ring >= 2 && ring_offset(p.M, p.w.K, kparts) + ring * warp_round > static_cast<size_t>(g_smem_limit)) --ring;
+  if (ring >= 2) smem = ring_offset(p.M, p.w.K, kparts) + ring * warp_round;
+  else ring = 0;
   if (p.type == ElemType::kBF16) {
-    if (p.y_type == ElemType::kF32) launch_typed<__nv_bfloat16, float>(p, kparts, narrow, smem, stream);
-    else launch_typed<__nv_bfloat16, __nv_bfloat16>(p, kparts, narrow, smem, stream);
+    if (p.y_type == ElemType::kF32) launch_typed<__nv_bfloat16, float>(p, kparts, narrow, smem, ring, stream);
+    else launch_typed<__nv_bfloat16, __nv_bfloat16>(p, kparts, narrow, smem, ring, stream);
   } else {
-    if (p.y_type == ElemType::kF32) launch_typed<__half, float>(p, kparts, narrow, smem, stream);
-    else launch_typed<__half, __half>(p, kparts, narrow, smem, stream);
+    if (p.y_type == ElemType::kF32) launch_typed<__half, float>(p, kparts, narrow, smem, ring, stream);
+    else launch_typed<__half, __half>(p, kparts, narrow, smem, ring, stream);
   }
 }
 

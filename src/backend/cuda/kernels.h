@@ -200,6 +200,9 @@ struct Int4GemvParams {
   // Variant 2: each warp reloads half of its 4 tiles while it works on the
   // other half (2-4 tiles in flight instead of 4, then none while it computes).
   bool prefetch = false;
+  // Variant 2: rounds of 4 tiles per warp kept in flight through shared memory
+  // (cp.async) instead of registers; < 2: off. Fewer where shared memory is short.
+  int ring = 0;
   Int4GemvFusion fuse;  // only where int4_gemv_fuses(*this)
 };
 // Whether launch_int4_gemv runs this call on variant 2, which takes p.fuse

@@ -84,8 +84,9 @@ struct CudaBackendOptions {
   // int4 linears of 16 < M <= 256 rows (decode batches of 17..256 sequences) run
   // on the tensor-core int4 GEMM (int4_gemm.cu), which reads the packed weights
   // directly; off: they dequantize the layer to fp16 and call cuBLASLt, as larger
-  // M always do. TANDEM_CUDA_INT4_TC=0 turns it off in create_backend. Not yet
-  // measured on a GPU (docs/cuda.md, "Tensor-core int4 GEMM for decode batches").
+  // M always do. TANDEM_CUDA_INT4_TC=0 turns it off in create_backend. 2.6-3.5x
+  // the dequantize path at batch 32 on the H100 (docs/cuda.md, "Tensor-core int4
+  // GEMM for decode batches").
   bool int4_tc_gemm = true;
   // Sequences with at least this many query tokens in a step take the tensor-core
   // prefill attention kernel; 0 sends every token to the CUDA-core kernel.

@@ -703,13 +703,13 @@ class CudaBackend : public Backend {
   int device_ = 0;
   int num_sms_ = 132;
   int variant_ = 0;  // CudaBackendOptions::kernel_variant
-  bool early_attention_loads_ = true;
   bool pdl_ = true;  // CudaBackendOptions::pdl
   bool gemv_prefetch_ = false;  // CudaBackendOptions::gemv_prefetch
   int gemv_ring_ = 0;           // CudaBackendOptions::gemv_ring
   bool fused_swiglu_ = true;   // CudaBackendOptions::fused_swiglu
-  bool fused_combine_ = false;  // CudaBackendOptions::attention_fused_combine
+  bool fused_combine_ = true;  // CudaBackendOptions::attention_fused_combine
   bool fused_rope_ = true;     // CudaBackendOptions::attention_fused_rope
+  bool early_attention_loads_ = true;  // CudaBackendOptions::attention_early_loads
   bool int4_tc_gemm_ = true;   // CudaBackendOptions::int4_tc_gemm
   int max_decode_splits_ = kMaxDecodeSplits;  // CudaBackendOptions::decode_attention_max_splits
   int* split_counters_ = nullptr;

@@ -27,6 +27,7 @@
 #include "backend/cuda/kernels.h"
 
 #include <algorithm>
+#include <atomic>
 #include <type_traits>
 
 namespace tandem::cuda {
@@ -44,8 +45,9 @@ constexpr int kMaxSmem = 196608;  // x staging limit (M * K * 2 bytes)
 __host__ __device__ constexpr size_t ring_offset(int rows, int K, int kparts) {
   return (static_cast<size_t>(rows) * K * 2 + static_cast<size_t>(kparts) * rows * kCols * 8 * 4 + 15) / 16 * 16;
 }
-// The opt-in shared memory of a block on this device (int4_gemv_v2_configure).
-int g_smem_limit = kMaxSmem + 4096;
+// The opt-in shared memory of a block on this device (int4_gemv_v2_configure;
+// backends may be made on several threads).
+std::atomic<int> g_smem_limit{kMaxSmem + 4096};
 
 __device__ __forceinline__ uint4 ld_stream(const uint4* p) {
   uint4 v;
@@ -410,7 +412,7 @@ void configure_typed(cudaError_t* err) {
         const V2Shape s{rows, g == 1, shape == 1 ? 1 : kCols, shape == 2};
         with_v2_kernel<T, Y>(s, [&](auto kernel, int, bool) {
           const cudaError_t e = cudaFuncSetAttribute(reinterpret_cast<const void*>(kernel),
-                                                     cudaFuncAttributeMaxDynamicSharedMemorySize, g_smem_limit);
+                                                     cudaFuncAttributeMaxDynamicSharedMemorySize, g_smem_limit.load());
           if (e != cudaSuccess && *err == cudaSuccess) *err = e;
         });
       }
@@ -462,7 +464,7 @@ cudaError_t int4_gemv_v2_configure() {
   cudaError_t err = cudaGetDevice(&device);
   if (err == cudaSuccess) err = cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device);
   if (err != cudaSuccess) return err;
-  g_smem_limit = std::max(optin, kMaxSmem + 4096);
+  g_smem_limit.store(std::max(optin, kMaxSmem + 4096));
   configure_typed<__half, __half>(&err);
   configure_typed<__half, float>(&err);
   configure_typed<__nv_bfloat16, __nv_bfloat16>(&err);
@@ -477,7 +479,8 @@ void launch_int4_gemv_v2(const Int4GemvParams& p, cudaStream_t stream) {
   // Ring mode: the deepest ring of at most p.ring rounds that fits; under 2, none.
   const size_t warp_round = static_cast<size_t>((narrow ? 1 : kCols) * kparts) * kUnroll * kInt4TileWords * 4;
   int ring = std::min(p.ring, 4);
-  while (ring >= 2 && ring_offset(p.M, p.w.K, kparts) + ring * warp_round > static_cast<size_t>(g_smem_limit)) --ring;
+  const size_t limit = static_cast<size_t>(g_smem_limit.load());
+  while (ring >= 2 && ring_offset(p.M, p.w.K, kparts) + ring * warp_round > limit) --ring;
   if (ring >= 2) smem = ring_offset(p.M, p.w.K, kparts) + ring * warp_round;
   else ring = 0;
   if (p.type == ElemType::kBF16) {

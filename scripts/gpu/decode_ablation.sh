@@ -12,7 +12,10 @@
 #   combine     session4 + the merge by the last split block (TANDEM_CUDA_FUSED_COMBINE)
 #   session3    none of them (the kernels of session 3, with the greedy fast path)
 #   prefetch    default + the GEMV half-ring reload (TANDEM_CUDA_GEMV_PREFETCH=1)
-#   ringN       default + the GEMV's shared-memory ring of N rounds (TANDEM_CUDA_GEMV_RING=N)
+#   ringN[sM][pK]  default + the GEMV's shared-memory ring of N rounds (TANDEM_CUDA_GEMV_RING=N),
+#               only on layers of at most M MiB of packed weights (..._RING_MAX_MB=M),
+#               at most K warps along K a block (TANDEM_CUDA_GEMV_MAX_PARTS=K)
+#   partsK      default with at most K warps along K a GEMV block
 #   norope      default without the fused RoPE (TANDEM_CUDA_FUSED_ROPE=0)
 #   noswiglu    default without the fused SwiGLU (TANDEM_CUDA_FUSED_SWIGLU=0)
 #   nopdl       default with TANDEM_CUDA_PDL=0
@@ -38,7 +41,12 @@ for v in "${variants[@]}"; do
     noswiglu) swiglu=0 ;;
     nopdl) extra=(TANDEM_CUDA_PDL=0) ;;
     splits*) extra=(TANDEM_CUDA_DECODE_SPLITS=${v#splits}) ;;
-    ring*) extra=(TANDEM_CUDA_GEMV_RING=${v#ring}) ;;
+    parts[1-8]) extra=(TANDEM_CUDA_GEMV_MAX_PARTS=${v#parts}) ;;
+    ring*)
+      [[ $v =~ ^ring([0-9])(s([0-9]+))?(p([1-8]))?$ ]] || { echo "decode_ablation: bad variant $v" >&2; exit 2; }
+      extra=(TANDEM_CUDA_GEMV_RING=${BASH_REMATCH[1]})
+      [ -n "${BASH_REMATCH[3]}" ] && extra+=(TANDEM_CUDA_GEMV_RING_MAX_MB=${BASH_REMATCH[3]})
+      [ -n "${BASH_REMATCH[5]}" ] && extra+=(TANDEM_CUDA_GEMV_MAX_PARTS=${BASH_REMATCH[5]}) ;;
     *) echo "decode_ablation: unknown variant $v" >&2; exit 2 ;;
   esac
   env=(TANDEM_CUDA_FUSED_ROPE=$rope TANDEM_CUDA_FUSED_SWIGLU=$swiglu TANDEM_CUDA_FUSED_COMBINE=$combine

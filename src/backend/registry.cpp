@@ -1,6 +1,7 @@
 // The only file with backend #ifdefs (DESIGN.md: one registry chooses backends).
 #include "backend/registry.h"
 
+#include <algorithm>
 #include <cstdlib>
 
 #ifdef TANDEM_WITH_CUDA
@@ -70,6 +71,9 @@ StatusOr<std::unique_ptr<Backend>> create_cuda_backend(const BackendOptions& opt
   env_flag("TANDEM_CUDA_INT4_TC", &o.int4_tc_gemm);
   if (const char* g = std::getenv("TANDEM_CUDA_DECODE_SPLITS")) o.decode_attention_max_splits = std::atoi(g);
   if (const char* g = std::getenv("TANDEM_CUDA_GEMV_RING")) o.gemv_ring = std::atoi(g);
+  if (const char* g = std::getenv("TANDEM_CUDA_GEMV_RING_MAX_MB"))
+    o.gemv_ring_max_bytes = static_cast<size_t>(std::max(0, std::atoi(g))) << 20;
+  if (const char* g = std::getenv("TANDEM_CUDA_GEMV_MAX_PARTS")) o.gemv_max_parts = std::atoi(g);
   o.memory_bytes = options.cuda_memory_bytes != 0 ? options.cuda_memory_bytes
                                                   : cuda::free_memory_bytes(options.cuda_device) / 10 * 9;
   return cuda::create_cuda_backend(o);

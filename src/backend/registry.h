@@ -56,6 +56,13 @@ struct CudaBackendOptions {
   // of 4 tiles in registers; 2-4, fewer where shared memory is short; 0: off
   // (TANDEM_CUDA_GEMV_RING=N). Off until measured on a GPU (docs/cuda-decode.md).
   int gemv_ring = 0;
+  // The ring only for layers of at most this many packed weight bytes (the
+  // small q/k/v and o projections, whose fixed cost the ring's early loads
+  // hide); 0: every layer (TANDEM_CUDA_GEMV_RING_MAX_MB=N).
+  size_t gemv_ring_max_bytes = 0;
+  // At most this many warps along K in a GEMV block (1-8; TANDEM_CUDA_GEMV_MAX_PARTS):
+  // fewer leave room on each SM for the next kernel's blocks to start early.
+  int gemv_max_parts = 8;
   // SwiGLU in the epilogue of the decode GEMV of a fused gate|up layer
   // (Backend::linear_fused with LinearFusion::swiglu); TANDEM_CUDA_FUSED_SWIGLU=0: off.
   bool fused_swiglu = true;

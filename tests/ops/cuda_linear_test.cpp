@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <memory>
 #include <numeric>
+#include <utility>
 
 #include "ops/op_test_util.h"
 
@@ -196,9 +197,24 @@ TEST_F(CudaLinear, AwqWithGemvRing) {
     check_int4({WeightFormat::kGptq, 2048, 512, 32, false, true, 1}, {1, 4});
     check_int4({WeightFormat::kGptq, 1024, 264, 32, true, false, 0}, {1, 2});
   }
-  CudaBackendOptions bad;
-  bad.gemv_ring = 5;
-  EXPECT_FALSE(make_cuda_backend(bad).ok());
+  // The ring on layers of at most 4 MiB only (4096 x 1024: 2 MiB, rings;
+  // 14336 x 4096: 28 MiB, registers), at most 2 warps along K.
+  CudaBackendOptions mixed;
+  mixed.memory_bytes = size_t{2} << 30;
+  mixed.gemv_ring = 3;
+  mixed.gemv_ring_max_bytes = size_t{4} << 20;
+  mixed.gemv_max_parts = 2;
+  auto g = make_cuda_backend(mixed);
+  ASSERT_TRUE(g.ok()) << g.status().to_string();
+  gpu_ = std::move(g).value();
+  check_int4({WeightFormat::kAwqGemm, 4096, 1024, 128, false, true, 0}, {1, 3});
+  check_int4({WeightFormat::kAwqGemm, 14336, 4096, 128, false, false, 0}, {1, 4});
+  for (auto [ring, parts] : {std::pair{5, 8}, std::pair{3, 0}, std::pair{3, 9}}) {
+    CudaBackendOptions bad;
+    bad.gemv_ring = ring;
+    bad.gemv_max_parts = parts;
+    EXPECT_FALSE(make_cuda_backend(bad).ok()) << ring << " " << parts;
+  }
 }
 
 TEST_F(CudaLinear, Gptq) {

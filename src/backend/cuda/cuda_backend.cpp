@@ -67,6 +67,10 @@ class CudaBackend : public Backend {
     if (o.gemv_ring < 0 || o.gemv_ring > 4)
       return invalid_argument("CUDA gemv_ring must be 0 to 4 rounds, not " + std::to_string(o.gemv_ring));
     gemv_ring_ = o.gemv_ring;
+    gemv_ring_max_bytes_ = o.gemv_ring_max_bytes;
+    if (o.gemv_max_parts < 1 || o.gemv_max_parts > 8)
+      return invalid_argument("CUDA gemv_max_parts must be 1 to 8 warps, not " + std::to_string(o.gemv_max_parts));
+    gemv_max_parts_ = o.gemv_max_parts;
     fused_swiglu_ = o.fused_swiglu;
     fused_combine_ = o.attention_fused_combine;
     fused_rope_ = o.attention_fused_rope;
@@ -340,7 +344,8 @@ class CudaBackend : public Backend {
       Int4GemvParams p{iw, xin, out.data, M, K, y_stride, reinterpret_cast<float*>(rest), num_sms_, 0, variant_, et, yt};
       p.pdl = pdl_;
       p.prefetch = gemv_prefetch_;
-      p.ring = gemv_ring_;
+      p.ring = gemv_ring_max_bytes_ == 0 || static_cast<size_t>(K) * N / 2 <= gemv_ring_max_bytes_ ? gemv_ring_ : 0;
+      p.max_parts = gemv_max_parts_;
       p.fuse = fuse;
       launch_int4_gemv(p, stream_);
     } else if (tc) {
@@ -706,6 +711,8 @@ class CudaBackend : public Backend {
   bool pdl_ = true;  // CudaBackendOptions::pdl
   bool gemv_prefetch_ = false;  // CudaBackendOptions::gemv_prefetch
   int gemv_ring_ = 0;           // CudaBackendOptions::gemv_ring
+  size_t gemv_ring_max_bytes_ = 0;  // CudaBackendOptions::gemv_ring_max_bytes
+  int gemv_max_parts_ = 8;          // CudaBackendOptions::gemv_max_parts
   bool fused_swiglu_ = true;   // CudaBackendOptions::fused_swiglu
   bool fused_combine_ = true;  // CudaBackendOptions::attention_fused_combine
   bool fused_rope_ = true;     // CudaBackendOptions::attention_fused_rope

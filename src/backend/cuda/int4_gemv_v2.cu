@@ -473,7 +473,9 @@ cudaError_t int4_gemv_v2_configure() {
 }
 
 void launch_int4_gemv_v2(const Int4GemvParams& p, cudaStream_t stream) {
-  const int kparts = p.blocks_per_sm > 100 ? p.blocks_per_sm - 100 : int4_gemv_v2_kparts(p.w.K, p.w.N, p.num_sms);
+  const int kparts = p.blocks_per_sm > 100
+                         ? p.blocks_per_sm - 100
+                         : std::clamp(int4_gemv_v2_kparts(p.w.K, p.w.N, p.num_sms), 1, std::max(1, p.max_parts));
   const bool narrow = v2_narrow(p.w.N, p.num_sms > 0 ? p.num_sms : 132);
   size_t smem = static_cast<size_t>(p.M) * p.w.K * 2 + static_cast<size_t>(kparts) * p.M * kCols * 8 * 4;
   // Ring mode: the deepest ring of at most p.ring rounds that fits; under 2, none.

@@ -203,6 +203,8 @@ struct Int4GemvParams {
   // Variant 2: rounds of 4 tiles per warp kept in flight through shared memory
   // (cp.async) instead of registers; < 2: off. Fewer where shared memory is short.
   int ring = 0;
+  // Variant 2: at most this many warps along K per block (1-8).
+  int max_parts = 8;
   Int4GemvFusion fuse;  // only where int4_gemv_fuses(*this)
 };
 // Whether launch_int4_gemv runs this call on variant 2, which takes p.fuse

@@ -424,13 +424,16 @@ int main(int argc, char** argv) {
     int idx = 0;
     for (int M : {1, 16}) {
       gbs[idx] = 0;
-      // {variant, blocks_per_sm, pdl, dep}: v0 default, v1, v2 auto K split (without and with
-      // PDL), v2 forced to 100 + k warps along K; dep = 1: a small kernel that rewrites x runs
-      // before each GEMV (as RMSNorm does in a decode step), so PDL can overlap only its tail.
-      const int configs[][4] = {{0, 8, 0, 0},   {1, 8, 0, 0},   {2, 0, 0, 0},   {2, 0, 1, 0},  {2, 102, 1, 0},
-                                {2, 104, 1, 0}, {2, 108, 1, 0}, {0, 8, 0, 1},   {2, 0, 0, 1},  {2, 0, 1, 1}};
+      // {variant, blocks_per_sm, pdl, dep, ring}: v0 default, v1, v2 auto K split (without and
+      // with PDL), v2 forced to 100 + k warps along K; dep = 1: a small kernel that rewrites x
+      // runs before each GEMV (as RMSNorm does in a decode step), so PDL can overlap only its
+      // tail; ring: v2's shared-memory ring of that many rounds (CudaBackendOptions::gemv_ring).
+      const int configs[][5] = {{0, 8, 0, 0, 0},   {1, 8, 0, 0, 0}, {2, 0, 0, 0, 0}, {2, 0, 1, 0, 0},
+                                {2, 102, 1, 0, 0}, {2, 104, 1, 0, 0}, {2, 108, 1, 0, 0}, {0, 8, 0, 1, 0},
+                                {2, 0, 0, 1, 0},   {2, 0, 1, 1, 0}, {2, 0, 1, 0, 2}, {2, 0, 1, 0, 3},
+                                {2, 0, 1, 0, 4},   {2, 104, 1, 0, 3}, {2, 0, 1, 1, 3}};
       for (const auto& cfg : configs) {
-        const int variant = cfg[0], bps = cfg[1];
+        const int variant = cfg[0], bps = cfg[1], ring = cfg[4];
         const bool pdl = cfg[2] != 0, dep = cfg[3] != 0;
         if (variant == 2 && M > 4 && (bps != 0 || pdl)) continue;  // v2 falls back to v0 above M = 4
         if (dep && M > 1) continue;
@@ -439,22 +442,24 @@ int main(int argc, char** argv) {
           Int4Weight w{qw[i % copies], sz[i % copies], nullptr, nullptr, s.K, s.N, 128};
           Int4GemvParams p{w, x, y, M, s.K, s.N, partial, sms, bps, variant, ElemType::kF16, ElemType::kF16};
           p.pdl = pdl;
+          p.ring = ring;
           launch_int4_gemv(p, st);
         };
         const double ms_stream = time_ms(call, 3, reps);
         const double ms = time_graph_ms(call, reps);
         const double v = (bytes_read + size_t{M} * (s.K + s.N) * 2) / ms / 1e6;
         const int kp = variant == 2 ? (bps > 100 ? bps - 100 : int4_gemv_v2_kparts(s.K, s.N, sms)) : 0;
-        std::printf("  [%s %s M=%d variant %d cfg %d (kparts %d) pdl %d dep %d: stream %.1f us, graph %.1f us, %.0f GB/s, %.0f%% copy]\n",
-                    s.model, s.name, M, variant, bps, kp, pdl, dep, ms_stream * 1e3, ms * 1e3, v, 100 * v / copy_gbs);
+        std::printf("  [%s %s M=%d variant %d cfg %d (kparts %d) pdl %d dep %d ring %d: stream %.1f us, graph %.1f us, %.0f GB/s, %.0f%% copy]\n",
+                    s.model, s.name, M, variant, bps, kp, pdl, dep, ring, ms_stream * 1e3, ms * 1e3, v, 100 * v / copy_gbs);
         record("\"bench\": \"int4_gemv\", \"model\": \"" + std::string(s.model) + "\", \"layer\": \"" + s.name +
                "\", \"M\": " + std::to_string(M) + ", \"variant\": " + std::to_string(variant) + ", \"cfg\": " +
-               std::to_string(bps) + ", \"pdl\": " + std::to_string(pdl) + ", \"dep\": " + std::to_string(dep) + ", \"us_graph\": " + std::to_string(ms * 1e3) + ", \"us_stream\": " +
+               std::to_string(bps) + ", \"pdl\": " + std::to_string(pdl) + ", \"dep\": " + std::to_string(dep) +
+               ", \"ring\": " + std::to_string(ring) + ", \"us_graph\": " + std::to_string(ms * 1e3) + ", \"us_stream\": " +
                std::to_string(ms_stream * 1e3) + ", \"gbs\": " + std::to_string(v));
         const std::string key = std::string(s.model) + "/" + std::to_string(M) + "v" + std::to_string(variant) +
-                                (pdl ? "pdl" : "") + (dep ? "+dep" : "");
+                                (pdl ? "pdl" : "") + (dep ? "+dep" : "") + (ring ? "ring" + std::to_string(ring) : "");
         if ((variant < 2 && bps == 8) || (variant == 2 && bps == 0)) model_us[key] += ms * 1e3 * s.per_layer;
-        if (!dep && v > gbs[idx]) gbs[idx] = v, best_bps[idx] = variant * 1000 + bps + (pdl ? 10000 : 0);
+        if (!dep && v > gbs[idx]) gbs[idx] = v, best_bps[idx] = variant * 1000 + bps + (pdl ? 10000 : 0) + ring * 100000;
       }
       ++idx;
     }
@@ -518,7 +523,7 @@ int main(int argc, char** argv) {
       if (lt.run(g, st) != 0) std::exit(1);
     }, 2, quick ? 3 : 10);
     const double flops = 2.0 * M * s.K * s.N;
-    table += buf_printf("%-13s %-8s %6d %6d | %9.0f %8.0f%% | %9.0f %8.0f%% | %10.0f %10.0f  (best pdl*10000+variant*1000+cfg: %d, %d)\n",
+    table += buf_printf("%-13s %-8s %6d %6d | %9.0f %8.0f%% | %9.0f %8.0f%% | %10.0f %10.0f  (best ring*100000+pdl*10000+variant*1000+cfg: %d, %d)\n",
                         s.model, s.name, s.K, s.N, gbs[0], 100 * gbs[0] / copy_gbs, gbs[1], 100 * gbs[1] / copy_gbs,
                         flops / ms_pre / 1e9, flops / ms_dense / 1e9, best_bps[0], best_bps[1]);
     record("\"bench\": \"int4_gemm\", \"model\": \"" + std::string(s.model) + "\", \"layer\": \"" + s.name +
@@ -547,7 +552,8 @@ int main(int argc, char** argv) {
   CK(cudaFree(y_deq));
   for (const char* m : {"mistral-7b", "deepseek-33b"}) {
     const double roof_us = model_bytes[m] / (copy_gbs * 1e3);
-    for (const char* b : {"/1v0", "/1v1", "/1v2", "/1v2pdl", "/1v0+dep", "/1v2+dep", "/1v2pdl+dep", "/16v0", "/16v1", "/16v2"}) {
+    for (const char* b : {"/1v0", "/1v1", "/1v2", "/1v2pdl", "/1v0+dep", "/1v2+dep", "/1v2pdl+dep", "/1v2pdlring2",
+                          "/1v2pdlring3", "/1v2pdlring4", "/1v2pdl+depring3", "/16v0", "/16v1", "/16v2"}) {
       const double us = model_us[std::string(m) + b];
       std::printf("%s int4 linears of one decode step (M=%s): %.0f us, %.0f GB/s, %.0f%% of copy-bandwidth roofline (%.0f us)\n",
                   m, b + 1, us, model_bytes[m] / us / 1e3, 100 * roof_us / us, roof_us);

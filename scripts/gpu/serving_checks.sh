@@ -9,8 +9,8 @@
 #           then each model alone with the same per-model load (serve_bench_pair.sh)
 #   batch   aggregate decode at batch 8/32/128 (Mistral-7B) and 32 (DeepSeek-33B),
 #           tensor-core int4 GEMM vs the dequantize path (batch_decode.sh)
-#   ablation  batch-1 decode: default, session 4's switches, the GEMV ring at 2-4
-#           rounds, 16 key splits (decode_ablation.sh)
+#   ablation  batch-1 decode: default, the GEMV ring at 2-4 rounds, on small
+#           layers only, with 512-thread blocks (decode_ablation.sh)
 # Run from the repository root (configs/models/, scripts/). BUDGET (default
 # 76GiB) is the --gpu-budget of fair and pair. Prints each part's headline.
 set -u
@@ -50,7 +50,7 @@ for part in "$@"; do
       OUT=$out/batch timeout 60 scripts/gpu/batch_decode.sh "$packed/tandem" $D tc 32
       OUT=$out/batch TANDEM_CUDA_INT4_TC=0 timeout 60 scripts/gpu/batch_decode.sh "$packed/tandem" $D dequant 32 ;;
     ablation)
-      OUT=$out/ablation timeout 120 scripts/gpu/decode_ablation.sh "$packed" default session4 ring2 ring3 ring4 splits16 default ;;
+      OUT=$out/ablation timeout 120 scripts/gpu/decode_ablation.sh "$packed" default ring2 ring3 ring4 ring2s16 ring2p4 ring3p4 parts4 default ;;
     *) echo "serving_checks: unknown part $part (fair|pair|batch|ablation)" >&2 ;;
   esac
 done

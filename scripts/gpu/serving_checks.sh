@@ -2,7 +2,7 @@
 # The serving measurements of issues 6 and 7 on the GPU machine, from a folder
 # made by scripts/pack-device.sh (binaries, lib/, tok/), in one call:
 #   OUT=DIR scripts/gpu/serving_checks.sh PACKED_DIR PART...
-# Parts (about 30-90 s each on the H100):
+# Parts (about 30-90 s each on the H100; ablation up to 4 min):
 #   fair    co-located fairness: general's TTFT alone vs with the coder flooded,
 #           --concurrent-steps 2 and 1, step cap 512 (serve_budget_h100.sh)
 #   pair    the seed pair served together under --gpu-budget with mixed traffic,
@@ -50,7 +50,7 @@ for part in "$@"; do
       OUT=$out/batch timeout 60 scripts/gpu/batch_decode.sh "$packed/tandem" $D tc 32
       OUT=$out/batch TANDEM_CUDA_INT4_TC=0 timeout 60 scripts/gpu/batch_decode.sh "$packed/tandem" $D dequant 32 ;;
     ablation)
-      OUT=$out/ablation timeout 120 scripts/gpu/decode_ablation.sh "$packed" default ring2 ring3 ring4 ring2s16 ring2p4 ring3p4 parts4 default ;;
+      OUT=$out/ablation timeout 240 scripts/gpu/decode_ablation.sh "$packed" default ring2 ring3 ring4 ring2s16 ring2p4 ring3p4 parts4 default ;;
     *) echo "serving_checks: unknown part $part (fair|pair|batch|ablation)" >&2 ;;
   esac
 done

@@ -179,6 +179,17 @@ class CudaAttention : public OpTest {
     EXPECT_TRUE(g.ok()) << g.status().to_string();
     return g.ok() ? std::move(g).value() : nullptr;
   }
+
+  // The decode cases both split merges run on one backend: short and long
+  // contexts, partial pages, two head groups per kv head, head dims 32-128, a window.
+  void check_decode_merge_cases(Backend* gpu) {
+    check({32, 8, 128, 16, 0, {{1, 17}, {1, 512}, {1, 33}}}, gpu);
+    check({56, 8, 128, 16, 0, {{1, 3000}}}, gpu);
+    check({56, 8, 128, 16, 0, {{1, 5}, {1, 300}, {1, 129}}, false}, gpu);
+    check({16, 1, 64, 8, 0, {{1, 1000}, {1, 7}}}, gpu);  // two head groups per kv head
+    check({4, 2, 32, 16, 0, {{1, 1}, {1, 40}, {1, 700}}}, gpu);
+    check({32, 8, 128, 16, 48, {{1, 1000}, {1, 40}}, false}, gpu);
+  }
 };
 
 TEST_F(CudaAttention, Decode) {
@@ -206,13 +217,8 @@ TEST_F(CudaAttention, DecodeFusedCombine) {
   o.attention_fused_combine = true;
   auto g = make_gpu(o);
   ASSERT_TRUE(g);
-  check({32, 8, 128, 16, 0, {{1, 17}, {1, 512}, {1, 33}}}, g.get());
-  check({56, 8, 128, 16, 0, {{1, 3000}}}, g.get());
-  check({56, 8, 128, 16, 0, {{1, 5}, {1, 300}, {1, 129}}, false}, g.get());
-  check({16, 1, 64, 8, 0, {{1, 1000}, {1, 7}}}, g.get());  // two head groups per kv head
-  check({4, 2, 32, 16, 0, {{1, 1}, {1, 40}, {1, 700}}}, g.get());
+  check_decode_merge_cases(g.get());
   check({8, 2, 64, 16, 0, {{1, 9000}}, false}, g.get());
-  check({32, 8, 128, 16, 48, {{1, 1000}, {1, 40}}, false}, g.get());
   check({32, 8, 128, 16, 0, {{1, 577}}, false}, g.get());
 }
 
@@ -222,12 +228,7 @@ TEST_F(CudaAttention, DecodeCombineKernelWithoutEarlyLoads) {
   o.attention_early_loads = false;
   auto g = make_gpu(o);
   ASSERT_TRUE(g);
-  check({32, 8, 128, 16, 0, {{1, 17}, {1, 512}, {1, 33}}}, g.get());
-  check({56, 8, 128, 16, 0, {{1, 3000}}}, g.get());
-  check({56, 8, 128, 16, 0, {{1, 5}, {1, 300}, {1, 129}}, false}, g.get());
-  check({16, 1, 64, 8, 0, {{1, 1000}, {1, 7}}}, g.get());
-  check({4, 2, 32, 16, 0, {{1, 1}, {1, 40}, {1, 700}}}, g.get());
-  check({32, 8, 128, 16, 48, {{1, 1000}, {1, 40}}, false}, g.get());
+  check_decode_merge_cases(g.get());
   check_rope_decode({32, 8, 128, 16, 0, {{1, 17}, {1, 514}, {1, 33}}}, 128, nullptr, g.get());
 }
 

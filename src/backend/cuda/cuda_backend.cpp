@@ -344,7 +344,7 @@ class CudaBackend : public Backend {
       Int4GemvParams p{iw, xin, out.data, M, K, y_stride, reinterpret_cast<float*>(rest), num_sms_, 0, variant_, et, yt};
       p.pdl = pdl_;
       p.prefetch = gemv_prefetch_;
-      p.ring = gemv_ring_max_bytes_ == 0 || static_cast<size_t>(K) * N / 2 <= gemv_ring_max_bytes_ ? gemv_ring_ : 0;
+      p.ring = gemv_ring_max_bytes_ == 0 || w.qweight.bytes() <= gemv_ring_max_bytes_ ? gemv_ring_ : 0;
       p.max_parts = gemv_max_parts_;
       p.fuse = fuse;
       launch_int4_gemv(p, stream_);

@@ -39,11 +39,14 @@ constexpr int kUnroll = 4;    // tiles loaded ahead per warp
 constexpr int kMaxRows = 4;   // M handled by this kernel
 constexpr int kMaxSmem = 196608;  // x staging limit (M * K * 2 bytes)
 
-// Dynamic shared memory: x [M][K/8] uint4 in lane order, the kparts partial
+// Dynamic shared memory: x [M][K/8] uint4 in lane order and the kparts partial
 // sums (kCols * 8 floats a row and part), then in ring mode each warp's ring
-// of `ring` rounds x kUnroll tiles (512 bytes a tile) from this offset.
+// of `ring` rounds x kUnroll tiles (512 bytes a tile) from ring_offset.
+__host__ __device__ constexpr size_t staging_bytes(int rows, int K, int kparts) {
+  return static_cast<size_t>(rows) * K * 2 + static_cast<size_t>(kparts) * rows * kCols * 8 * 4;
+}
 __host__ __device__ constexpr size_t ring_offset(int rows, int K, int kparts) {
-  return (static_cast<size_t>(rows) * K * 2 + static_cast<size_t>(kparts) * rows * kCols * 8 * 4 + 15) / 16 * 16;
+  return (staging_bytes(rows, K, kparts) + 15) / 16 * 16;
 }
 // The opt-in shared memory of a block on this device (int4_gemv_v2_configure;
 // backends may be made on several threads).
@@ -477,13 +480,14 @@ void launch_int4_gemv_v2(const Int4GemvParams& p, cudaStream_t stream) {
                          ? p.blocks_per_sm - 100
                          : std::clamp(int4_gemv_v2_kparts(p.w.K, p.w.N, p.num_sms), 1, std::max(1, p.max_parts));
   const bool narrow = v2_narrow(p.w.N, p.num_sms > 0 ? p.num_sms : 132);
-  size_t smem = static_cast<size_t>(p.M) * p.w.K * 2 + static_cast<size_t>(kparts) * p.M * kCols * 8 * 4;
+  size_t smem = staging_bytes(p.M, p.w.K, kparts);
   // Ring mode: the deepest ring of at most p.ring rounds that fits; under 2, none.
   const size_t warp_round = static_cast<size_t>((narrow ? 1 : kCols) * kparts) * kUnroll * kInt4TileWords * 4;
+  const size_t ring_base = ring_offset(p.M, p.w.K, kparts);
   int ring = std::min(p.ring, 4);
   const size_t limit = static_cast<size_t>(g_smem_limit.load());
-  while (ring >= 2 && ring_offset(p.M, p.w.K, kparts) + ring * warp_round > limit) --ring;
-  if (ring >= 2) smem = ring_offset(p.M, p.w.K, kparts) + ring * warp_round;
+  while (ring >= 2 && ring_base + ring * warp_round > limit) --ring;
+  if (ring >= 2) smem = ring_base + ring * warp_round;
   else ring = 0;
   if (p.type == ElemType::kBF16) {
     if (p.y_type == ElemType::kF32) launch_typed<__nv_bfloat16, float>(p, kparts, narrow, smem, ring, stream);

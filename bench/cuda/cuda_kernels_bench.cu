@@ -366,8 +366,8 @@ int main(int argc, char** argv) {
   // Workspaces.
   float* partial = static_cast<float*>(dalloc(size_t{64} << 20));
   const int max_k = 19200, max_m = 2048;
-  __half* x = static_cast<__half*>(dalloc(size_t{max_m} * max_k * 2));
-  __half* y = static_cast<__half*>(dalloc(size_t{max_m} * 38400 * 2));
+  __half* x = static_cast<__half*>(dalloc(static_cast<size_t>(max_m) * max_k * 2));
+  __half* y = static_cast<__half*>(dalloc(static_cast<size_t>(max_m) * 38400 * 2));
   fill_random_half<<<1024, 256>>>(x, int64_t{max_m} * max_k, 7, -1.f, 1.f);
   CK(cudaDeviceSynchronize());  // fills ran on the legacy stream
   __half* deq = static_cast<__half*>(dalloc(size_t{38400} * 7168 * 2));  // largest K x N below
@@ -387,7 +387,7 @@ int main(int argc, char** argv) {
       {"deepseek-33b", "gate_up", 7168, 38400, 62}, {"deepseek-33b", "down", 19200, 7168, 62},
   };
   std::map<std::string, double> model_bytes;
-  for (const Shape& s : shapes) model_bytes[s.model] += (double{s.K} * s.N / 2 + double{s.N} * (s.K / 128) * 4) * s.per_layer;
+  for (const Shape& s : shapes) model_bytes[s.model] += (static_cast<double>(s.K) * s.N / 2 + static_cast<double>(s.N) * (s.K / 128) * 4) * s.per_layer;
   std::string table = buf_printf("\n%-13s %-8s %6s %6s | %9s %9s | %9s %9s | %10s %10s\n", "model", "layer", "K", "N",
                                  "M=1 GB/s", "(% copy)", "M=16 GB/s", "(% copy)", "M=2048 TF", "dense TF");
   std::map<std::string, double> model_us;  // int4 linears of one decode step (all layers), default config
@@ -405,8 +405,8 @@ int main(int argc, char** argv) {
                                       "speedup", "rel diff");
   for (const Shape& s : shapes) {
     if (profile && std::strcmp(s.name, "gate_up") != 0) continue;
-    const size_t w_bytes = size_t{s.K} * s.N / 2;
-    const size_t sz_elems = size_t{s.N} * (s.K / 128);
+    const size_t w_bytes = static_cast<size_t>(s.K) * s.N / 2;
+    const size_t sz_elems = static_cast<size_t>(s.N) * (s.K / 128);
     // Enough copies that the set exceeds 4x L2: every call reads from HBM.
     const int copies = std::max<int>(2, static_cast<int>((4.0 * prop.l2CacheSize) / w_bytes) + 1);
     std::vector<uint32_t*> qw(copies);
@@ -440,14 +440,16 @@ int main(int argc, char** argv) {
         auto call = [&](int i) {
           if (dep) touch_rows<<<1, 256, 0, st>>>(x, s.K);
           Int4Weight w{qw[i % copies], sz[i % copies], nullptr, nullptr, s.K, s.N, 128};
-          Int4GemvParams p{w, x, y, M, s.K, s.N, partial, sms, bps, variant, ElemType::kF16, ElemType::kF16};
+          Int4GemvParams p{.w = w, .x = x, .y = y, .M = M, .x_stride = s.K, .y_stride = s.N, .partial = partial,
+                           .num_sms = sms, .blocks_per_sm = bps, .variant = variant, .type = ElemType::kF16,
+                           .y_type = ElemType::kF16, .fuse = {}};
           p.pdl = pdl;
           p.ring = ring;
           launch_int4_gemv(p, st);
         };
         const double ms_stream = time_ms(call, 3, reps);
         const double ms = time_graph_ms(call, reps);
-        const double v = (bytes_read + size_t{M} * (s.K + s.N) * 2) / ms / 1e6;
+        const double v = (bytes_read + static_cast<size_t>(M) * (s.K + s.N) * 2) / ms / 1e6;
         const int kp = variant == 2 ? (bps > 100 ? bps - 100 : int4_gemv_v2_kparts(s.K, s.N, sms)) : 0;
         std::printf("  [%s %s M=%d variant %d cfg %d (kparts %d) pdl %d dep %d ring %d: stream %.1f us, graph %.1f us, %.0f GB/s, %.0f%% copy]\n",
                     s.model, s.name, M, variant, bps, kp, pdl, dep, ring, ms_stream * 1e3, ms * 1e3, v, 100 * v / copy_gbs);
@@ -576,7 +578,7 @@ int main(int argc, char** argv) {
     const int D = 128, ps = 16;
     const int pages_per_seq = (c.ctx + ps - 1) / ps;
     const int num_pages = pages_per_seq * c.batch;
-    const size_t cache_elems = size_t{num_pages} * ps * c.kv_heads * D;
+    const size_t cache_elems = static_cast<size_t>(num_pages) * ps * c.kv_heads * D;
     __half* kc = static_cast<__half*>(dalloc(cache_elems * 2));
     __half* vc = static_cast<__half*>(dalloc(cache_elems * 2));
     fill_random_half<<<1024, 256>>>(kc, cache_elems, 11, -1, 1);
@@ -593,8 +595,8 @@ int main(int argc, char** argv) {
     CK(cudaMemcpy(d_pip, pip.data(), pip.size() * 4, cudaMemcpyHostToDevice));
     CK(cudaMemcpy(d_ts, ts.data(), ts.size() * 4, cudaMemcpyHostToDevice));
     CK(cudaMemcpy(d_pidx, pidx.data(), pidx.size() * 4, cudaMemcpyHostToDevice));
-    __half* q = static_cast<__half*>(dalloc(size_t{c.batch} * c.heads * D * 2));
-    __half* o = static_cast<__half*>(dalloc(size_t{c.batch} * c.heads * D * 2));
+    __half* q = static_cast<__half*>(dalloc(static_cast<size_t>(c.batch) * c.heads * D * 2));
+    __half* o = static_cast<__half*>(dalloc(static_cast<size_t>(c.batch) * c.heads * D * 2));
     fill_random_half<<<256, 256>>>(q, int64_t{c.batch} * c.heads * D, 13, -1, 1);
     CK(cudaDeviceSynchronize());
     // Same split policy as CudaBackend::attention.
@@ -602,8 +604,8 @@ int main(int argc, char** argv) {
     int splits = 1;
     if (base_blocks < 2 * sms) splits = std::max(1, std::min({(2 * sms + base_blocks - 1) / base_blocks, (c.ctx + 127) / 128, 64}));
     const int split_size = splits > 1 ? ((c.ctx + splits - 1) / splits + 31) / 32 * 32 : 1 << 30;
-    float* pout = static_cast<float*>(dalloc(size_t{c.batch} * c.heads * 64 * D * 4 + 64));
-    float* pml = static_cast<float*>(dalloc(size_t{c.batch} * c.heads * 64 * 2 * 4 + 64));
+    float* pout = static_cast<float*>(dalloc(static_cast<size_t>(c.batch) * c.heads * 64 * D * 4 + 64));
+    float* pml = static_cast<float*>(dalloc(static_cast<size_t>(c.batch) * c.heads * 64 * 2 * 4 + 64));
     AttnKernelParams p{};
     p.q = q; p.k_cache = kc; p.v_cache = vc; p.out = o;
     p.query_start = d_qs; p.kv_len = d_kl; p.page_indptr = d_pip; p.page_indices = d_pidx; p.token_seq = d_ts;

@@ -41,7 +41,21 @@ for t in "${targets[@]}"; do
   cp "$src" "$stage/$t"
   strip "$stage/$t"
 done
-tar cf - -C "$stage" "${targets[@]}" | xz -9 -T"${JOBS:-2}" > "$dest/bins.tar.xz"
+# The CUPTI kernel tracer (scripts/gpu/trace_decode.sh) and the libcupti it
+# needs, into lib/, when this CUDA toolkit has CUPTI (~1 MiB packed).
+extra=()
+if cmake --build "$build" --target help 2>/dev/null | grep -x '\.\.\. tandem_kernel_trace' > /dev/null &&
+   cmake --build "$build" -j "${JOBS:-2}" --target tandem_kernel_trace > /dev/null; then
+  cupti=$(ldd "$build/bench/cuda/libtandem_kernel_trace.so" | awk '/libcupti/ {print $3}')
+  if [ -n "$cupti" ]; then
+    mkdir -p "$stage/lib"
+    cp "$build/bench/cuda/libtandem_kernel_trace.so" "$stage/lib/"
+    cp -L "$cupti" "$stage/lib/"
+    strip "$stage/lib/libtandem_kernel_trace.so"
+    extra=(lib)
+  fi
+fi
+tar cf - -C "$stage" "${targets[@]}" "${extra[@]}" | xz -9 -T"${JOBS:-2}" > "$dest/bins.tar.xz"
 cp -L /usr/lib/x86_64-linux-gnu/libsentencepiece.so.0 "$dest/lib/"  # a plain file: links may not travel
 cp scripts/gpu-check "$dest/gpu-check"
 cat > "$dest/run" <<'RUN'

@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cstring>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "backend/cuda/cuda_check.h"
@@ -103,8 +104,17 @@ class CudaBackend : public Backend {
     CUDA_CHECK(cudaStreamCreateWithPriority(&stream_high_, cudaStreamNonBlocking, greatest));
     CUDA_CHECK(cudaEventCreateWithFlags(&switch_event_, cudaEventDisableTiming));
     stream_ = stream_low_;
-    CUDA_CHECK(int4_gemv_configure());
-    CUDA_CHECK(int4_gemm_configure());
+    // Kernel attributes (opt-in shared memory): a refusal is this device's or
+    // driver's limit, reported rather than aborting the process.
+    for (const auto& [what, err] : {std::pair{"int4 GEMV", int4_gemv_configure()},
+                                    std::pair{"int4 GEMM", int4_gemm_configure()}}) {
+      if (err != cudaSuccess) {
+        cudaGetLastError();
+        return Status(StatusCode::kInternal, std::string("CUDA ") + what +
+                                                 " kernel setup (shared memory opt-in) failed on device " +
+                                                 std::to_string(o.device) + ": " + cudaGetErrorString(err));
+      }
+    }
     const char* err = nullptr;
     if (!arena_.init(o.memory_bytes, &err)) {
       return Status(StatusCode::kResourceExhausted,

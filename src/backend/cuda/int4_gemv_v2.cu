@@ -407,15 +407,22 @@ void launch_typed(const Int4GemvParams& p, int kparts, bool narrow, size_t smem,
   });
 }
 
+// Each kernel may take optin minus its own static shared memory (inv_s, ss_s)
+// as dynamic shared memory: asking for the whole optin is an invalid argument.
+// *limit becomes the least of these over the kernels.
 template <typename T, typename Y>
-void configure_typed(cudaError_t* err) {
+void configure_typed(int optin, int* limit, cudaError_t* err) {
   for (int rows = 1; rows <= kMaxRows; ++rows) {
     for (int g = 0; g < 2; ++g) {
       for (int shape = 0; shape < 3; ++shape) {
         const V2Shape s{rows, g == 1, shape == 1 ? 1 : kCols, shape == 2};
         with_v2_kernel<T, Y>(s, [&](auto kernel, int, bool) {
-          const cudaError_t e = cudaFuncSetAttribute(reinterpret_cast<const void*>(kernel),
-                                                     cudaFuncAttributeMaxDynamicSharedMemorySize, g_smem_limit.load());
+          const void* fn = reinterpret_cast<const void*>(kernel);
+          cudaFuncAttributes attr{};
+          cudaError_t e = cudaFuncGetAttributes(&attr, fn);
+          const int dynamic = optin - static_cast<int>(attr.sharedSizeBytes);
+          if (e == cudaSuccess) e = cudaFuncSetAttribute(fn, cudaFuncAttributeMaxDynamicSharedMemorySize, dynamic);
+          if (e == cudaSuccess) *limit = std::min(*limit, dynamic);
           if (e != cudaSuccess && *err == cudaSuccess) *err = e;
         });
       }
@@ -426,7 +433,8 @@ void configure_typed(cudaError_t* err) {
 }  // namespace
 
 bool int4_gemv_v2_supports(int M, int K, ElemType type, ElemType y_type) {
-  return M >= 1 && M <= kMaxRows && static_cast<int64_t>(M) * K * 2 <= kMaxSmem && type != ElemType::kF32 &&
+  return M >= 1 && M <= kMaxRows && static_cast<int64_t>(M) * K * 2 <= kMaxSmem &&
+         staging_bytes(M, K, kMaxParts) <= static_cast<size_t>(g_smem_limit.load()) && type != ElemType::kF32 &&
          (y_type == type || y_type == ElemType::kF32);
 }
 
@@ -461,17 +469,18 @@ int int4_gemv_v2_kparts(int K, int N, int num_sms) {
 }
 
 cudaError_t int4_gemv_v2_configure() {
-  // As much shared memory as a block may opt into (227 KiB on Hopper), for the
-  // ring mode; at least the x staging limit.
+  // As much shared memory as a block may opt into (227 KiB on Hopper, less the
+  // kernel's static shared memory), for the ring mode.
   int device = 0, optin = 0;
   cudaError_t err = cudaGetDevice(&device);
   if (err == cudaSuccess) err = cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device);
   if (err != cudaSuccess) return err;
-  g_smem_limit.store(std::max(optin, kMaxSmem + 4096));
-  configure_typed<__half, __half>(&err);
-  configure_typed<__half, float>(&err);
-  configure_typed<__nv_bfloat16, __nv_bfloat16>(&err);
-  configure_typed<__nv_bfloat16, float>(&err);
+  int limit = optin;
+  configure_typed<__half, __half>(optin, &limit, &err);
+  configure_typed<__half, float>(optin, &limit, &err);
+  configure_typed<__nv_bfloat16, __nv_bfloat16>(optin, &limit, &err);
+  configure_typed<__nv_bfloat16, float>(optin, &limit, &err);
+  if (err == cudaSuccess) g_smem_limit.store(limit);
   return err;
 }
 

@@ -632,6 +632,7 @@ int main(int argc, char** argv) {
     // split count from the context (known) and from the batch shape only (graph replay).
     for (int known : {1, 0}) {
       AttnKernelParams d = p;
+      d.exact_group = true;  // as CudaBackendOptions defaults to
       d.num_splits = attention_decode_splits(c.batch, c.heads, c.kv_heads, known ? c.ctx : 0, sms);
       const double ms_d = time_graph_ms([&](int) { launch_attention_decode(d, st); }, reps);
       std::printf("%-13s %5d %6d | %9.1f %9.0f %7.0f%%   (decode kernel, splits %d%s)\n", c.model, c.batch, c.ctx,

@@ -54,7 +54,7 @@ struct CudaBackendOptions {
   // Variant 2's GEMV keeps this many rounds of 4 tiles per warp in flight
   // through shared memory (cp.async), refilling each as it is used, instead
   // of 4 tiles in registers; 2-4, fewer where shared memory is short; 0: off
-  // (TANDEM_CUDA_GEMV_RING=N). Off until measured on a GPU (docs/cuda-decode.md).
+  // (TANDEM_CUDA_GEMV_RING=N). Off: slower at every depth measured (docs/cuda-decode.md, session 8).
   int gemv_ring = 0;
   // The ring only for layers of at most this many packed weight bytes (the
   // small q/k/v and o projections, whose fixed cost the ring's early loads
@@ -81,6 +81,11 @@ struct CudaBackendOptions {
   // between steps, as Model does (TANDEM_CUDA_ATTN_EARLY=0: off). +1.6% at
   // batch 1 on the H100, +3.7% with the fused merge (docs/cuda-decode.md).
   bool attention_early_loads = true;
+  // The decode attention kernel built for exactly the model's query heads per
+  // block (4, 7 or 8; others use the general one): half the unrolled code for a
+  // group of 4, and that code is fetched cold on every SM each layer
+  // (TANDEM_CUDA_ATTN_EXACT_GROUP=0: the general kernel).
+  bool attention_exact_group = true;
   // Most key splits of the decode attention kernel (1 to 32; TANDEM_CUDA_DECODE_SPLITS).
   // A captured decode graph serves every context length, so it takes this many
   // whenever the batch alone would not fill the GPU twice over.

@@ -232,6 +232,19 @@ TEST_F(CudaAttention, DecodeCombineKernelWithoutEarlyLoads) {
   check_rope_decode({32, 8, 128, 16, 0, {{1, 17}, {1, 514}, {1, 33}}}, 128, nullptr, g.get());
 }
 
+// The general decode kernel (query heads per block known only at run time) at
+// the GQA ratios the exact-group kernels take by default: 4, 7 and 8 (16).
+TEST_F(CudaAttention, DecodeGeneralGroupKernel) {
+  CudaBackendOptions o;
+  o.attention_exact_group = false;
+  auto g = make_gpu(o);
+  ASSERT_TRUE(g);
+  check({32, 8, 128, 16, 0, {{1, 17}, {1, 512}, {1, 33}}}, g.get());
+  check({56, 8, 128, 16, 0, {{1, 5}, {1, 300}, {1, 129}}, false}, g.get());
+  check({16, 1, 64, 8, 0, {{1, 1000}, {1, 7}}}, g.get());
+  check_rope_decode({32, 8, 128, 16, 0, {{1, 17}, {1, 514}, {1, 33}}}, 128, nullptr, g.get());
+}
+
 TEST_F(CudaAttention, PrefillAndChunks) {
   check({32, 8, 128, 16, 0, {{37, 37}}});
   check({8, 2, 64, 16, 0, {{100, 100}, {1, 50}, {20, 300}}});  // mixed: prefill, decode, chunk on cache

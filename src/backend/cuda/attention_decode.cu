@@ -32,11 +32,11 @@ constexpr float kLog2e = 1.4426950408889634f;
 // t, as attention_combine_kernel does: weights 2^(m_i - max) over the splits
 // that saw keys, out = sum_i w_i o_i / sum_i w_i l_i. The partials come from
 // other blocks: read through L2 (ld.cg).
-template <typename T, int D>
+template <typename T, int D, int kG>
 __device__ void merge_splits(const AttnKernelParams& p, int t, int qh0, int group) {
   static_assert(kMaxDecodeSplits <= kMaxAttentionSplits && kMaxDecodeSplits <= 32, "one split per lane below");
-  __shared__ float w_s[kMaxGroup][kMaxDecodeSplits];
-  __shared__ float lsum_s[kMaxGroup];
+  __shared__ float w_s[kG][kMaxDecodeSplits];
+  __shared__ float lsum_s[kG];
   const int n = p.num_splits, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   for (int h = warp; h < group; h += kThreads / 32) {  // a warp per head, a lane per split
     const int64_t base = (static_cast<int64_t>(t) * p.num_q_heads + qh0 + h) * n;
@@ -105,8 +105,15 @@ __device__ void write_new_kv(const RopeKernelParams& r, int t, int kvh, float po
   }
 }
 
-template <typename T, int D>
-__global__ void __launch_bounds__(kThreads) attention_decode_kernel(AttnKernelParams p, int group) {
+// G > 0: exactly G query heads a block, known at compile time (the common
+// GQA ratios), so the per-head loops below are only G long; G == 0: up to
+// kMaxGroup, `group_arg` at run time. The kernel runs once per block, so its
+// code is fetched cold on every SM each layer: half the unrolled head loops is
+// half the instruction fetch (docs/cuda-decode.md, session 8).
+template <typename T, int D, int G>
+__global__ void __launch_bounds__(kThreads) attention_decode_kernel(AttnKernelParams p, int group_arg) {
+  constexpr int kG = G > 0 ? G : kMaxGroup;
+  const int group = G > 0 ? G : group_arg;
   allow_dependent_launch();
   // With early loads the block reads the step's metadata and the first tile's
   // K/V rows before waiting for the kernel before it (under PDL: while that
@@ -117,11 +124,11 @@ __global__ void __launch_bounds__(kThreads) attention_decode_kernel(AttnKernelPa
   if (!early) wait_prior_grid();
   constexpr int kChunks = D / 8;             // 16-byte pieces of a row
   constexpr int kRows = kThreads / kChunks;  // keys in flight in phase B
-  __shared__ __align__(16) float q_s[kMaxGroup][D];
-  __shared__ float p_s[kMaxGroup][kTile];
+  __shared__ __align__(16) float q_s[kG][D];
+  __shared__ float p_s[kG][kTile];
   __shared__ int64_t off_s[kTile];
-  __shared__ float red_s[kThreads / 32][kMaxGroup];
-  __shared__ float acc_s[kRows][kMaxGroup][D];
+  __shared__ float red_s[kThreads / 32][kG];
+  __shared__ float acc_s[kRows][kG][D];
 
   const int s = blockIdx.x;
   const int t = p.query_start[s];
@@ -223,9 +230,9 @@ __global__ void __launch_bounds__(kThreads) attention_decode_kernel(AttnKernelPa
     }
   }
 
-  float m[kMaxGroup], l[kMaxGroup], acc[kMaxGroup][8];
+  float m[kG], l[kG], acc[kG][8];
 #pragma unroll
-  for (int h = 0; h < kMaxGroup; ++h) {
+  for (int h = 0; h < kG; ++h) {
     m[h] = -FLT_MAX;
     l[h] = 0.f;
 #pragma unroll
@@ -241,9 +248,9 @@ __global__ void __launch_bounds__(kThreads) attention_decode_kernel(AttnKernelPa
       __syncthreads();  // off_s complete: the first V loads go out with the K loads
       load_tile(off, n);
     }
-    float sc[kMaxGroup];
+    float sc[kG];
 #pragma unroll
-    for (int h = 0; h < kMaxGroup; ++h) sc[h] = 0.f;
+    for (int h = 0; h < kG; ++h) sc[h] = 0.f;
     if (off >= 0) {
 #pragma unroll
       for (int c = 0; c < kChunks; ++c) {
@@ -252,7 +259,7 @@ __global__ void __launch_bounds__(kThreads) attention_decode_kernel(AttnKernelPa
 #pragma unroll
         for (int i = 0; i < 8; ++i) kf[i] = to_f32(e[i]);
 #pragma unroll
-        for (int h = 0; h < kMaxGroup; ++h) {
+        for (int h = 0; h < kG; ++h) {
           if (h < group) {
             const float4 a = *reinterpret_cast<const float4*>(&q_s[h][8 * c]);
             const float4 b = *reinterpret_cast<const float4*>(&q_s[h][8 * c + 4]);
@@ -264,15 +271,15 @@ __global__ void __launch_bounds__(kThreads) attention_decode_kernel(AttnKernelPa
     }
     // Block max per head, then the new running max and p = 2^(s - m).
 #pragma unroll
-    for (int h = 0; h < kMaxGroup; ++h) {
+    for (int h = 0; h < kG; ++h) {
       if (h >= group) continue;
       const float wm = warp_max(off >= 0 ? sc[h] : -FLT_MAX);
       if (lane == 0) red_s[warp][h] = wm;
     }
     __syncthreads();
-    float corr[kMaxGroup];
+    float corr[kG];
 #pragma unroll
-    for (int h = 0; h < kMaxGroup; ++h) {
+    for (int h = 0; h < kG; ++h) {
       corr[h] = 1.f;
       if (h >= group) continue;
       float tm = red_s[0][h];
@@ -286,7 +293,7 @@ __global__ void __launch_bounds__(kThreads) attention_decode_kernel(AttnKernelPa
     __syncthreads();  // p_s complete; red_s free again
     // l: every thread sums the tile's p (same order everywhere: identical state).
 #pragma unroll
-    for (int h = 0; h < kMaxGroup; ++h) {
+    for (int h = 0; h < kG; ++h) {
       if (h >= group) continue;
       float ps = warp_sum(p_s[h][lane] + p_s[h][lane + 32] + p_s[h][lane + 64] + p_s[h][lane + 96]);
       l[h] = l[h] * corr[h] + ps;
@@ -298,7 +305,7 @@ __global__ void __launch_bounds__(kThreads) attention_decode_kernel(AttnKernelPa
     // already loaded with K).
     for (int j0 = row; j0 < n; j0 += 4 * kRows) {
       uint4 vr[4];
-      float pj[4][kMaxGroup];
+      float pj[4][kG];
 #pragma unroll
       for (int u = 0; u < 4; ++u) {
         const int j = j0 + u * kRows;
@@ -309,7 +316,7 @@ __global__ void __launch_bounds__(kThreads) attention_decode_kernel(AttnKernelPa
           vr[u] = o >= 0 ? *reinterpret_cast<const uint4*>(vc + o + 8 * ch) : make_uint4(0, 0, 0, 0);
         }
 #pragma unroll
-        for (int h = 0; h < kMaxGroup; ++h) pj[u][h] = (h < group && o >= 0) ? p_s[h][j] : 0.f;
+        for (int h = 0; h < kG; ++h) pj[u][h] = (h < group && o >= 0) ? p_s[h][j] : 0.f;
       }
 #pragma unroll
       for (int u = 0; u < 4; ++u) {
@@ -318,7 +325,7 @@ __global__ void __launch_bounds__(kThreads) attention_decode_kernel(AttnKernelPa
         for (int i = 0; i < 8; ++i) {
           const float v = to_f32(e[i]);
 #pragma unroll
-          for (int h = 0; h < kMaxGroup; ++h) acc[h][i] += pj[u][h] * v;
+          for (int h = 0; h < kG; ++h) acc[h][i] += pj[u][h] * v;
         }
       }
     }
@@ -327,7 +334,7 @@ __global__ void __launch_bounds__(kThreads) attention_decode_kernel(AttnKernelPa
 
   // Sum the kRows partial accumulators of each (head, dim).
 #pragma unroll
-  for (int h = 0; h < kMaxGroup; ++h) {
+  for (int h = 0; h < kG; ++h) {
     if (h >= group) continue;
 #pragma unroll
     for (int e = 0; e < 8; ++e) acc_s[row][h][8 * ch + e] = acc[h][e];
@@ -342,7 +349,7 @@ __global__ void __launch_bounds__(kThreads) attention_decode_kernel(AttnKernelPa
     // m and l are the same in every thread; pick head h's without a dynamic register index.
     float mh = 0.f, lh = 0.f;
 #pragma unroll
-    for (int k = 0; k < kMaxGroup; ++k) {
+    for (int k = 0; k < kG; ++k) {
       if (k == h) {
         mh = m[k];
         lh = l[k];
@@ -372,7 +379,7 @@ __global__ void __launch_bounds__(kThreads) attention_decode_kernel(AttnKernelPa
   __syncthreads();
   if (!last_s) return;
   __threadfence();
-  merge_splits<T, D>(p, t, qh0, group);
+  merge_splits<T, D, kG>(p, t, qh0, group);
   if (tid == 0) *counter = 0;  // ready for the next step (and graph replay)
 }
 
@@ -404,7 +411,16 @@ void launch_attention_decode(const AttnKernelParams& p, cudaStream_t stream) {
   auto run = [&](auto tag) {
     using T = decltype(tag);
     dispatch_head_dim(p.head_dim, [&](auto dim) {
-      launch_pdl(attention_decode_kernel<T, decltype(dim)::value>, grid, kThreads, 0, stream, p, group);
+      constexpr int kD = decltype(dim)::value;
+      if (p.exact_group && group == 4) {
+        launch_pdl(attention_decode_kernel<T, kD, 4>, grid, kThreads, 0, stream, p, group);
+      } else if (p.exact_group && group == 7) {
+        launch_pdl(attention_decode_kernel<T, kD, 7>, grid, kThreads, 0, stream, p, group);
+      } else if (p.exact_group && group == 8) {
+        launch_pdl(attention_decode_kernel<T, kD, 8>, grid, kThreads, 0, stream, p, group);
+      } else {
+        launch_pdl(attention_decode_kernel<T, kD, 0>, grid, kThreads, 0, stream, p, group);
+      }
     });
   };
   if (p.type == ElemType::kBF16) {

@@ -81,6 +81,7 @@ class CudaBackend : public Backend {
                               ", not " + std::to_string(o.decode_attention_max_splits));
     max_decode_splits_ = o.decode_attention_max_splits;
     early_attention_loads_ = o.attention_early_loads;
+    exact_group_attention_ = o.attention_exact_group;
     set_pdl_enabled(pdl_);
     graphs_ = o.graphs;
     if (o.attention_prefill_min_query < 0)
@@ -540,6 +541,7 @@ class CudaBackend : public Backend {
     p.split_counters = splits > 1 && fused_combine_ && counters_fit ? split_counters_ : nullptr;
     if (rope != nullptr) p.rope = *rope;
     p.early_loads = early_attention_loads_;
+    p.exact_group = exact_group_attention_;
     launch_attention_decode(p, stream_);
     CUDA_CHECK_LAUNCH();
   }
@@ -727,6 +729,7 @@ class CudaBackend : public Backend {
   bool fused_combine_ = true;  // CudaBackendOptions::attention_fused_combine
   bool fused_rope_ = true;     // CudaBackendOptions::attention_fused_rope
   bool early_attention_loads_ = true;  // CudaBackendOptions::attention_early_loads
+  bool exact_group_attention_ = true;  // CudaBackendOptions::attention_exact_group
   bool int4_tc_gemm_ = true;   // CudaBackendOptions::int4_tc_gemm
   int max_decode_splits_ = kMaxDecodeSplits;  // CudaBackendOptions::decode_attention_max_splits
   int* split_counters_ = nullptr;

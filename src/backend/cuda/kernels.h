@@ -292,6 +292,9 @@ struct AttnKernelParams {
   // Decode kernel only: metadata and the first tile's K/V loads go out before
   // griddepcontrol.wait (CudaBackendOptions::attention_early_loads).
   bool early_loads;
+  // Decode kernel only: GQA groups of 4, 7 or 8 query heads run a kernel built
+  // for exactly that group (CudaBackendOptions::attention_exact_group).
+  bool exact_group;
   ElemType type;
   int variant;  // 0: first validated kernel; 1: loads batched ahead of use
   // Tensor-core prefill (attention_prefill.cu): sequences with at least

@@ -24,7 +24,8 @@ if [ ! -f "$build/CMakeCache.txt" ]; then
   command -v ccache >/dev/null && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_CUDA_COMPILER_LAUNCHER=ccache)
   cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=${BUILD_TYPE:-RelWithDebInfo} "${launcher[@]}"
 fi
-grep -q 'TANDEM_HAVE_CUDA:INTERNAL=ON\|CMAKE_CUDA_COMPILER:' "$build/CMakeCache.txt" ||
+# CMake records a found CUDA compiler under CMakeFiles/<version>/, not in the cache.
+compgen -G "$build/CMakeFiles/*/CMakeCUDACompiler.cmake" > /dev/null ||
   echo "pack-device: warning: $build may lack the CUDA backend (no nvcc at configure time?)" >&2
 cmake --build "$build" -j "${JOBS:-2}" --target "${targets[@]}"
 dest=${DEVICE_ROOT:-/work/main/.device}/$name

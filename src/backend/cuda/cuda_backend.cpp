@@ -107,13 +107,12 @@ class CudaBackend : public Backend {
     stream_ = stream_low_;
     // Kernel attributes (opt-in shared memory): a refusal is this device's or
     // driver's limit, reported rather than aborting the process.
-    for (const auto& [what, err] : {std::pair{"int4 GEMV", int4_gemv_configure()},
-                                    std::pair{"int4 GEMM", int4_gemm_configure()}}) {
-      if (err != cudaSuccess) {
+    for (const auto& [what, configure] :
+         {std::pair{"int4 GEMV", &int4_gemv_configure}, std::pair{"int4 GEMM", &int4_gemm_configure}}) {
+      if (const cudaError_t e = configure(); e != cudaSuccess) {
         cudaGetLastError();
-        return Status(StatusCode::kInternal, std::string("CUDA ") + what +
-                                                 " kernel setup (shared memory opt-in) failed on device " +
-                                                 std::to_string(o.device) + ": " + cudaGetErrorString(err));
+        return internal_error(std::string("CUDA ") + what + " kernel setup (shared memory opt-in) failed on device " +
+                              std::to_string(o.device) + ": " + cudaGetErrorString(e));
       }
     }
     const char* err = nullptr;

@@ -20,6 +20,9 @@
 #   noswiglu    default without the fused SwiGLU (TANDEM_CUDA_FUSED_SWIGLU=0)
 #   nopdl       default with TANDEM_CUDA_PDL=0
 #   splitsN     default with TANDEM_CUDA_DECODE_SPLITS=N (at most N key splits)
+#   scaleahead  default with TANDEM_CUDA_GEMV_SCALE_AHEAD=1 (scales load with the weights)
+#   mma         default with TANDEM_CUDA_GEMV_MMA=1 (the GEMV's dot products on tensor cores)
+#   mmasa       mma and scaleahead
 # Each writes DIR/VARIANT/e2e_summary.jsonl; DIR/ablation.txt has one line each.
 set -u
 packed=${1:?usage: decode_ablation.sh PACKED_DIR [VARIANT ...]}
@@ -40,6 +43,9 @@ for v in "${variants[@]}"; do
     norope) rope=0 ;;
     noswiglu) swiglu=0 ;;
     nopdl) extra=(TANDEM_CUDA_PDL=0) ;;
+    scaleahead) extra=(TANDEM_CUDA_GEMV_SCALE_AHEAD=1) ;;
+    mma) extra=(TANDEM_CUDA_GEMV_MMA=1) ;;
+    mmasa) extra=(TANDEM_CUDA_GEMV_MMA=1 TANDEM_CUDA_GEMV_SCALE_AHEAD=1) ;;
     splits*) extra=(TANDEM_CUDA_DECODE_SPLITS=${v#splits}) ;;
     parts[1-8]) extra=(TANDEM_CUDA_GEMV_MAX_PARTS=${v#parts}) ;;
     ring*)

@@ -6,7 +6,7 @@
 # Variants (default: all of them, in this order); each sets all five switches:
 #   default     what CudaBackendOptions defaults to: RoPE + KV write and SwiGLU
 #               fused, the attention's early loads, the merge by the last
-#               split block, no GEMV half-ring
+#               split block, the GEMV's scales loaded with its weights, no GEMV half-ring
 #   session4    the default of session 4: no early loads, the combine kernel
 #   early       session4 + the early loads (TANDEM_CUDA_ATTN_EARLY)
 #   combine     session4 + the merge by the last split block (TANDEM_CUDA_FUSED_COMBINE)
@@ -20,9 +20,7 @@
 #   noswiglu    default without the fused SwiGLU (TANDEM_CUDA_FUSED_SWIGLU=0)
 #   nopdl       default with TANDEM_CUDA_PDL=0
 #   splitsN     default with TANDEM_CUDA_DECODE_SPLITS=N (at most N key splits)
-#   scaleahead  default with TANDEM_CUDA_GEMV_SCALE_AHEAD=1 (scales load with the weights)
-#   mma         default with TANDEM_CUDA_GEMV_MMA=1 (the GEMV's dot products on tensor cores)
-#   mmasa       mma and scaleahead
+#   nosa        default with TANDEM_CUDA_GEMV_SCALE_AHEAD=0 (a round's scales load after its weights)
 # Each writes DIR/VARIANT/e2e_summary.jsonl; DIR/ablation.txt has one line each.
 set -u
 packed=${1:?usage: decode_ablation.sh PACKED_DIR [VARIANT ...]}
@@ -43,9 +41,7 @@ for v in "${variants[@]}"; do
     norope) rope=0 ;;
     noswiglu) swiglu=0 ;;
     nopdl) extra=(TANDEM_CUDA_PDL=0) ;;
-    scaleahead) extra=(TANDEM_CUDA_GEMV_SCALE_AHEAD=1) ;;
-    mma) extra=(TANDEM_CUDA_GEMV_MMA=1) ;;
-    mmasa) extra=(TANDEM_CUDA_GEMV_MMA=1 TANDEM_CUDA_GEMV_SCALE_AHEAD=1) ;;
+    nosa) extra=(TANDEM_CUDA_GEMV_SCALE_AHEAD=0) ;;
     splits*) extra=(TANDEM_CUDA_DECODE_SPLITS=${v#splits}) ;;
     parts[1-8]) extra=(TANDEM_CUDA_GEMV_MAX_PARTS=${v#parts}) ;;
     ring*)

@@ -52,13 +52,10 @@ struct CudaBackendOptions {
   // (docs/cuda-decode.md, "Decode speed, session 4").
   bool gemv_prefetch = false;
   // Variant 2's GEMV loads each round's scales and zeros with its weights
-  // (group sizes that are multiples of 128) instead of after them
-  // (TANDEM_CUDA_GEMV_SCALE_AHEAD).
-  bool gemv_scale_ahead = false;
-  // Variant 2's GEMV does its dot products on tensor cores (mma.m16n8k16 with
-  // x as row lane/4 of the A fragment, fp32 sums) instead of hfma2: fewer
-  // instructions per weight byte (TANDEM_CUDA_GEMV_MMA).
-  bool gemv_mma = false;
+  // (group sizes that are multiples of 128) instead of after them, so a round
+  // waits one memory round trip, not two; TANDEM_CUDA_GEMV_SCALE_AHEAD=0: after.
+  // +5% batch-1 decode on the H100 (docs/cuda-decode.md, session 9).
+  bool gemv_scale_ahead = true;
   // Variant 2's GEMV keeps this many rounds of 4 tiles per warp in flight
   // through shared memory (cp.async), refilling each as it is used, instead
   // of 4 tiles in registers; 2-4, fewer where shared memory is short; 0: off

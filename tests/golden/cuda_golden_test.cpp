@@ -45,7 +45,6 @@ std::unique_ptr<Backend> cuda_backend(DType act) {
   o.activation_dtype = act;
   if (const char* v = std::getenv("TANDEM_CUDA_KERNEL_VARIANT")) o.kernel_variant = std::atoi(v);
   if (const char* v = std::getenv("TANDEM_CUDA_GRAPHS")) o.graphs = std::atoi(v) != 0;
-  if (const char* v = std::getenv("TANDEM_CUDA_GEMV_MMA")) o.gemv_mma = std::atoi(v) != 0;
   if (const char* v = std::getenv("TANDEM_CUDA_GEMV_SCALE_AHEAD")) o.gemv_scale_ahead = std::atoi(v) != 0;
   auto b = make_cuda_backend(o);
   EXPECT_TRUE(b.ok()) << b.status().to_string();

@@ -23,7 +23,6 @@ class CudaLinear : public OpTest {
   std::unique_ptr<Backend> make_gpu(CudaBackendOptions o) {
     if (o.memory_bytes == CudaBackendOptions{}.memory_bytes) o.memory_bytes = size_t{3} << 30;
     if (const char* v = std::getenv("TANDEM_CUDA_KERNEL_VARIANT")) o.kernel_variant = std::atoi(v);
-    if (const char* v = std::getenv("TANDEM_CUDA_GEMV_MMA")) o.gemv_mma = std::atoi(v) != 0;
     auto g = make_cuda_backend(o);
     EXPECT_TRUE(g.ok()) << g.status().to_string();
     return g.ok() ? std::move(g).value() : nullptr;
@@ -177,12 +176,13 @@ TEST_F(CudaLinear, AwqWithGemvPrefetch) {
   check_int4({WeightFormat::kGptq, 2048, 512, 32, false, true, 1}, {1, 4});
 }
 
-// The decode GEMV loading each round's scales and zeros with its weights
-// (CudaBackendOptions::gemv_scale_ahead): whole-tile groups (128, 256) take
-// it, smaller groups keep the per-word path; warps with a partial last round.
-TEST_F(CudaLinear, AwqWithGemvScaleAhead) {
+// The decode GEMV loading each round's scales and zeros after its weights
+// (CudaBackendOptions::gemv_scale_ahead off; on by default, which every other
+// test takes): whole-tile groups (128, 256), smaller groups (the per-word
+// path either way), warps with a partial last round.
+TEST_F(CudaLinear, AwqWithoutGemvScaleAhead) {
   CudaBackendOptions o;
-  o.gemv_scale_ahead = true;
+  o.gemv_scale_ahead = false;
   gpu_ = make_gpu(o);
   ASSERT_NE(gpu_, nullptr);
   check_int4({WeightFormat::kAwqGemm, 4096, 1024, 128, false, true, 0}, {1, 3, 4});
@@ -191,29 +191,6 @@ TEST_F(CudaLinear, AwqWithGemvScaleAhead) {
   check_int4({WeightFormat::kAwqGemm, 2560, 512, 256, false, false, 0}, {1, 2});
   check_int4({WeightFormat::kAwqGemm, 1408, 2048, 64, false, false, 0}, {1, 2});
   check_int4({WeightFormat::kGptq, 2048, 512, 128, false, true, 1}, {1, 4});
-}
-
-// The decode GEMV on tensor cores (CudaBackendOptions::gemv_mma): rows 1-4
-// (A fragment rows past M are zero), whole-tile and per-word groups, fp16 and
-// bf16, act-order, scale-ahead, the narrow (1-tile) blocks.
-TEST_F(CudaLinear, AwqWithGemvMma) {
-  for (bool ahead : {false, true}) {
-    CudaBackendOptions o;
-    o.gemv_mma = true;
-    o.gemv_scale_ahead = ahead;
-    gpu_ = make_gpu(o);
-    ASSERT_NE(gpu_, nullptr);
-    for (int G : {32, 64, 128}) check_int4({WeightFormat::kAwqGemm, 512, 136, G, false, true, 0}, {1, 2, 3, 4});
-    check_int4({WeightFormat::kAwqGemm, 4096, 6144, 128, false, false, 0}, {1, 2});
-    check_int4({WeightFormat::kAwqGemm, 14336, 4096, 128, false, false, 0}, {1, 4});
-    check_int4({WeightFormat::kAwqGemm, 2560, 512, 256, false, false, 0}, {1, 3});
-    check_int4({WeightFormat::kGptq, 2048, 512, 128, true, true, 1}, {1, 4});
-    check_int4({WeightFormat::kAwqGemm, 4096, 256, 128, false, false, 0, 2000.f}, {1, 4});
-    o.activation_dtype = DType::kBF16;
-    gpu_ = make_gpu(o);
-    ASSERT_NE(gpu_, nullptr);
-    for (int G : {64, 128}) check_int4({WeightFormat::kAwqGemm, 1024, 136, G, false, true, 0}, {1, 4});
-  }
 }
 
 // The decode GEMV with its tiles in flight through a shared-memory ring

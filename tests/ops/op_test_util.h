@@ -36,7 +36,6 @@ class OpTest : public ::testing::Test {
     if (const char* v = std::getenv("TANDEM_CUDA_KERNEL_VARIANT")) o.kernel_variant = std::atoi(v);
     if (const char* v = std::getenv("TANDEM_CUDA_PDL")) o.pdl = std::atoi(v) != 0;
     if (const char* v = std::getenv("TANDEM_CUDA_GEMV_RING")) o.gemv_ring = std::atoi(v);  // gpu-check reruns CudaLinear.*
-    if (const char* v = std::getenv("TANDEM_CUDA_GEMV_MMA")) o.gemv_mma = std::atoi(v) != 0;
     if (const char* v = std::getenv("TANDEM_CUDA_GEMV_SCALE_AHEAD")) o.gemv_scale_ahead = std::atoi(v) != 0;
     auto g = make_cuda_backend(o);
     ASSERT_TRUE(g.ok()) << g.status().to_string();

@@ -66,7 +66,6 @@ class CudaBackend : public Backend {
     pdl_ = o.pdl;
     gemv_prefetch_ = o.gemv_prefetch;
     gemv_scale_ahead_ = o.gemv_scale_ahead;
-    gemv_mma_ = o.gemv_mma;
     if (o.gemv_ring < 0 || o.gemv_ring > 4)
       return invalid_argument("CUDA gemv_ring must be 0 to 4 rounds, not " + std::to_string(o.gemv_ring));
     gemv_ring_ = o.gemv_ring;
@@ -357,7 +356,6 @@ class CudaBackend : public Backend {
       p.pdl = pdl_;
       p.prefetch = gemv_prefetch_;
       p.scale_ahead = gemv_scale_ahead_;
-      p.mma = gemv_mma_;
       p.ring = gemv_ring_max_bytes_ == 0 || w.qweight.bytes() <= gemv_ring_max_bytes_ ? gemv_ring_ : 0;
       p.max_parts = gemv_max_parts_;
       p.fuse = fuse;
@@ -725,8 +723,7 @@ class CudaBackend : public Backend {
   int variant_ = 0;  // CudaBackendOptions::kernel_variant
   bool pdl_ = true;  // CudaBackendOptions::pdl
   bool gemv_prefetch_ = false;  // CudaBackendOptions::gemv_prefetch
-  bool gemv_scale_ahead_ = false;  // CudaBackendOptions::gemv_scale_ahead
-  bool gemv_mma_ = false;          // CudaBackendOptions::gemv_mma
+  bool gemv_scale_ahead_ = true;  // CudaBackendOptions::gemv_scale_ahead
   int gemv_ring_ = 0;           // CudaBackendOptions::gemv_ring
   size_t gemv_ring_max_bytes_ = 0;  // CudaBackendOptions::gemv_ring_max_bytes
   int gemv_max_parts_ = 8;          // CudaBackendOptions::gemv_max_parts

@@ -108,33 +108,7 @@ __device__ __forceinline__ float word_dot(uint32_t word, const uint4& xq, typena
   }
 }
 
-// Tensor-core form of word_dot (kMma): the word's 4 pairs are the B fragments
-// of mma.m16n8k16 steps 2w and 2w + 1 (int4_layout.h), and xq (lane order)
-// holds exactly the A fragment's row-g registers a0, a2 of both steps; rows
-// g + 8 (a1, a3) are zero. c += 16 rows x 8 columns, fp32 (x not pre-scaled).
-template <typename T>
-__device__ __forceinline__ void word_mma(float (&c)[4], uint32_t word, const uint4& xq,
-                                         typename Int4Traits<T>::T2 z2, typename Int4Traits<T>::T2 zhi) {
-  using T2 = typename Int4Traits<T>::T2;
-  constexpr uint32_t kMagic = Int4Traits<T>::kMagic;
-  uint32_t b[4];
-  if constexpr (std::is_same_v<T, __half>) {
-    const uint32_t high = word >> 8;
-    const __half2 sixteenth = __float2half2_rn(0.0625f);
-    b[0] = as_u32(__hsub2(from_u32<__half2>((word & 0x000F000Fu) | kMagic), z2));
-    b[1] = as_u32(__hfma2(from_u32<__half2>((word & 0x00F000F0u) | kMagic), sixteenth, zhi));
-    b[2] = as_u32(__hsub2(from_u32<__half2>((high & 0x000F000Fu) | kMagic), z2));
-    b[3] = as_u32(__hfma2(from_u32<__half2>((high & 0x00F000F0u) | kMagic), sixteenth, zhi));
-  } else {
-#pragma unroll
-    for (int p = 0; p < 4; ++p) b[p] = as_u32(__hsub2(from_u32<T2>(((word >> (4 * p)) & 0x000F000Fu) | kMagic), z2));
-  }
-  const uint32_t a_lo[4] = {xq.x, 0u, xq.y, 0u};
-  const uint32_t a_hi[4] = {xq.z, 0u, xq.w, 0u};
-  mma_16816<T>(c, a_lo, b[0], b[1]);
-  mma_16816<T>(c, a_hi, b[2], b[3]);
-}
-
+// A scale loaded as its 16 bits (the kernel's scale_bits), in fp32.
 template <typename T>
 __device__ __forceinline__ float scale_f32(uint32_t bits) {
   const unsigned short h = static_cast<unsigned short>(bits & 0xFFFFu);
@@ -148,7 +122,7 @@ __device__ __forceinline__ float scale_f32(uint32_t bits) {
 // up tiles N/16 + 2b, N/16 + 2b + 1, and it writes 16 columns of silu(gate) * up;
 // grid ceil(N / 32).
 // Dynamic smem: x [MR][K/8] uint4 in lane order, then kparts * MR * 32 floats.
-template <typename T, typename Y, int MR, bool kTileGroups, int kC, bool kSwiglu, bool kMma>
+template <typename T, typename Y, int MR, bool kTileGroups, int kC, bool kSwiglu>
 __global__ void __launch_bounds__(32 * kC * kMaxParts)
     int4_gemv_v2_kernel(const uint4* __restrict__ qweight, const T* __restrict__ scales,
                         const T* __restrict__ x, const T* __restrict__ bias, Y* __restrict__ y, int K, int N,
@@ -215,16 +189,9 @@ __global__ void __launch_bounds__(32 * kC * kMaxParts)
   // with its weights, so a round waits one memory round trip, not two (the
   // weights, then the scales their dot products need).
   const bool meta_ahead = kTileGroups && scale_ahead && !prefetch;
-  // kMma: lane (row_a = lane / 4, q) gives row row_a of x to the A fragments
-  // and accumulates columns 2q, 2q + 1 of that row (the C fragment).
-  const int row_a = lane >> 2;
-  // The scale bits a tile's math needs: the lane's column n (CUDA cores), or
-  // the pair of C columns 2q, 2q + 1 (kMma; one 32-bit load).
+  // The scale bits of the lane's column n in group g.
   auto scale_bits = [&](int g) -> uint32_t {
-    if constexpr (kMma)
-      return __ldg(reinterpret_cast<const unsigned int*>(scales + static_cast<int64_t>(g) * N + nt * kInt4TileN + 2 * q));
-    else
-      return __ldg(reinterpret_cast<const unsigned short*>(scales) + static_cast<int64_t>(g) * N + n);
+    return __ldg(reinterpret_cast<const unsigned short*>(scales) + static_cast<int64_t>(g) * N + n);
   };
   T2 zr[kUnroll / 2];  // tile u's zero in element u % 2 of pair u / 2
   uint32_t sr[kUnroll];
@@ -293,48 +260,33 @@ __global__ void __launch_bounds__(32 * kC * kMaxParts)
         o.y = from_f32<T>(to_f32(xv.y) * inv * w.y);
         b = as_u32(o);
       }
-      if constexpr (std::is_same_v<T, __half> && !kMma)
-        b = as_u32(__hmul2(from_u32<__half2>(b), __float2half2_rn(0.0625f)));
+      if constexpr (std::is_same_v<T, __half>) b = as_u32(__hmul2(from_u32<__half2>(b), __float2half2_rn(0.0625f)));
       v[p] = b;
     }
     xs[i] = make_uint4(v[0], v[1], v[2], v[3]);
   }
   __syncthreads();
 
-  constexpr int kAcc = kMma ? 2 : MR;  // kMma: columns 2q, 2q + 1 of row row_a
-  float acc[kAcc];
+  float acc[MR];
 #pragma unroll
-  for (int m = 0; m < kAcc; ++m) acc[m] = 0.f;
-  const uint4 zero4 = make_uint4(0u, 0u, 0u, 0u);
-  // x chunk of word w of tile t for the A fragment (rows past M are zero).
-  auto x_chunk = [&](int t, int w) { return row_a < MR ? xs[row_a * words_k + (t * 4 + w) * 4 + q] : zero4; };
+  for (int m = 0; m < MR; ++m) acc[m] = 0.f;
 
   // One tile of a whole-tile group with its zero z and scale bits sbits.
   auto tile_meta = [&](const uint4& w4, int t, T z, uint32_t sbits) {
     const uint32_t words[4] = {w4.x, w4.y, w4.z, w4.w};
     const T2 z2{z, z};
     const T2 zhi = zero_hi<T>(z2);
-    if constexpr (kMma) {
-      float c[4] = {0.f, 0.f, 0.f, 0.f};
+    const float s = scale_f32<T>(sbits);
+    float part[MR];
 #pragma unroll
-      for (int w = 0; w < 4; ++w) word_mma<T>(c, words[w], x_chunk(t, w), z2, zhi);
-      const T2 s2 = from_u32<T2>(sbits);
-      acc[0] = fmaf(c[0], to_f32(s2.x), acc[0]);
-      acc[1] = fmaf(c[1], to_f32(s2.y), acc[1]);
-    } else {
-      const float s = scale_f32<T>(sbits);
-      float part[MR];
+    for (int m = 0; m < MR; ++m) part[m] = 0.f;
 #pragma unroll
-      for (int m = 0; m < MR; ++m) part[m] = 0.f;
+    for (int w = 0; w < 4; ++w) {
 #pragma unroll
-      for (int w = 0; w < 4; ++w) {
-#pragma unroll
-        for (int m = 0; m < MR; ++m)
-          part[m] += word_dot<T>(words[w], xs[m * words_k + (t * 4 + w) * 4 + q], z2, zhi);
-      }
-#pragma unroll
-      for (int m = 0; m < MR; ++m) acc[m] = fmaf(part[m], s, acc[m]);
+      for (int m = 0; m < MR; ++m) part[m] += word_dot<T>(words[w], xs[m * words_k + (t * 4 + w) * 4 + q], z2, zhi);
     }
+#pragma unroll
+    for (int m = 0; m < MR; ++m) acc[m] = fmaf(part[m], s, acc[m]);
   };
   auto tile = [&](const uint4& w4, int t) {
     if constexpr (kTileGroups) {
@@ -348,18 +300,10 @@ __global__ void __launch_bounds__(32 * kC * kMaxParts)
         const T z = zcol[g];
         const T2 z2{z, z};
         const T2 zhi = zero_hi<T>(z2);
-        if constexpr (kMma) {
-          float c[4] = {0.f, 0.f, 0.f, 0.f};
-          word_mma<T>(c, words[w], x_chunk(t, w), z2, zhi);
-          const T2 s2 = from_u32<T2>(scale_bits(g));
-          acc[0] = fmaf(c[0], to_f32(s2.x), acc[0]);
-          acc[1] = fmaf(c[1], to_f32(s2.y), acc[1]);
-        } else {
-          const float s = scale_f32<T>(scale_bits(g));
+        const float s = scale_f32<T>(scale_bits(g));
 #pragma unroll
-          for (int m = 0; m < MR; ++m)
-            acc[m] = fmaf(word_dot<T>(words[w], xs[m * words_k + (t * 4 + w) * 4 + q], z2, zhi), s, acc[m]);
-        }
+        for (int m = 0; m < MR; ++m)
+          acc[m] = fmaf(word_dot<T>(words[w], xs[m * words_k + (t * 4 + w) * 4 + q], z2, zhi), s, acc[m]);
       }
     }
   };
@@ -430,23 +374,14 @@ __global__ void __launch_bounds__(32 * kC * kMaxParts)
     for (; kt < kt_end; ++kt) tile(ld_stream(wcol + kt * 32), kt);
   }
 
-  // The 4 lanes of a column (CUDA cores; kMma: each lane holds whole sums),
-  // then the kparts warps of a column tile, in order.
-  if constexpr (kMma) {
-    if (row_a < MR) {
-      float* r = red + (kp * MR + row_a) * (kC * 8) + ct * 8 + 2 * q;
-      r[0] = acc[0];
-      r[1] = acc[1];
-    }
-  } else {
-    constexpr float kPost = std::is_same_v<T, __half> ? 16.f : 1.f;  // undo the x pre-scale
+  // The 4 lanes of a column, then the kparts warps of a column tile, in order.
+  constexpr float kPost = std::is_same_v<T, __half> ? 16.f : 1.f;  // undo the x pre-scale
 #pragma unroll
-    for (int m = 0; m < MR; ++m) {
-      float v = acc[m];
-      v += __shfl_xor_sync(0xffffffffu, v, 1);
-      v += __shfl_xor_sync(0xffffffffu, v, 2);
-      if (q == 0) red[(kp * MR + m) * (kC * 8) + ct * 8 + (lane >> 2)] = v * kPost;
-    }
+  for (int m = 0; m < MR; ++m) {
+    float v = acc[m];
+    v += __shfl_xor_sync(0xffffffffu, v, 1);
+    v += __shfl_xor_sync(0xffffffffu, v, 2);
+    if (q == 0) red[(kp * MR + m) * (kC * 8) + ct * 8 + (lane >> 2)] = v * kPost;
   }
   __syncthreads();
   if constexpr (kSwiglu) {
@@ -484,39 +419,32 @@ __global__ void __launch_bounds__(32 * kC * kMaxParts)
   }
 }
 
-// The kernel shape of a call: rows, whole-tile groups, block width, SwiGLU,
-// tensor-core math.
+// The kernel shape of a call: rows, whole-tile groups, block width, SwiGLU.
 struct V2Shape {
   int rows;
   bool tile_groups;
   int cols;  // column tiles per block: kCols, or 1 for narrow layers
   bool swiglu;
-  bool mma;
 };
 
 // Calls f(kernel pointer) for the instantiation of `s`; SwiGLU exists only for
 // y in the activation type and 4-tile blocks.
-template <typename T, typename Y, int MR, bool kMma, typename F>
-void with_v2_kernel_math(const V2Shape& s, F&& f) {
+template <typename T, typename Y, int MR, typename F>
+void with_v2_kernel_rows(const V2Shape& s, F&& f) {
   if constexpr (std::is_same_v<T, Y>) {
     if (s.swiglu) {
-      if (s.tile_groups) f(int4_gemv_v2_kernel<T, Y, MR, true, kCols, true, kMma>, kCols, true);
-      else f(int4_gemv_v2_kernel<T, Y, MR, false, kCols, true, kMma>, kCols, true);
+      if (s.tile_groups) f(int4_gemv_v2_kernel<T, Y, MR, true, kCols, true>, kCols, true);
+      else f(int4_gemv_v2_kernel<T, Y, MR, false, kCols, true>, kCols, true);
       return;
     }
   }
   if (s.cols == 1) {
-    if (s.tile_groups) f(int4_gemv_v2_kernel<T, Y, MR, true, 1, false, kMma>, 1, false);
-    else f(int4_gemv_v2_kernel<T, Y, MR, false, 1, false, kMma>, 1, false);
+    if (s.tile_groups) f(int4_gemv_v2_kernel<T, Y, MR, true, 1, false>, 1, false);
+    else f(int4_gemv_v2_kernel<T, Y, MR, false, 1, false>, 1, false);
   } else {
-    if (s.tile_groups) f(int4_gemv_v2_kernel<T, Y, MR, true, kCols, false, kMma>, kCols, false);
-    else f(int4_gemv_v2_kernel<T, Y, MR, false, kCols, false, kMma>, kCols, false);
+    if (s.tile_groups) f(int4_gemv_v2_kernel<T, Y, MR, true, kCols, false>, kCols, false);
+    else f(int4_gemv_v2_kernel<T, Y, MR, false, kCols, false>, kCols, false);
   }
-}
-template <typename T, typename Y, int MR, typename F>
-void with_v2_kernel_rows(const V2Shape& s, F&& f) {
-  if (s.mma) with_v2_kernel_math<T, Y, MR, true>(s, f);
-  else with_v2_kernel_math<T, Y, MR, false>(s, f);
 }
 
 template <typename T, typename Y, typename F>
@@ -532,7 +460,7 @@ void with_v2_kernel(const V2Shape& s, F&& f) {
 
 template <typename T, typename Y>
 void launch_typed(const Int4GemvParams& p, int kparts, bool narrow, size_t smem, int ring, cudaStream_t stream) {
-  const V2Shape shape{p.M, p.w.group_size % kInt4TileK == 0, narrow ? 1 : kCols, p.fuse.swiglu, p.mma};
+  const V2Shape shape{p.M, p.w.group_size % kInt4TileK == 0, narrow ? 1 : kCols, p.fuse.swiglu};
   with_v2_kernel<T, Y>(shape, [&](auto kernel, int cols, bool swiglu) {
     const int ntiles = p.w.N / kInt4TileN;
     const int blocks = swiglu ? ceil_div(ntiles / 2, 2) : ceil_div(ntiles, cols);
@@ -551,8 +479,8 @@ template <typename T, typename Y>
 void configure_typed(int optin, int* limit, cudaError_t* err) {
   for (int rows = 1; rows <= kMaxRows; ++rows) {
     for (int g = 0; g < 2; ++g) {
-      for (int shape = 0; shape < 6; ++shape) {
-        const V2Shape s{rows, g == 1, shape % 3 == 1 ? 1 : kCols, shape % 3 == 2, shape >= 3};
+      for (int shape = 0; shape < 3; ++shape) {
+        const V2Shape s{rows, g == 1, shape == 1 ? 1 : kCols, shape == 2};
         with_v2_kernel<T, Y>(s, [&](auto kernel, int, bool) {
           const void* fn = reinterpret_cast<const void*>(kernel);
           cudaFuncAttributes attr{};

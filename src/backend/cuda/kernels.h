@@ -207,10 +207,7 @@ struct Int4GemvParams {
   int max_parts = 8;
   // Variant 2, group sizes that are whole tiles: each round's scales and zeros
   // load with its weights (one round trip a round instead of two).
-  bool scale_ahead = false;
-  // Variant 2: the dot products on tensor cores (mma.m16n8k16, fp32 sums, x
-  // in the A fragment's row lane / 4) instead of hfma2 on CUDA cores.
-  bool mma = false;
+  bool scale_ahead = true;
   Int4GemvFusion fuse;  // only where int4_gemv_fuses(*this)
 };
 // Whether launch_int4_gemv runs this call on variant 2, which takes p.fuse

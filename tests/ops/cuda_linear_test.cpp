@@ -121,6 +121,19 @@ class CudaLinear : public OpTest {
       EXPECT_LT(rel_err(get(*gpu_, og32.view), ref), 2e-3 * tol) << what << " (fp32 out)";
     }
   }
+
+  // The decode GEMV's layers for the tests of its load paths (prefetch, scale
+  // order, ring): warps with 4 tiles, 6144- and 4096-wide layers, K = 14336,
+  // groups of 64, 128 and 256, GPTQ with zero offset 1 and groups of 32 and 128.
+  void check_decode_gemv_layers() {
+    check_int4({WeightFormat::kAwqGemm, 4096, 1024, 128, false, true, 0}, {1, 3, 4});
+    check_int4({WeightFormat::kAwqGemm, 4096, 6144, 128, false, false, 0}, {1, 2});
+    check_int4({WeightFormat::kAwqGemm, 14336, 4096, 128, false, false, 0}, {1, 4});
+    check_int4({WeightFormat::kAwqGemm, 2560, 512, 256, false, false, 0}, {1, 2});
+    check_int4({WeightFormat::kAwqGemm, 1408, 2048, 64, false, false, 0}, {1, 2});
+    check_int4({WeightFormat::kGptq, 2048, 512, 32, false, true, 1}, {1, 4});
+    check_int4({WeightFormat::kGptq, 2048, 512, 128, false, true, 1}, {1, 4});
+  }
 };
 
 TEST_F(CudaLinear, Dense) {
@@ -169,11 +182,7 @@ TEST_F(CudaLinear, AwqWithGemvPrefetch) {
   o.gemv_prefetch = true;
   gpu_ = make_gpu(o);
   ASSERT_NE(gpu_, nullptr);
-  check_int4({WeightFormat::kAwqGemm, 4096, 1024, 128, false, true, 0}, {1, 3, 4});
-  check_int4({WeightFormat::kAwqGemm, 4096, 6144, 128, false, false, 0}, {1, 2});
-  check_int4({WeightFormat::kAwqGemm, 14336, 4096, 128, false, false, 0}, {1, 4});
-  check_int4({WeightFormat::kAwqGemm, 1408, 2048, 64, false, false, 0}, {1, 2});
-  check_int4({WeightFormat::kGptq, 2048, 512, 32, false, true, 1}, {1, 4});
+  check_decode_gemv_layers();
 }
 
 // The decode GEMV loading each round's scales and zeros after its weights
@@ -185,12 +194,7 @@ TEST_F(CudaLinear, AwqWithoutGemvScaleAhead) {
   o.gemv_scale_ahead = false;
   gpu_ = make_gpu(o);
   ASSERT_NE(gpu_, nullptr);
-  check_int4({WeightFormat::kAwqGemm, 4096, 1024, 128, false, true, 0}, {1, 3, 4});
-  check_int4({WeightFormat::kAwqGemm, 4096, 6144, 128, false, false, 0}, {1, 2});
-  check_int4({WeightFormat::kAwqGemm, 14336, 4096, 128, false, false, 0}, {1, 4});
-  check_int4({WeightFormat::kAwqGemm, 2560, 512, 256, false, false, 0}, {1, 2});
-  check_int4({WeightFormat::kAwqGemm, 1408, 2048, 64, false, false, 0}, {1, 2});
-  check_int4({WeightFormat::kGptq, 2048, 512, 128, false, true, 1}, {1, 4});
+  check_decode_gemv_layers();
 }
 
 // The decode GEMV with its tiles in flight through a shared-memory ring
@@ -206,12 +210,8 @@ TEST_F(CudaLinear, AwqWithGemvRing) {
     auto g = make_cuda_backend(o);
     ASSERT_TRUE(g.ok()) << g.status().to_string();
     gpu_ = std::move(g).value();
-    check_int4({WeightFormat::kAwqGemm, 4096, 1024, 128, false, true, 0}, {1, 3, 4});
-    check_int4({WeightFormat::kAwqGemm, 4096, 6144, 128, false, false, 0}, {1, 2});
-    check_int4({WeightFormat::kAwqGemm, 14336, 4096, 128, false, false, 0}, {1, 4});
-    check_int4({WeightFormat::kAwqGemm, 1408, 2048, 64, false, false, 0}, {1, 2});
+    check_decode_gemv_layers();
     check_int4({WeightFormat::kAwqGemm, 512, 136, 32, false, false, 0}, {1, 3});
-    check_int4({WeightFormat::kGptq, 2048, 512, 32, false, true, 1}, {1, 4});
     check_int4({WeightFormat::kGptq, 1024, 264, 32, true, false, 0}, {1, 2});
   }
   // The ring on layers of at most 4 MiB only (4096 x 1024: 2 MiB, rings;

@@ -21,6 +21,7 @@
 #   nopdl       default with TANDEM_CUDA_PDL=0
 #   splitsN     default with TANDEM_CUDA_DECODE_SPLITS=N (at most N key splits)
 #   nosa        default with TANDEM_CUDA_GEMV_SCALE_AHEAD=0 (a round's scales load after its weights)
+#   noshift     default with TANDEM_CUDA_GEMV_GROUP_SHIFT=0 (the GEMV's group index by division)
 # Each writes DIR/VARIANT/e2e_summary.jsonl; DIR/ablation.txt has one line each.
 set -u
 packed=${1:?usage: decode_ablation.sh PACKED_DIR [VARIANT ...]}
@@ -42,6 +43,7 @@ for v in "${variants[@]}"; do
     noswiglu) swiglu=0 ;;
     nopdl) extra=(TANDEM_CUDA_PDL=0) ;;
     nosa) extra=(TANDEM_CUDA_GEMV_SCALE_AHEAD=0) ;;
+    noshift) extra=(TANDEM_CUDA_GEMV_GROUP_SHIFT=0) ;;
     splits*) extra=(TANDEM_CUDA_DECODE_SPLITS=${v#splits}) ;;
     parts[1-8]) extra=(TANDEM_CUDA_GEMV_MAX_PARTS=${v#parts}) ;;
     ring*)

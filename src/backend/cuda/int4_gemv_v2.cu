@@ -28,6 +28,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdlib>
+#include <string>
 #include <type_traits>
 
 namespace tandem::cuda {
@@ -126,7 +128,7 @@ template <typename T, typename Y, int MR, bool kTileGroups, int kC, bool kSwiglu
 __global__ void __launch_bounds__(32 * kC * kMaxParts)
     int4_gemv_v2_kernel(const uint4* __restrict__ qweight, const T* __restrict__ scales,
                         const T* __restrict__ x, const T* __restrict__ bias, Y* __restrict__ y, int K, int N,
-                        int group_size, int64_t x_stride, int64_t y_stride, int kparts, bool prefetch,
+                        int group_size, int group_log2, int64_t x_stride, int64_t y_stride, int kparts, bool prefetch,
                         int ring, bool scale_ahead, Int4GemvFusion fuse) {
   static_assert(!kSwiglu || kC == 4, "SwiGLU blocks pair 2 gate tiles with 2 up tiles");
   using T2 = typename Int4Traits<T>::T2;
@@ -140,6 +142,10 @@ __global__ void __launch_bounds__(32 * kC * kMaxParts)
   const int q = lane & 3;
   const int num_ktiles = K / kInt4TileK, num_ntiles = N / kInt4TileN;
   const int num_groups = K / group_size;
+  // The group of packed row k: a shift for power-of-two group sizes (every
+  // AWQ/GPTQ checkpoint: 32, 64, 128), not the ~14-instruction signed
+  // division the compiler emits for row / group_size (group_log2 < 0: other sizes).
+  auto group_of = [&](int row) { return group_log2 >= 0 ? row >> group_log2 : row / group_size; };
   int nt;  // this warp's column tile, clamped to a real one when inactive
   bool active;
   if constexpr (kSwiglu) {
@@ -198,8 +204,8 @@ __global__ void __launch_bounds__(32 * kC * kMaxParts)
   auto load_meta = [&](int k0) {
 #pragma unroll
     for (int u = 0; u < kUnroll; u += 2) {
-      const int g0 = (k0 + u) * kInt4TileK / group_size;
-      const int g1 = (k0 + u + 1) * kInt4TileK / group_size;
+      const int g0 = group_of((k0 + u) * kInt4TileK);
+      const int g1 = group_of((k0 + u + 1) * kInt4TileK);
       zr[u / 2] = T2{zcol[g0], zcol[g1]};
       sr[u] = scale_bits(g0);
       sr[u + 1] = scale_bits(g1);
@@ -290,13 +296,13 @@ __global__ void __launch_bounds__(32 * kC * kMaxParts)
   };
   auto tile = [&](const uint4& w4, int t) {
     if constexpr (kTileGroups) {
-      const int g = t * kInt4TileK / group_size;
+      const int g = group_of(t * kInt4TileK);
       tile_meta(w4, t, zcol[g], scale_bits(g));
     } else {
       const uint32_t words[4] = {w4.x, w4.y, w4.z, w4.w};
 #pragma unroll
       for (int w = 0; w < 4; ++w) {
-        const int g = (t * kInt4TileK + 32 * w) / group_size;
+        const int g = group_of(t * kInt4TileK + 32 * w);
         const T z = zcol[g];
         const T2 z2{z, z};
         const T2 zhi = zero_hi<T>(z2);
@@ -461,13 +467,22 @@ void with_v2_kernel(const V2Shape& s, F&& f) {
 template <typename T, typename Y>
 void launch_typed(const Int4GemvParams& p, int kparts, bool narrow, size_t smem, int ring, cudaStream_t stream) {
   const V2Shape shape{p.M, p.w.group_size % kInt4TileK == 0, narrow ? 1 : kCols, p.fuse.swiglu};
+  // Experiment switch for a same-call comparison (TANDEM_CUDA_GEMV_GROUP_SHIFT=0:
+  // the division everywhere); to go once measured, the shift being exact.
+  static const bool group_shift = [] {
+    const char* e = std::getenv("TANDEM_CUDA_GEMV_GROUP_SHIFT");
+    return e == nullptr || std::string(e) != "0";
+  }();
+  const int gs = p.w.group_size;
+  const int group_log2 =
+      group_shift && gs > 0 && (gs & (gs - 1)) == 0 ? __builtin_ctz(static_cast<unsigned>(gs)) : -1;
   with_v2_kernel<T, Y>(shape, [&](auto kernel, int cols, bool swiglu) {
     const int ntiles = p.w.N / kInt4TileN;
     const int blocks = swiglu ? ceil_div(ntiles / 2, 2) : ceil_div(ntiles, cols);
     launch_maybe_pdl(p.pdl, kernel, dim3(blocks), dim3(32 * cols * kparts), smem, stream,
                      static_cast<const uint4*>(static_cast<const void*>(p.w.qweight)),
                      static_cast<const T*>(p.w.scale_zero), static_cast<const T*>(p.x),
-                     static_cast<const T*>(p.w.bias), static_cast<Y*>(p.y), p.w.K, p.w.N, p.w.group_size,
+                     static_cast<const T*>(p.w.bias), static_cast<Y*>(p.y), p.w.K, p.w.N, p.w.group_size, group_log2,
                      p.x_stride, p.y_stride, kparts, p.prefetch, ring, p.scale_ahead, p.fuse);
   });
 }

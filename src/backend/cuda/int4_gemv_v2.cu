@@ -249,27 +249,31 @@ __global__ void __launch_bounds__(32 * kC * kMaxParts)
 
   // Stage x: chunk j = (kt * 4 + w) * 4 + q holds the pairs at rows
   // 128 kt + 32 w + 2 q + {0, 8, 16, 24}.
-  for (int i = threadIdx.x; i < MR * words_k; i += blockDim.x) {
-    const int m = i / words_k, j = i % words_k;
-    const int k0 = (j >> 4) * 128 + ((j >> 2) & 3) * 32 + (j & 3) * 2;
-    const T* src = x + m * x_stride + k0;
-    uint32_t v[4];
+  // Rows outer, chunks inner: no run-time division by words_k per chunk.
 #pragma unroll
-    for (int p = 0; p < 4; ++p) {
-      uint32_t b = *reinterpret_cast<const uint32_t*>(src + 8 * p);
-      if (fuse.norm_weight != nullptr) {
-        const T2 xv = from_u32<T2>(b);
-        const float inv = inv_s[m];
-        const float2 w = *reinterpret_cast<const float2*>(fuse.norm_weight + k0 + 8 * p);
-        T2 o;
-        o.x = from_f32<T>(to_f32(xv.x) * inv * w.x);
-        o.y = from_f32<T>(to_f32(xv.y) * inv * w.y);
-        b = as_u32(o);
+  for (int m = 0; m < MR; ++m) {
+    for (int j = threadIdx.x; j < words_k; j += blockDim.x) {
+      const int k0 = (j >> 4) * 128 + ((j >> 2) & 3) * 32 + (j & 3) * 2;
+      const T* src = x + m * x_stride + k0;
+      uint32_t v[4];
+#pragma unroll
+      for (int p = 0; p < 4; ++p) {
+        uint32_t b = *reinterpret_cast<const uint32_t*>(src + 8 * p);
+        if (fuse.norm_weight != nullptr) {
+          const T2 xv = from_u32<T2>(b);
+          const float inv = inv_s[m];
+          const float2 w = *reinterpret_cast<const float2*>(fuse.norm_weight + k0 + 8 * p);
+          T2 o;
+          o.x = from_f32<T>(to_f32(xv.x) * inv * w.x);
+          o.y = from_f32<T>(to_f32(xv.y) * inv * w.y);
+          b = as_u32(o);
+        }
+        if constexpr (std::is_same_v<T, __half>)
+          b = as_u32(__hmul2(from_u32<__half2>(b), __float2half2_rn(0.0625f)));
+        v[p] = b;
       }
-      if constexpr (std::is_same_v<T, __half>) b = as_u32(__hmul2(from_u32<__half2>(b), __float2half2_rn(0.0625f)));
-      v[p] = b;
+      xs[m * words_k + j] = make_uint4(v[0], v[1], v[2], v[3]);
     }
-    xs[i] = make_uint4(v[0], v[1], v[2], v[3]);
   }
   __syncthreads();
 

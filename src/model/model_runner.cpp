@@ -131,23 +131,29 @@ Status guarded(const char* what, F&& f) {
 
 }  // namespace
 
-Status LocalModelRunner::forward(const ForwardBatch& batch, std::vector<float>* logits) {
-  RETURN_IF_ERROR(validate(batch));
-  ++num_forward_calls_;
-  logits->clear();
-  if (pages_per_chunk_ == 0) return guarded("forward", [&] { return model_->forward(batch, kv_, logits); });
+const ForwardBatch& LocalModelRunner::in_view_rows(const ForwardBatch& batch) {
+  if (pages_per_chunk_ == 0) return batch;
   translated_ = batch;
   const int ps = options_.page_size;
   for (int32_t& p : translated_.page_indices) p = kernel_page(p);
   for (int32_t& slot : translated_.slot_mapping)
     if (slot >= 0) slot = kernel_page(slot / ps) * ps + slot % ps;
-  return guarded("forward", [&] { return model_->forward(translated_, kv_, logits); });
+  return translated_;
+}
+
+Status LocalModelRunner::forward(const ForwardBatch& batch, std::vector<float>* logits) {
+  RETURN_IF_ERROR(validate(batch));
+  ++num_forward_calls_;
+  logits->clear();
+  const ForwardBatch& b = in_view_rows(batch);
+  return guarded("forward", [&] { return model_->forward(b, kv_, logits); });
 }
 
 Status LocalModelRunner::forward_keep(const ForwardBatch& batch) {
   RETURN_IF_ERROR(validate(batch));
   ++num_forward_calls_;
-  return guarded("forward", [&] { return model_->forward(batch, kv_, nullptr); });
+  const ForwardBatch& b = in_view_rows(batch);
+  return guarded("forward", [&] { return model_->forward(b, kv_, nullptr); });
 }
 
 Status LocalModelRunner::sample(SampleBatch* sample, std::vector<int32_t>* ids) {

@@ -66,6 +66,9 @@ class LocalModelRunner : public ModelRunner {
   LocalModelRunner() = default;
   Status validate(const ForwardBatch& batch) const;
   Status map_shared_kv();
+  // The batch with its pages and slots as rows of the per-layer views: itself
+  // without shared_kv, else translated_ (every forward path goes through this).
+  const ForwardBatch& in_view_rows(const ForwardBatch& batch);
   // Dense page id -> row of the per-layer views (identity without shared_kv).
   int32_t kernel_page(int32_t page) const {
     if (pages_per_chunk_ == 0 || page < 0) return page;

@@ -286,6 +286,62 @@ TEST(Forward, SlidingWindowSkipsFreedPages) {
   EXPECT_LT(relative_max_error(logits.data(), ref.data() + 19 * cfg->vocab_size, cfg->vocab_size), 2e-5);
 }
 
+// On the shared KV pool (serve --gpu-budget) every forward path, the kept-logits
+// one the engine takes on CUDA included, writes and reads the sequence's pages
+// in its own chunks: the bytes of the chunks it does not hold stay as they
+// were, and the draw is the plain runner's greedy token.
+TEST(Forward, SharedKvKeptLogitsStayInTheirChunks) {
+  TempDir dir("shared_keep");
+  ASSERT_TRUE(write_synthetic_checkpoint(dir.path(), SynthOptions()).ok());
+  ModelRunnerOptions ro;
+  ro.page_size = 4;
+  ro.num_pages = 16;
+  auto plain = LocalModelRunner::create(make_cpu_backend(2), dir.path(), ro);
+  ASSERT_TRUE(plain.ok());
+  const ModelConfig& c = (*plain)->config();
+  std::shared_ptr<Backend> backend = make_cpu_backend(2);
+  const int64_t layer_page =
+      int64_t{ro.page_size} * c.num_kv_heads * c.head_dim * static_cast<int64_t>(dtype_size(backend->activation_dtype()));
+  const int64_t chunk_bytes = 2 * (2 * c.num_layers * layer_page);  // 2 pages a chunk
+  constexpr int kChunks = 4;
+  auto mem = backend->allocate(kChunks * chunk_bytes);
+  ASSERT_TRUE(mem.ok());
+  const std::vector<unsigned char> pattern(kChunks * chunk_bytes, 0x5A);
+  backend->copy_host_to_device(mem->data(), pattern.data(), pattern.size());
+  ModelRunnerOptions so = ro;
+  so.shared_kv = {mem->data(), kChunks, chunk_bytes};
+  auto shared = LocalModelRunner::create(backend, dir.path(), so);
+  ASSERT_TRUE(shared.ok());
+  ASSERT_EQ((*shared)->num_pages(), 2 * kChunks);
+
+  const auto tokens = random_tokens(7, c.vocab_size, 9);
+  ForwardBatch batch;
+  batch.page_size = 4;
+  add_seq(batch, tokens, 0, 7, {4, 5}, false);  // both pages in chunk 2
+  std::vector<float> logits;
+  ASSERT_TRUE((*plain)->forward(batch, &logits).ok());
+  ASSERT_TRUE((*shared)->forward_keep(batch).ok());
+  SampleBatch sb;
+  SamplingParams greedy;
+  greedy.temperature = 0.0f;
+  SamplingContext ctx;
+  ctx.prompt_tokens = tokens;
+  add_sample_row(greedy, ctx, 0, &sb);
+  std::vector<int32_t> got;
+  ASSERT_TRUE((*shared)->sample(&sb, &got).ok());
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0], std::max_element(logits.begin(), logits.end()) - logits.begin());
+
+  std::vector<unsigned char> after(pattern.size());
+  backend->copy_device_to_host(after.data(), mem->data(), after.size());
+  for (int chunk = 0; chunk < kChunks; ++chunk) {
+    if (chunk == 2) continue;
+    const auto b = after.begin() + chunk * chunk_bytes;
+    EXPECT_TRUE(std::all_of(b, b + chunk_bytes, [](unsigned char x) { return x == 0x5A; }))
+        << "chunk " << chunk << " was written";
+  }
+}
+
 // The device-logits path (forward_keep + sample, what the engine uses on CUDA)
 // draws what the host sampler draws from forward()'s logits.
 TEST(Forward, KeptLogitsSampleLikeTheHost) {

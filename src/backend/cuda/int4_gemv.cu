@@ -383,7 +383,7 @@ cudaError_t int4_gemv_configure() {
 namespace {
 // Whether launch_int4_gemv hands this call to variant 2.
 bool runs_v2(const Int4GemvParams& p) {
-  return p.variant == 2 && int4_gemv_v2_supports(p.M, p.w.K, p.type, p.y_type);
+  return p.variant == 2 && int4_gemv_v2_supports(p.M, p.w.K, p.w.N, p.w.group_size, p.type, p.y_type);
 }
 }  // namespace
 

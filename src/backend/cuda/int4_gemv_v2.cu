@@ -71,10 +71,21 @@ __device__ __forceinline__ typename Int4Traits<T>::T2 zero_hi(typename Int4Trait
   else return z2;  // unused: bf16 has no room for a nibble at bits 4-7 (bit 7 is exponent)
 }
 
+// (word & kMask) | magic in one LOP3. Written as C++ the compiler emits two
+// (LOP3 takes one immediate, and both constants are immediates): 4 extra
+// instructions a word, 16 a tile, of ~140 (SASS of session 10). magic is a
+// register operand, set once outside the loops.
+template <uint32_t kMask>
+__device__ __forceinline__ uint32_t and_or(uint32_t word, uint32_t magic) {
+  uint32_t r;
+  asm("lop3.b32 %0, %1, %2, %3, 0xEA;\n" : "=r"(r) : "r"(word), "n"(kMask), "r"(magic));  // (a & b) | c
+  return r;
+}
+
 // Sum over the 32 rows of one word: x pairs xq (lane order), weights `word`
 // (pair p: the nibbles at bits 4p and 16 + 4p), zero pair z2 (magic + zero)
 // and zhi (zero_hi). fp16: returns sum / 16 (x was pre-scaled).
-template <typename T>
+template <typename T, bool kOneLop = true>
 __device__ __forceinline__ float word_dot(uint32_t word, const uint4& xq, typename Int4Traits<T>::T2 z2,
                                           typename Int4Traits<T>::T2 zhi) {
   using T2 = typename Int4Traits<T>::T2;
@@ -87,10 +98,17 @@ __device__ __forceinline__ float word_dot(uint32_t word, const uint4& xq, typena
     const uint32_t high = word >> 8;
     const __half2 sixteenth = __float2half2_rn(0.0625f);
     __half2 d[4];
-    d[0] = __hsub2(from_u32<__half2>((word & 0x000F000Fu) | kMagic), z2);
-    d[1] = __hfma2(from_u32<__half2>((word & 0x00F000F0u) | kMagic), sixteenth, zhi);
-    d[2] = __hsub2(from_u32<__half2>((high & 0x000F000Fu) | kMagic), z2);
-    d[3] = __hfma2(from_u32<__half2>((high & 0x00F000F0u) | kMagic), sixteenth, zhi);
+    if constexpr (kOneLop) {
+      d[0] = __hsub2(from_u32<__half2>(and_or<0x000F000Fu>(word, kMagic)), z2);
+      d[1] = __hfma2(from_u32<__half2>(and_or<0x00F000F0u>(word, kMagic)), sixteenth, zhi);
+      d[2] = __hsub2(from_u32<__half2>(and_or<0x000F000Fu>(high, kMagic)), z2);
+      d[3] = __hfma2(from_u32<__half2>(and_or<0x00F000F0u>(high, kMagic)), sixteenth, zhi);
+    } else {
+      d[0] = __hsub2(from_u32<__half2>((word & 0x000F000Fu) | kMagic), z2);
+      d[1] = __hfma2(from_u32<__half2>((word & 0x00F000F0u) | kMagic), sixteenth, zhi);
+      d[2] = __hsub2(from_u32<__half2>((high & 0x000F000Fu) | kMagic), z2);
+      d[3] = __hfma2(from_u32<__half2>((high & 0x00F000F0u) | kMagic), sixteenth, zhi);
+    }
     __half2 h = __float2half2_rn(0.f);
 #pragma unroll
     for (int p = 0; p < 4; ++p) h = __hfma2(d[p], from_u32<__half2>(xs[p]), h);
@@ -100,7 +118,9 @@ __device__ __forceinline__ float word_dot(uint32_t word, const uint4& xq, typena
     float s = 0.f;
 #pragma unroll
     for (int p = 0; p < 4; ++p) {
-      const T2 d = __hsub2(from_u32<T2>(((word >> (4 * p)) & 0x000F000Fu) | Int4Traits<T>::kMagic), z2);
+      const uint32_t bits = kOneLop ? and_or<0x000F000Fu>(word >> (4 * p), Int4Traits<T>::kMagic)
+                                    : ((word >> (4 * p)) & 0x000F000Fu) | Int4Traits<T>::kMagic;
+      const T2 d = __hsub2(from_u32<T2>(bits), z2);
       const float2 df = __bfloat1622float2(d);
       const float2 xf = __bfloat1622float2(from_u32<T2>(xs[p]));
       s = fmaf(df.x, xf.x, s);
@@ -124,7 +144,7 @@ __device__ __forceinline__ float scale_f32(uint32_t bits) {
 // up tiles N/16 + 2b, N/16 + 2b + 1, and it writes 16 columns of silu(gate) * up;
 // grid ceil(N / 32).
 // Dynamic smem: x [MR][K/8] uint4 in lane order, then kparts * MR * 32 floats.
-template <typename T, typename Y, int MR, bool kTileGroups, int kC, bool kSwiglu>
+template <typename T, typename Y, int MR, bool kTileGroups, int kC, bool kSwiglu, bool kOneLop = true>
 __global__ void __launch_bounds__(32 * kC * kMaxParts)
     int4_gemv_v2_kernel(const uint4* __restrict__ qweight, const T* __restrict__ scales,
                         const T* __restrict__ x, const T* __restrict__ bias, Y* __restrict__ y, int K, int N,
@@ -160,7 +180,11 @@ __global__ void __launch_bounds__(32 * kC * kMaxParts)
   const int per = (num_ktiles + kparts - 1) / kparts;
   const int kt_begin = kp * per, kt_end = min(num_ktiles, kt_begin + per);
   const uint4* wcol = qweight + static_cast<int64_t>(nt) * num_ktiles * 32 + lane;
+  // The lane's zeros (column n, one per group) and scales (group g at g * N):
+  // 32-bit offsets from per-lane bases, one IMAD.WIDE an access instead of 64-bit
+  // add-and-shift chains (num_groups * N < 2^31: int4_gemv_v2_supports).
   const T* zcol = scales + static_cast<int64_t>(num_groups) * N + static_cast<int64_t>(n) * num_groups;
+  const unsigned short* scol = reinterpret_cast<const unsigned short*>(scales) + n;
 
   // First weight batch in flight before x is staged. Weights are constants, so
   // under programmatic dependent launch (PDL) these loads may start while the
@@ -197,7 +221,7 @@ __global__ void __launch_bounds__(32 * kC * kMaxParts)
   const bool meta_ahead = kTileGroups && scale_ahead && !prefetch;
   // The scale bits of the lane's column n in group g.
   auto scale_bits = [&](int g) -> uint32_t {
-    return __ldg(reinterpret_cast<const unsigned short*>(scales) + static_cast<int64_t>(g) * N + n);
+    return __ldg(scol + static_cast<uint32_t>(g) * static_cast<uint32_t>(N));
   };
   T2 zr[kUnroll / 2];  // tile u's zero in element u % 2 of pair u / 2
   uint32_t sr[kUnroll];
@@ -206,7 +230,7 @@ __global__ void __launch_bounds__(32 * kC * kMaxParts)
     for (int u = 0; u < kUnroll; u += 2) {
       const int g0 = group_of((k0 + u) * kInt4TileK);
       const int g1 = group_of((k0 + u + 1) * kInt4TileK);
-      zr[u / 2] = T2{zcol[g0], zcol[g1]};
+      zr[u / 2] = T2{zcol[static_cast<uint32_t>(g0)], zcol[static_cast<uint32_t>(g1)]};
       sr[u] = scale_bits(g0);
       sr[u + 1] = scale_bits(g1);
     }
@@ -293,7 +317,7 @@ __global__ void __launch_bounds__(32 * kC * kMaxParts)
 #pragma unroll
     for (int w = 0; w < 4; ++w) {
 #pragma unroll
-      for (int m = 0; m < MR; ++m) part[m] += word_dot<T>(words[w], xs[m * words_k + (t * 4 + w) * 4 + q], z2, zhi);
+      for (int m = 0; m < MR; ++m) part[m] += word_dot<T, kOneLop>(words[w], xs[m * words_k + (t * 4 + w) * 4 + q], z2, zhi);
     }
 #pragma unroll
     for (int m = 0; m < MR; ++m) acc[m] = fmaf(part[m], s, acc[m]);
@@ -301,19 +325,19 @@ __global__ void __launch_bounds__(32 * kC * kMaxParts)
   auto tile = [&](const uint4& w4, int t) {
     if constexpr (kTileGroups) {
       const int g = group_of(t * kInt4TileK);
-      tile_meta(w4, t, zcol[g], scale_bits(g));
+      tile_meta(w4, t, zcol[static_cast<uint32_t>(g)], scale_bits(g));
     } else {
       const uint32_t words[4] = {w4.x, w4.y, w4.z, w4.w};
 #pragma unroll
       for (int w = 0; w < 4; ++w) {
         const int g = group_of(t * kInt4TileK + 32 * w);
-        const T z = zcol[g];
+        const T z = zcol[static_cast<uint32_t>(g)];
         const T2 z2{z, z};
         const T2 zhi = zero_hi<T>(z2);
         const float s = scale_f32<T>(scale_bits(g));
 #pragma unroll
         for (int m = 0; m < MR; ++m)
-          acc[m] = fmaf(word_dot<T>(words[w], xs[m * words_k + (t * 4 + w) * 4 + q], z2, zhi), s, acc[m]);
+          acc[m] = fmaf(word_dot<T, kOneLop>(words[w], xs[m * words_k + (t * 4 + w) * 4 + q], z2, zhi), s, acc[m]);
       }
     }
   };
@@ -435,12 +459,24 @@ struct V2Shape {
   bool tile_groups;
   int cols;  // column tiles per block: kCols, or 1 for narrow layers
   bool swiglu;
+  // Experiment (TANDEM_CUDA_GEMV_TWO_LOP=1): the fp16 batch-1 whole-tile-group
+  // kernels with the nibble masking as two instructions a pair, as before.
+  bool two_lop = false;
 };
 
 // Calls f(kernel pointer) for the instantiation of `s`; SwiGLU exists only for
 // y in the activation type and 4-tile blocks.
 template <typename T, typename Y, int MR, typename F>
 void with_v2_kernel_rows(const V2Shape& s, F&& f) {
+  if constexpr (MR == 1 && std::is_same_v<T, __half>) {
+    if (s.two_lop && s.tile_groups) {
+      if constexpr (std::is_same_v<T, Y>) {
+        if (s.swiglu) return f(int4_gemv_v2_kernel<T, Y, 1, true, kCols, true, false>, kCols, true);
+      }
+      if (s.cols == 1) return f(int4_gemv_v2_kernel<T, Y, 1, true, 1, false, false>, 1, false);
+      return f(int4_gemv_v2_kernel<T, Y, 1, true, kCols, false, false>, kCols, false);
+    }
+  }
   if constexpr (std::is_same_v<T, Y>) {
     if (s.swiglu) {
       if (s.tile_groups) f(int4_gemv_v2_kernel<T, Y, MR, true, kCols, true>, kCols, true);
@@ -470,16 +506,13 @@ void with_v2_kernel(const V2Shape& s, F&& f) {
 
 template <typename T, typename Y>
 void launch_typed(const Int4GemvParams& p, int kparts, bool narrow, size_t smem, int ring, cudaStream_t stream) {
-  const V2Shape shape{p.M, p.w.group_size % kInt4TileK == 0, narrow ? 1 : kCols, p.fuse.swiglu};
-  // Experiment switch for a same-call comparison (TANDEM_CUDA_GEMV_GROUP_SHIFT=0:
-  // the division everywhere); to go once measured, the shift being exact.
-  static const bool group_shift = [] {
-    const char* e = std::getenv("TANDEM_CUDA_GEMV_GROUP_SHIFT");
-    return e == nullptr || std::string(e) != "0";
+  static const bool two_lop = [] {
+    const char* e = std::getenv("TANDEM_CUDA_GEMV_TWO_LOP");
+    return e != nullptr && std::string(e) != "0";
   }();
+  const V2Shape shape{p.M, p.w.group_size % kInt4TileK == 0, narrow ? 1 : kCols, p.fuse.swiglu, two_lop};
   const int gs = p.w.group_size;
-  const int group_log2 =
-      group_shift && gs > 0 && (gs & (gs - 1)) == 0 ? __builtin_ctz(static_cast<unsigned>(gs)) : -1;
+  const int group_log2 = gs > 0 && (gs & (gs - 1)) == 0 ? __builtin_ctz(static_cast<unsigned>(gs)) : -1;
   with_v2_kernel<T, Y>(shape, [&](auto kernel, int cols, bool swiglu) {
     const int ntiles = p.w.N / kInt4TileN;
     const int blocks = swiglu ? ceil_div(ntiles / 2, 2) : ceil_div(ntiles, cols);
@@ -498,8 +531,8 @@ template <typename T, typename Y>
 void configure_typed(int optin, int* limit, cudaError_t* err) {
   for (int rows = 1; rows <= kMaxRows; ++rows) {
     for (int g = 0; g < 2; ++g) {
-      for (int shape = 0; shape < 3; ++shape) {
-        const V2Shape s{rows, g == 1, shape == 1 ? 1 : kCols, shape == 2};
+      for (int shape = 0; shape < 6; ++shape) {
+        const V2Shape s{rows, g == 1, shape % 3 == 1 ? 1 : kCols, shape % 3 == 2, shape >= 3};
         with_v2_kernel<T, Y>(s, [&](auto kernel, int, bool) {
           const void* fn = reinterpret_cast<const void*>(kernel);
           cudaFuncAttributes attr{};
@@ -516,8 +549,10 @@ void configure_typed(int optin, int* limit, cudaError_t* err) {
 
 }  // namespace
 
-bool int4_gemv_v2_supports(int M, int K, ElemType type, ElemType y_type) {
-  return M >= 1 && M <= kMaxRows && static_cast<int64_t>(M) * K * 2 <= kMaxSmem &&
+bool int4_gemv_v2_supports(int M, int K, int N, int group_size, ElemType type, ElemType y_type) {
+  // Scale offsets are 32-bit: (groups - 1) * N + N - 1 < 2^31.
+  const int64_t groups = group_size > 0 ? K / group_size : 1;
+  return M >= 1 && M <= kMaxRows && static_cast<int64_t>(M) * K * 2 <= kMaxSmem && groups * N < (int64_t{1} << 31) &&
          staging_bytes(M, K, kMaxParts) <= static_cast<size_t>(g_smem_limit.load()) && type != ElemType::kF32 &&
          (y_type == type || y_type == ElemType::kF32);
 }
@@ -528,7 +563,8 @@ bool int4_gemv_v2_supports(int M, int K, ElemType type, ElemType y_type) {
 // 4 tiles per warp.
 namespace {
 // Narrow layers (fewer than half as many 4-tile blocks as SMs) get blocks of 1
-// column tile.
+// column tile. (Also tried: 1-tile blocks wherever 4-tile ones spread unevenly
+// over the SMs, or for every layer: 3-5% slower at batch 1, session 10.)
 bool v2_narrow(int N, int sms) { return ceil_div(N / kInt4TileN, kCols) * 2 < sms; }
 }  // namespace
 
@@ -537,10 +573,10 @@ bool int4_gemv_v2_swiglu(int N, int num_sms) {
 }
 
 
-int int4_gemv_v2_kparts(int K, int N, int num_sms) {
-  const int sms = num_sms > 0 ? num_sms : 132;
+namespace {
+int kparts_for(int K, int N, int sms, bool narrow) {
   const int num_ktiles = K / kInt4TileK;
-  if (v2_narrow(N, sms)) {
+  if (narrow) {
     int kp = kMaxParts;
     while (kp > 1 && num_ktiles / kp < 4) --kp;
     return kp;
@@ -550,6 +586,12 @@ int int4_gemv_v2_kparts(int K, int N, int num_sms) {
   int kp = blocks >= 2 * sms ? 2 : blocks <= sms && num_ktiles >= 64 ? 8 : 4;
   while (kp > 1 && num_ktiles / kp < 4) --kp;
   return kp;
+}
+}  // namespace
+
+int int4_gemv_v2_kparts(int K, int N, int num_sms) {
+  const int sms = num_sms > 0 ? num_sms : 132;
+  return kparts_for(K, N, sms, v2_narrow(N, sms));
 }
 
 cudaError_t int4_gemv_v2_configure() {
@@ -569,10 +611,11 @@ cudaError_t int4_gemv_v2_configure() {
 }
 
 void launch_int4_gemv_v2(const Int4GemvParams& p, cudaStream_t stream) {
+  const int sms = p.num_sms > 0 ? p.num_sms : 132;
+  const bool narrow = !p.fuse.swiglu && v2_narrow(p.w.N, sms);
   const int kparts = p.blocks_per_sm > 100
                          ? p.blocks_per_sm - 100
-                         : std::clamp(int4_gemv_v2_kparts(p.w.K, p.w.N, p.num_sms), 1, std::max(1, p.max_parts));
-  const bool narrow = v2_narrow(p.w.N, p.num_sms > 0 ? p.num_sms : 132);
+                         : std::clamp(kparts_for(p.w.K, p.w.N, sms, narrow), 1, std::max(1, p.max_parts));
   size_t smem = staging_bytes(p.M, p.w.K, kparts);
   // Ring mode: the deepest ring of at most p.ring rounds that fits; under 2, none.
   const size_t warp_round = static_cast<size_t>((narrow ? 1 : kCols) * kparts) * kUnroll * kInt4TileWords * 4;

@@ -220,7 +220,7 @@ void launch_int4_gemv(const Int4GemvParams& p, cudaStream_t stream);
 // before any launch (launches may then be captured into CUDA graphs).
 cudaError_t int4_gemv_configure();
 // Variant 2 (int4_gemv_v2.cu): whether it takes this call, its K split, its launcher.
-bool int4_gemv_v2_supports(int M, int K, ElemType type, ElemType y_type);
+bool int4_gemv_v2_supports(int M, int K, int N, int group_size, ElemType type, ElemType y_type);
 // Whether variant 2 can fuse SwiGLU into a [gate | up] layer of N columns.
 bool int4_gemv_v2_swiglu(int N, int num_sms);
 int int4_gemv_v2_kparts(int K, int N, int num_sms);

@@ -89,6 +89,13 @@ StatusOr<DeviceTensor> Backend::allocate_tensor(DType dtype, std::initializer_li
   return DeviceTensor{std::move(buf), v};
 }
 
+void Backend::download_async(const void* src, size_t bytes) {
+  download_.resize(bytes);
+  copy_device_to_host(download_.data(), src, bytes);
+}
+
+const void* Backend::download_wait() { return download_.data(); }
+
 StatusOr<DeviceTensor> Backend::upload(const TensorView& host, DType dtype) {
   TensorView shape = host;
   shape.dtype = dtype;

@@ -244,6 +244,13 @@ class Backend {
   virtual void copy_device_to_device(void* dst, const void* src, size_t bytes) = 0;
   virtual void fill_zero(void* dst, size_t bytes) = 0;
   virtual void synchronize() = 0;
+  // A device-to-host copy that does not wait: queued after every op before it,
+  // into host memory the backend keeps (page-locked on CUDA, so the host goes
+  // on while the device works); download_wait() waits for that copy alone (not
+  // for ops queued after it) and returns its bytes, valid until the next
+  // download_async(). One download at a time. Default: copies at once.
+  virtual void download_async(const void* src, size_t bytes);
+  virtual const void* download_wait();
 
   // A new tensor of the given shape (uninitialized).
   StatusOr<DeviceTensor> allocate_tensor(DType dtype, std::initializer_list<int64_t> shape);
@@ -367,6 +374,9 @@ class Backend {
   // out_ids[r] = the token drawn for rows[r]. The default (the reference,
   // sampling/backend_sample.cpp) copies the rows to the host and runs the CPU sampler.
   virtual void sample(const SampleBatch& b);
+
+ private:
+  std::vector<unsigned char> download_;  // the default download_async's copy
 };
 
 // The CPU backend (always compiled). num_threads <= 0: all cores. By default

@@ -71,6 +71,7 @@ StatusOr<std::unique_ptr<Backend>> create_cuda_backend(const BackendOptions& opt
   env_flag("TANDEM_CUDA_ATTN_EARLY", &o.attention_early_loads);
   env_flag("TANDEM_CUDA_ATTN_EXACT_GROUP", &o.attention_exact_group);
   env_flag("TANDEM_CUDA_INT4_TC", &o.int4_tc_gemm);
+  env_flag("TANDEM_CUDA_UPLOAD_SYNC", &o.upload_sync);
   if (const char* g = std::getenv("TANDEM_CUDA_DECODE_SPLITS")) o.decode_attention_max_splits = std::atoi(g);
   if (const char* g = std::getenv("TANDEM_CUDA_GEMV_RING")) o.gemv_ring = std::atoi(g);
   if (const char* g = std::getenv("TANDEM_CUDA_GEMV_RING_MAX_MB"))

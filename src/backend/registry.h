@@ -68,6 +68,12 @@ struct CudaBackendOptions {
   // At most this many warps along K in a GEMV block (1-8; TANDEM_CUDA_GEMV_MAX_PARTS):
   // fewer leave room on each SM for the next kernel's blocks to start early.
   int gemv_max_parts = 8;
+  // copy_host_to_device waits for the copy (and so for every kernel before it)
+  // before returning (TANDEM_CUDA_UPLOAD_SYNC=1); off, it returns once the
+  // driver has staged the host bytes, so the engine can queue a step while the
+  // one before still runs (ModelRunner::overlaps_steps). Off: the same speed
+  // without overlap (session 10).
+  bool upload_sync = false;
   // SwiGLU in the epilogue of the decode GEMV of a fused gate|up layer
   // (Backend::linear_fused with LinearFusion::swiglu); TANDEM_CUDA_FUSED_SWIGLU=0: off.
   bool fused_swiglu = true;

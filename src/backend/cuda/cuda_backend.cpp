@@ -54,6 +54,8 @@ class CudaBackend : public Backend {
       cudaStreamDestroy(s);
     }
     if (switch_event_) cudaEventDestroy(switch_event_);
+    if (download_event_) cudaEventDestroy(download_event_);
+    if (download_host_) cudaFreeHost(download_host_);
   }
 
   Status init(const CudaBackendOptions& o) {
@@ -66,6 +68,7 @@ class CudaBackend : public Backend {
     pdl_ = o.pdl;
     gemv_prefetch_ = o.gemv_prefetch;
     gemv_scale_ahead_ = o.gemv_scale_ahead;
+    upload_sync_ = o.upload_sync;
     if (o.gemv_ring < 0 || o.gemv_ring > 4)
       return invalid_argument("CUDA gemv_ring must be 0 to 4 rounds, not " + std::to_string(o.gemv_ring));
     gemv_ring_ = o.gemv_ring;
@@ -105,6 +108,7 @@ class CudaBackend : public Backend {
     CUDA_CHECK(cudaStreamCreateWithPriority(&stream_low_, cudaStreamNonBlocking, least));
     CUDA_CHECK(cudaStreamCreateWithPriority(&stream_high_, cudaStreamNonBlocking, greatest));
     CUDA_CHECK(cudaEventCreateWithFlags(&switch_event_, cudaEventDisableTiming));
+    CUDA_CHECK(cudaEventCreateWithFlags(&download_event_, cudaEventDisableTiming));
     stream_ = stream_low_;
     // Kernel attributes (opt-in shared memory): a refusal is this device's or
     // driver's limit, reported rather than aborting the process.
@@ -150,10 +154,12 @@ class CudaBackend : public Backend {
   }
   void copy_host_to_device(void* dst, const void* src, size_t bytes) override {
     CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream_));
-    // The host buffer may go away on return. The sync also ends every kernel
-    // before a step's metadata upload, which the decode attention's early
-    // loads rely on (attention_early_loads): keep it if this becomes async.
-    CUDA_CHECK(cudaStreamSynchronize(stream_));
+    // The host buffer may go away on return: a copy from pageable memory is
+    // staged before cudaMemcpyAsync returns. The copy is in stream order, so
+    // it also starts only after every kernel before it has ended (programmatic
+    // dependent launch overlaps kernels with kernels only), which the decode
+    // attention's early loads rely on (attention_early_loads).
+    if (upload_sync_) CUDA_CHECK(cudaStreamSynchronize(stream_));
   }
   void copy_device_to_host(void* dst, const void* src, size_t bytes) override {
     CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream_));
@@ -166,6 +172,22 @@ class CudaBackend : public Backend {
     CUDA_CHECK(cudaMemsetAsync(dst, 0, bytes, stream_));
   }
   void synchronize() override { CUDA_CHECK(cudaStreamSynchronize(stream_)); }
+  void download_async(const void* src, size_t bytes) override {
+    if (bytes > download_capacity_) {
+      // The old buffer may still be a copy's destination.
+      CUDA_CHECK(cudaEventSynchronize(download_event_));
+      if (download_host_) CUDA_CHECK(cudaFreeHost(download_host_));
+      download_host_ = nullptr;
+      download_capacity_ = std::max<size_t>(bytes, 4096);
+      CUDA_CHECK(cudaMallocHost(&download_host_, download_capacity_));
+    }
+    CUDA_CHECK(cudaMemcpyAsync(download_host_, src, bytes, cudaMemcpyDeviceToHost, stream_));
+    CUDA_CHECK(cudaEventRecord(download_event_, stream_));
+  }
+  const void* download_wait() override {
+    CUDA_CHECK(cudaEventSynchronize(download_event_));
+    return download_host_;
+  }
 
   // ---- step priority ----
   // The new stream waits for all work issued on the old one, which gets none
@@ -724,6 +746,7 @@ class CudaBackend : public Backend {
   bool pdl_ = true;  // CudaBackendOptions::pdl
   bool gemv_prefetch_ = false;  // CudaBackendOptions::gemv_prefetch
   bool gemv_scale_ahead_ = true;  // CudaBackendOptions::gemv_scale_ahead
+  bool upload_sync_ = false;      // CudaBackendOptions::upload_sync
   int gemv_ring_ = 0;           // CudaBackendOptions::gemv_ring
   size_t gemv_ring_max_bytes_ = 0;  // CudaBackendOptions::gemv_ring_max_bytes
   int gemv_max_parts_ = 8;          // CudaBackendOptions::gemv_max_parts
@@ -746,6 +769,9 @@ class CudaBackend : public Backend {
   cudaStream_t stream_low_ = nullptr;   // least priority (the CUDA default)
   cudaStream_t stream_high_ = nullptr;  // greatest priority
   cudaEvent_t switch_event_ = nullptr;  // orders stream_ switches
+  cudaEvent_t download_event_ = nullptr;  // download_async's copy done
+  void* download_host_ = nullptr;          // its page-locked destination
+  size_t download_capacity_ = 0;
   DeviceArena arena_;  // destroyed after the buffers below (declared first)
   LtGemm lt_;
   DeviceBuffer workspace_;

@@ -21,7 +21,10 @@
 #   nopdl       default with TANDEM_CUDA_PDL=0
 #   splitsN     default with TANDEM_CUDA_DECODE_SPLITS=N (at most N key splits)
 #   nosa        default with TANDEM_CUDA_GEMV_SCALE_AHEAD=0 (a round's scales load after its weights)
-#   noshift     default with TANDEM_CUDA_GEMV_GROUP_SHIFT=0 (the GEMV's group index by division)
+#   sync        default with TANDEM_CUDA_UPLOAD_SYNC=1 (a stream sync after each host-to-device copy)
+#   twolop      default with TANDEM_CUDA_GEMV_TWO_LOP=1 (the fp16 batch-1 GEMV masks each nibble pair in two instructions)
+#   nooverlap   default with TANDEM_OVERLAP_STEPS=0 (the engine reads a step's tokens before queuing the next)
+# Settings combine with +, e.g. nooverlap+sync.
 # Each writes DIR/VARIANT/e2e_summary.jsonl; DIR/ablation.txt has one line each.
 set -u
 packed=${1:?usage: decode_ablation.sh PACKED_DIR [VARIANT ...]}
@@ -32,27 +35,33 @@ out=${OUT:-/tmp/ablation}
 mkdir -p "$out"
 for v in "${variants[@]}"; do
   rope=1 swiglu=1 combine=1 prefetch=0 early=1 extra=()
-  case $v in
-    default) ;;
-    session4) combine=0 early=0 ;;
-    early) combine=0 ;;
-    combine) early=0 ;;
-    session3) rope=0 swiglu=0 combine=0 early=0 ;;
-    prefetch) prefetch=1 ;;
-    norope) rope=0 ;;
-    noswiglu) swiglu=0 ;;
-    nopdl) extra=(TANDEM_CUDA_PDL=0) ;;
-    nosa) extra=(TANDEM_CUDA_GEMV_SCALE_AHEAD=0) ;;
-    noshift) extra=(TANDEM_CUDA_GEMV_GROUP_SHIFT=0) ;;
-    splits*) extra=(TANDEM_CUDA_DECODE_SPLITS=${v#splits}) ;;
-    parts[1-8]) extra=(TANDEM_CUDA_GEMV_MAX_PARTS=${v#parts}) ;;
-    ring*)
-      [[ $v =~ ^ring([0-9])(s([0-9]+))?(p([1-8]))?$ ]] || { echo "decode_ablation: bad variant $v" >&2; exit 2; }
-      extra=(TANDEM_CUDA_GEMV_RING=${BASH_REMATCH[1]})
-      [ -n "${BASH_REMATCH[3]}" ] && extra+=(TANDEM_CUDA_GEMV_RING_MAX_MB=${BASH_REMATCH[3]})
-      [ -n "${BASH_REMATCH[5]}" ] && extra+=(TANDEM_CUDA_GEMV_MAX_PARTS=${BASH_REMATCH[5]}) ;;
-    *) echo "decode_ablation: unknown variant $v" >&2; exit 2 ;;
-  esac
+  # A variant may combine settings: nooverlap+sync.
+  IFS=+ read -r -a parts <<< "$v"
+  for part in "${parts[@]}"; do
+    case $part in
+      default) ;;
+      session4) combine=0 early=0 ;;
+      early) combine=0 ;;
+      combine) early=0 ;;
+      session3) rope=0 swiglu=0 combine=0 early=0 ;;
+      prefetch) prefetch=1 ;;
+      norope) rope=0 ;;
+      noswiglu) swiglu=0 ;;
+      nopdl) extra+=(TANDEM_CUDA_PDL=0) ;;
+      nosa) extra+=(TANDEM_CUDA_GEMV_SCALE_AHEAD=0) ;;
+      sync) extra+=(TANDEM_CUDA_UPLOAD_SYNC=1) ;;
+      twolop) extra+=(TANDEM_CUDA_GEMV_TWO_LOP=1) ;;
+      nooverlap) extra+=(TANDEM_OVERLAP_STEPS=0) ;;
+      splits*) extra+=(TANDEM_CUDA_DECODE_SPLITS=${part#splits}) ;;
+      parts[1-8]) extra+=(TANDEM_CUDA_GEMV_MAX_PARTS=${part#parts}) ;;
+      ring*)
+        [[ $part =~ ^ring([0-9])(s([0-9]+))?(p([1-8]))?$ ]] || { echo "decode_ablation: bad variant $part" >&2; exit 2; }
+        extra+=(TANDEM_CUDA_GEMV_RING=${BASH_REMATCH[1]})
+        [ -n "${BASH_REMATCH[3]}" ] && extra+=(TANDEM_CUDA_GEMV_RING_MAX_MB=${BASH_REMATCH[3]})
+        [ -n "${BASH_REMATCH[5]}" ] && extra+=(TANDEM_CUDA_GEMV_MAX_PARTS=${BASH_REMATCH[5]}) ;;
+      *) echo "decode_ablation: unknown variant $part" >&2; exit 2 ;;
+    esac
+  done
   env=(TANDEM_CUDA_FUSED_ROPE=$rope TANDEM_CUDA_FUSED_SWIGLU=$swiglu TANDEM_CUDA_FUSED_COMBINE=$combine
        TANDEM_CUDA_GEMV_PREFETCH=$prefetch TANDEM_CUDA_ATTN_EARLY=$early "${extra[@]}")
   env "${env[@]}" OUT="$out/$v" "$packed/run" e2e > "$out/$v.log" 2>&1

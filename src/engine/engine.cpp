@@ -185,6 +185,15 @@ void Engine::finish(Sequence* seq, FinishReason reason, std::string error) {
 bool Engine::abort_request(const std::string& request_id) {
   auto it = requests_.find(request_id);
   if (it == requests_.end()) return false;
+  // Draws still in flight name sequences this may destroy: take them first.
+  if (!in_flight_.empty()) {
+    if (Status st = receive_in_flight(false); !st.ok()) {
+      fail_step("engine sampling failed", st);
+      return true;
+    }
+    it = requests_.find(request_id);
+    if (it == requests_.end()) return true;  // ended on its last draw
+  }
   for (auto& seq : it->second->seqs) {
     if (seq->finish == FinishReason::kNone) finish(seq.get(), FinishReason::kAbort);
   }
@@ -194,6 +203,7 @@ bool Engine::abort_request(const std::string& request_id) {
 }
 
 void Engine::fail_all(const std::string& error) {
+  in_flight_.clear();  // their draws are not waited for
   for (auto& [id, req] : requests_) {
     for (auto& seq : req->seqs) {
       if (seq->finish == FinishReason::kNone) finish(seq.get(), FinishReason::kError, error);
@@ -213,6 +223,8 @@ void Engine::build_batch() {
   batch_.page_indices.clear();
   batch_.last_page_len.clear();
   batch_.logits_rows.clear();
+  batch_.sampled_prefix = 0;
+  logits_row_of_.clear();
   for (const ScheduledSeq& s : sched_out_.scheduled) {
     const Sequence* seq = s.seq;
     const int start = seq->num_computed;
@@ -232,7 +244,10 @@ void Engine::build_batch() {
     batch_.page_indptr.push_back(static_cast<int32_t>(batch_.page_indices.size()));
     batch_.last_page_len.push_back(end - (num_pages - 1) * ps);
     if (end == static_cast<int>(seq->tokens.size())) {
+      logits_row_of_.push_back(static_cast<int>(batch_.logits_rows.size()));
       batch_.logits_rows.push_back(static_cast<int32_t>(batch_.token_ids.size()) - 1);
+    } else {
+      logits_row_of_.push_back(-1);  // a prefill chunk
     }
   }
 }
@@ -337,7 +352,59 @@ void Engine::deliver() {
   touched_.clear();
 }
 
+// Overlapped steps (ModelRunner::overlaps_steps): the engine queues step k + 1
+// before it reads step k's draws, so the device never waits for the host's
+// bookkeeping between steps. Step k + 1 takes those draws on the device
+// (ForwardBatch::sampled_prefix) while the host holds a placeholder in each
+// sequence's tokens. A sequence qualifies when nothing of step k + 1 depends
+// on the value of its draw: one choice, greedy on the backend, no penalties
+// (they count output ids), and the draw cannot end it by length. One that ends
+// on the draw (a stop token or string) had step k + 1 computed for nothing.
+bool Engine::may_draw_ahead(const Sequence& seq) const {
+  const SamplingParams& p = seq.request->sampling;
+  return seq.finish == FinishReason::kNone && seq.status == SeqStatus::kRunning && p.n == 1 &&
+         backend_can_sample(p) && p.repetition_penalty == 1.0f && p.presence_penalty == 0.0f &&
+         p.frequency_penalty == 0.0f && seq.num_outputs() + 1 < p.max_tokens &&
+         static_cast<int>(seq.tokens.size()) + 1 < max_model_len_;
+}
+
+bool Engine::overlap_allowed() const {
+  // The arbiter and the shared pool act between steps (turns, reclaimed pages):
+  // they see every step whole.
+  return runner_->overlaps_steps() && config_.arbiter == nullptr && !kv_owner_;
+}
+
+// The draws of the step before, as on_token() would have taken them then.
+// with_placeholders: each sequence holds a placeholder for its draw (an
+// overlapped step was scheduled), replaced here.
+Status Engine::receive_in_flight(bool with_placeholders) {
+  std::vector<Sequence*> seqs;
+  seqs.swap(in_flight_);
+  Status st = runner_->wait_sample(&device_ids_);
+  if (st.ok() && device_ids_.size() != seqs.size())
+    st = internal_error("wait_sample returned " + std::to_string(device_ids_.size()) + " ids for " +
+                        std::to_string(seqs.size()) + " draws");
+  if (!st.ok()) return st;
+  for (size_t i = 0; i < seqs.size(); ++i) {
+    Sequence* seq = seqs[i];
+    if (with_placeholders) seq->tokens.pop_back();
+    if (seq->finish != FinishReason::kNone) continue;
+    TokenOutput out;
+    out.token_id = device_ids_[i];
+    on_token(seq, std::move(out));
+  }
+  return ok_status();
+}
+
 Status Engine::step() {
+  bool overlap = !in_flight_.empty() && overlap_allowed() &&
+                 std::all_of(in_flight_.begin(), in_flight_.end(), [&](Sequence* s) { return may_draw_ahead(*s); });
+  if (!in_flight_.empty() && !overlap) {
+    if (Status st = receive_in_flight(false); !st.ok()) return fail_step("engine sampling failed", st);
+  }
+  if (overlap) {
+    for (Sequence* seq : in_flight_) seq->tokens.push_back(0);  // the draw, on the device
+  }
   service_kv();
   int max_tokens = config_.scheduler.max_num_batched_tokens;
   if (config_.arbiter != nullptr)  // shorter while another model waits for the GPU (memory/arbiter.h)
@@ -349,12 +416,28 @@ Status Engine::step() {
            "sequence needs " + std::to_string(need) + " KV pages of " + std::to_string(kv_->page_size()) +
                " tokens but the pool has only " + std::to_string(kv_->pool().num_online()) + " online");
   }
+  if (overlap) {
+    // The draws feed this step on the device only as its first tokens, in row
+    // order; otherwise (a sequence preempted or failed above, a new order) the
+    // host takes them first and the step is built from the real ids.
+    bool prefix = sched_out_.scheduled.size() >= in_flight_.size();
+    for (size_t i = 0; prefix && i < in_flight_.size(); ++i) {
+      const ScheduledSeq& s = sched_out_.scheduled[i];
+      prefix = s.seq == in_flight_[i] && s.num_new == 1 && s.seq->finish == FinishReason::kNone;
+    }
+    if (!prefix) {
+      overlap = false;
+      if (Status st = receive_in_flight(true); !st.ok()) return fail_step("engine sampling failed", st);
+      std::erase_if(sched_out_.scheduled, [](const ScheduledSeq& s) { return s.seq->finish != FinishReason::kNone; });
+    }
+  }
   if (sched_out_.scheduled.empty()) {
     deliver();
     give_back_arbiter_turn();
     return ok_status();
   }
   build_batch();
+  batch_.sampled_prefix = overlap ? static_cast<int>(in_flight_.size()) : 0;
   if (config_.arbiter != nullptr) {
     config_.arbiter->begin_step(config_.arbiter_model, sched_out_.num_tokens);
     // Overlapping steps (--concurrent-steps 2): the least served model's kernels go first.
@@ -369,17 +452,21 @@ Status Engine::step() {
   if (st.ok()) st = on_backend ? runner_->forward_keep(batch_) : runner_->forward(batch_, &logits_);
   if (!st.ok()) return fail_step("engine step failed", st);
   if (!on_backend) CHECK_EQ(logits_.size(), batch_.logits_rows.size() * static_cast<size_t>(vocab_size_));
+  // While this step runs: the last step's draws (a sequence may end on its
+  // draw; this step then computed it for nothing, and it is skipped below).
+  if (overlap) {
+    if (Status rs = receive_in_flight(true); !rs.ok()) return fail_step("engine sampling failed", rs);
+  }
   scheduler_->on_forward_done(sched_out_);
   device_sample_.rows.clear();
   device_sample_.penalties.clear();
   device_targets_.clear();
-  size_t row = 0;
-  for (const ScheduledSeq& s : sched_out_.scheduled) {
-    Sequence* seq = s.seq;
-    if (seq->num_computed < static_cast<int>(seq->tokens.size())) continue;  // a prefill chunk
+  for (size_t i = 0; i < sched_out_.scheduled.size(); ++i) {
+    Sequence* seq = sched_out_.scheduled[i].seq;
+    const int row = logits_row_of_[i];
+    if (row < 0 || seq->finish != FinishReason::kNone) continue;  // a prefill chunk, or ended
     std::span<const float> row_logits;
     if (!on_backend) row_logits = std::span<const float>(logits_.data() + row * vocab_size_, vocab_size_);
-    ++row;
     Request* req = seq->request;
     targets_.assign(1, seq);
     if (req->sampling.n > 1 && !req->forked) {
@@ -402,7 +489,7 @@ Status Engine::step() {
       ctx.seed = req->seed;
       ctx.choice_index = target->choice_index;
       if (on_backend) {  // drawn below, in this order
-        add_sample_row(p, ctx, static_cast<int>(row) - 1, &device_sample_);
+        add_sample_row(p, ctx, row, &device_sample_);
         device_targets_.push_back(target);
         continue;
       }
@@ -410,12 +497,19 @@ Status Engine::step() {
     }
   }
   if (on_backend && !device_targets_.empty()) {
-    st = runner_->sample(&device_sample_, &device_ids_);
-    if (!st.ok()) return fail_step("engine sampling failed", st);
-    for (size_t i = 0; i < device_targets_.size(); ++i) {
-      TokenOutput out;
-      out.token_id = device_ids_[i];
-      on_token(device_targets_[i], std::move(out));
+    if (overlap_allowed()) {
+      // The draws come back during the next step (receive_in_flight).
+      st = runner_->sample_async(&device_sample_);
+      if (!st.ok()) return fail_step("engine sampling failed", st);
+      in_flight_ = device_targets_;
+    } else {
+      st = runner_->sample(&device_sample_, &device_ids_);
+      if (!st.ok()) return fail_step("engine sampling failed", st);
+      for (size_t i = 0; i < device_targets_.size(); ++i) {
+        TokenOutput out;
+        out.token_id = device_ids_[i];
+        on_token(device_targets_[i], std::move(out));
+      }
     }
   }
   ++num_steps_;

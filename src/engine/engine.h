@@ -93,6 +93,9 @@ class Engine {
   void emit(Sequence* seq);
   void give_back_arbiter_turn();
   Status fail_step(const char* what, const Status& st);
+  bool overlap_allowed() const;
+  bool may_draw_ahead(const Sequence& seq) const;
+  Status receive_in_flight(bool with_placeholders);
 
   EngineConfig config_;
   ModelRunner* runner_;
@@ -122,6 +125,10 @@ class Engine {
   SampleBatch device_sample_;
   std::vector<Sequence*> device_targets_;
   std::vector<int32_t> device_ids_;
+  std::vector<int> logits_row_of_;  // per scheduled sequence: its row of the step's logits, -1 if none
+  // Overlapped steps: the sequences whose draws of the last step have not come
+  // back yet, in row order (ModelRunner::sample_async).
+  std::vector<Sequence*> in_flight_;
 };
 
 }  // namespace tandem

@@ -8,6 +8,12 @@ Status ModelRunner::forward_keep(const ForwardBatch&) {
 Status ModelRunner::sample(SampleBatch*, std::vector<int32_t>*) {
   return Status(StatusCode::kUnimplemented, "this model runner does not sample on its backend");
 }
+Status ModelRunner::sample_async(SampleBatch*) {
+  return Status(StatusCode::kUnimplemented, "this model runner does not overlap steps");
+}
+Status ModelRunner::wait_sample(std::vector<int32_t>*) {
+  return Status(StatusCode::kUnimplemented, "this model runner does not overlap steps");
+}
 
 ForwardBatch single_sequence_prefill(const std::vector<int32_t>& token_ids, int page_size, bool all_logits) {
   ForwardBatch b;

@@ -25,6 +25,10 @@ struct ForwardBatch {
                                        // lies wholly outside the sliding window (never read)
   std::vector<int32_t> last_page_len;  // [num_seqs] valid tokens in each sequence's last page
   std::vector<int32_t> logits_rows;    // token indices (into token_ids) whose logits are wanted
+  // Overlapped steps (ModelRunner::overlaps_steps): the first sampled_prefix
+  // tokens are draws of the last sample_async(), rows 0 .. sampled_prefix - 1
+  // in order, taken on the backend; their token_ids entries are placeholders.
+  int sampled_prefix = 0;
 
   int num_tokens() const { return static_cast<int>(token_ids.size()); }
   int num_seqs() const { return static_cast<int>(kv_len.size()); }
@@ -52,6 +56,13 @@ class ModelRunner {
   virtual bool samples_on_backend() const { return false; }
   virtual Status forward_keep(const ForwardBatch& batch);
   virtual Status sample(SampleBatch* sample, std::vector<int32_t>* ids);
+  // Overlapped steps: sample_async() queues sample() and returns before the
+  // draws exist, so the engine can queue the next forward (whose batch may
+  // take them as ForwardBatch::sampled_prefix) before wait_sample() returns
+  // them: the device never idles while the host handles a step's tokens.
+  virtual bool overlaps_steps() const { return false; }
+  virtual Status sample_async(SampleBatch* sample);
+  virtual Status wait_sample(std::vector<int32_t>* ids);
 
   // Backend::set_step_priority for the step about to run (the step arbiter's
   // answer, memory/arbiter.h). Default: no-op.

@@ -176,6 +176,9 @@ void Scheduler::schedule(SchedulerOutput* out, int max_tokens) {
 void Scheduler::on_forward_done(const SchedulerOutput& out) {
   for (const ScheduledSeq& s : out.scheduled) {
     Sequence* seq = s.seq;
+    // Ended after it was scheduled (an overlapped step's sequence that stopped
+    // on the token before): its pages are gone, nothing to record.
+    if (seq->status == SeqStatus::kFinished) continue;
     seq->num_computed += s.num_new;
     CHECK_LE(seq->num_computed, static_cast<int>(seq->tokens.size()));
     kv_->on_computed(&seq->kv, seq->tokens, seq->num_computed);

@@ -261,14 +261,18 @@ Status Model::forward(const ForwardBatch& batch, const std::vector<KvCacheView>&
   m.pages.num_seqs = batch.num_seqs();
   m.pages.num_tokens = t;
   m.pages.page_size = batch.page_size;
+  if (batch.sampled_prefix < 0 || batch.sampled_prefix > std::min(t, num_drawn_))
+    return invalid_argument("forward: sampled_prefix " + std::to_string(batch.sampled_prefix) + " outside [0, " +
+                            std::to_string(std::min(t, num_drawn_)) + "] (tokens, draws of the last sample)");
   TensorView out;
-  if (graph_eligible(batch)) {
-    RETURN_IF_ERROR(upload_graph_meta(batch, &m));
-    if (!run_graph(m, kv)) out = issue(m, kv);
-  } else {
-    RETURN_IF_ERROR(upload_meta(batch, &m));
-    out = issue(m, kv);
+  const bool graph = graph_eligible(batch);
+  RETURN_IF_ERROR(graph ? upload_graph_meta(batch, &m) : upload_meta(batch, &m));
+  if (batch.sampled_prefix > 0) {  // after the upload, in stream order: the draws replace the placeholders
+    backend_->copy_device_to_device(m.ids.data, sample_ids_.view.data,
+                                    static_cast<size_t>(batch.sampled_prefix) * sizeof(int32_t));
   }
+  if (!graph || !run_graph(m, kv)) out = issue(m, kv);
+  num_drawn_ = 0;  // the next forward may take only draws made after this one
   if (r == 0) return ok_status();
   if (out.empty()) out = logits_f32_.view.rows(0, r);
   if (logits == nullptr) {  // sampled on the backend next (sample())
@@ -446,21 +450,40 @@ TensorView Model::issue(const StepMeta& m, const std::vector<KvCacheView>& kv) {
 }
 
 Status Model::sample(SampleBatch* sample, std::vector<int32_t>* ids) {
+  RETURN_IF_ERROR(sample_async(sample));
+  return wait_sample(ids);
+}
+
+Status Model::sample_async(SampleBatch* sample) {
   Backend& be = *backend_;
   const int n = static_cast<int>(sample->rows.size());
-  ids->assign(n, 0);
-  if (n == 0) return ok_status();
   for (const SampleRow& row : sample->rows) {
     if (kept_logits_.empty() || row.logits_row < 0 || row.logits_row >= kept_logits_.dim(0))
       return invalid_argument("sample: logits_row " + std::to_string(row.logits_row) + " is not a row of the last forward");
   }
+  num_waiting_ = n;
+  num_drawn_ = n;
+  if (n == 0) return ok_status();
   if (sample_ids_.view.empty() || sample_ids_.view.numel() < n) {
     ASSIGN_OR_RETURN(sample_ids_, be.allocate_tensor(DType::kI32, {std::max<int64_t>(n, 2 * sample_ids_.view.numel())}));
   }
   sample->logits = kept_logits_;
   sample->out_ids = sample_ids_.view.rows(0, n);
   be.sample(*sample);
-  be.copy_device_to_host(ids->data(), sample->out_ids.data, static_cast<size_t>(n) * sizeof(int32_t));
+  be.download_async(sample->out_ids.data, static_cast<size_t>(n) * sizeof(int32_t));
+  return ok_status();
+}
+
+Status Model::wait_sample(std::vector<int32_t>* ids) {
+  if (num_waiting_ < 0) return failed_precondition("wait_sample: no sample_async() to wait for");
+  const int n = num_waiting_;
+  num_waiting_ = -1;
+  if (n == 0) {
+    ids->clear();
+    return ok_status();
+  }
+  const auto* drawn = static_cast<const int32_t*>(backend_->download_wait());
+  ids->assign(drawn, drawn + n);
   return ok_status();
 }
 

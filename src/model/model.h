@@ -50,6 +50,12 @@ class Model {
   // Draws sample->rows on the backend from the logits the last forward(..., nullptr)
   // kept (SampleRow::logits_row indexes its logits_rows); *ids gets one id per row.
   Status sample(SampleBatch* sample, std::vector<int32_t>* ids);
+  // sample() in two halves: the draws are queued (and their copy to the host)
+  // and the call returns; wait_sample() waits for that copy. A forward whose
+  // batch has sampled_prefix = n takes its first n token ids from these draws
+  // on the device (ForwardBatch::sampled_prefix).
+  Status sample_async(SampleBatch* sample);
+  Status wait_sample(std::vector<int32_t>* ids);
   // Allocates the workspace for steps of up to these sizes now (a budgeted
   // server takes its memory at load instead of growing it under load).
   Status reserve_workspace(int max_tokens, int max_logits) { return ensure_workspace(max_tokens, max_logits); }
@@ -94,6 +100,8 @@ class Model {
   DeviceTensor gathered_, logits_act_, logits_f32_;
   TensorView kept_logits_;  // F32 [rows, vocab] of the last forward(..., nullptr)
   DeviceTensor sample_ids_;  // I32 ids of sample()
+  int num_drawn_ = 0;        // rows of the last sample_async() (0: none since the last forward)
+  int num_waiting_ = -1;     // rows wait_sample() has yet to return (-1: none)
   DeviceBuffer meta_;  // int32 metadata of one batch
   size_t meta_capacity_ = 0;
 

@@ -1,5 +1,8 @@
 #include "model/model_runner.h"
 
+#include <cstdlib>
+#include <string>
+
 #include <algorithm>
 #include <string>
 
@@ -21,6 +24,9 @@ StatusOr<std::unique_ptr<LocalModelRunner>> LocalModelRunner::create(std::shared
   std::unique_ptr<LocalModelRunner> r(new LocalModelRunner());
   r->backend_ = std::move(backend);
   r->options_ = options;
+  // A switch for same-run comparisons (scripts/gpu/decode_ablation.sh nooverlap).
+  if (const char* e = std::getenv("TANDEM_OVERLAP_STEPS"); e != nullptr && std::string(e) == "0")
+    r->options_.overlap_steps = false;
   ASSIGN_OR_RETURN(r->model_, Model::load(dir, r->backend_.get(), options.load));
   if (options.reserve_tokens > 0)
     RETURN_IF_ERROR(r->model_->reserve_workspace(options.reserve_tokens, std::max(options.reserve_logits, 1)));
@@ -159,6 +165,12 @@ Status LocalModelRunner::forward_keep(const ForwardBatch& batch) {
 Status LocalModelRunner::sample(SampleBatch* sample, std::vector<int32_t>* ids) {
   return guarded("sample", [&] { return model_->sample(sample, ids); });
 }
+
+Status LocalModelRunner::sample_async(SampleBatch* sample) {
+  return guarded("sample", [&] { return model_->sample_async(sample); });
+}
+
+Status LocalModelRunner::wait_sample(std::vector<int32_t>* ids) { return model_->wait_sample(ids); }
 
 Status LocalModelRunner::copy_pages(const std::vector<std::pair<int32_t, int32_t>>& src_dst) {
   for (const auto& [src, dst] : src_dst)

@@ -32,6 +32,9 @@ struct ModelRunnerOptions {
   ChunkedKvMemory shared_kv;  // base null: the runner allocates its own num_pages pages
   int reserve_tokens = 0;  // > 0: allocate the workspace for steps of this many tokens at load
   int reserve_logits = 0;  // ... and this many logits rows
+  // Let the engine queue a step before it has read the last one's tokens
+  // (ModelRunner::overlaps_steps; backends that sample in place only).
+  bool overlap_steps = true;
 };
 
 class LocalModelRunner : public ModelRunner {
@@ -56,6 +59,9 @@ class LocalModelRunner : public ModelRunner {
   bool samples_on_backend() const override { return backend_->name() != "cpu"; }
   Status forward_keep(const ForwardBatch& batch) override;
   Status sample(SampleBatch* sample, std::vector<int32_t>* ids) override;
+  bool overlaps_steps() const override { return samples_on_backend() && options_.overlap_steps; }
+  Status sample_async(SampleBatch* sample) override;
+  Status wait_sample(std::vector<int32_t>* ids) override;
   void set_step_priority(bool high) override { backend_->set_step_priority(high); }
 
   const ModelConfig& config() const { return model_->config(); }

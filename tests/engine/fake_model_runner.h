@@ -12,6 +12,7 @@
 
 #include <xxhash.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <utility>
@@ -121,6 +122,23 @@ class FakeModelRunner : public ModelRunner {
   bool samples_on_backend() const override { return sample_backend_ != nullptr; }
   Status forward_keep(const ForwardBatch& b) override {
     kept_rows_ = static_cast<int>(b.logits_rows.size());
+    const int n = b.sampled_prefix;
+    if (n < 0 || n > b.num_tokens() || n > static_cast<int>(drawn_.size()))
+      return invalid_argument("sampled_prefix " + std::to_string(n) + " without that many draws");
+    if (n > 0) {
+      // As the device does: the last draws replace the placeholders. The host
+      // must not have read them yet, or the step was not overlapped.
+      if (!draws_unread_) return failed_precondition("sampled_prefix after the host read the draws");
+      for (int i = 0; i < n; ++i) {
+        if (b.token_ids[i] != 0) return invalid_argument("sampled_prefix token " + std::to_string(i) + " is not a placeholder");
+      }
+      ++num_overlapped_;
+      ForwardBatch patched = b;
+      std::copy(drawn_.begin(), drawn_.begin() + n, patched.token_ids.begin());
+      drawn_.clear();
+      return forward(patched, &kept_);
+    }
+    drawn_.clear();
     return forward(b, &kept_);
   }
   Status sample(SampleBatch* s, std::vector<int32_t>* ids) override {
@@ -134,11 +152,35 @@ class FakeModelRunner : public ModelRunner {
   }
   int64_t num_backend_samples() const { return num_backend_samples_; }
 
+  // Overlapped steps (ModelRunner::overlaps_steps) on top of backend sampling.
+  void set_overlap(bool on) { overlap_ = on; }
+  bool overlaps_steps() const override { return sample_backend_ != nullptr && overlap_; }
+  Status sample_async(SampleBatch* s) override {
+    if (draws_unread_) return failed_precondition("sample_async before the last draws were read");
+    RETURN_IF_ERROR(sample(s, &drawn_));
+    downloaded_ = drawn_;
+    draws_unread_ = true;
+    return ok_status();
+  }
+  Status wait_sample(std::vector<int32_t>* ids) override {
+    if (!draws_unread_) return failed_precondition("wait_sample without sample_async");
+    draws_unread_ = false;
+    *ids = downloaded_;
+    return ok_status();
+  }
+  // Forwards that took their first tokens from draws the host had not read.
+  int64_t num_overlapped() const { return num_overlapped_; }
+
  private:
   Backend* sample_backend_ = nullptr;
   std::vector<float> kept_;
   int kept_rows_ = 0;
   int64_t num_backend_samples_ = 0;
+  bool overlap_ = false;
+  std::vector<int32_t> drawn_;       // the last sample_async's ids "on the device" (until the next forward)
+  std::vector<int32_t> downloaded_;  // ... and as wait_sample returns them
+  bool draws_unread_ = false;
+  int64_t num_overlapped_ = 0;
 
   struct Slot {
     int32_t token;

@@ -342,6 +342,66 @@ TEST(Forward, SharedKvKeptLogitsStayInTheirChunks) {
   }
 }
 
+// Overlapped steps: the decode after a sample_async() takes the drawn id on
+// the backend (sampled_prefix) before the host has it, and continues exactly
+// as a forward given the id by the host.
+TEST(Forward, SampledPrefixTakesTheDrawsOnTheBackend) {
+  TempDir dir("prefix");
+  ASSERT_TRUE(write_synthetic_checkpoint(dir.path(), SynthOptions()).ok());
+  ModelRunnerOptions ro;
+  ro.page_size = 4;
+  ro.num_pages = 16;
+  auto ahead = LocalModelRunner::create(make_cpu_backend(2), dir.path(), ro);
+  auto plain = LocalModelRunner::create(make_cpu_backend(2), dir.path(), ro);
+  ASSERT_TRUE(ahead.ok() && plain.ok());
+  const int vocab = (*ahead)->vocab_size();
+  auto tokens = random_tokens(6, vocab, 11);
+  SamplingParams greedy;
+  greedy.temperature = 0.0f;
+  auto draw = [&](LocalModelRunner& r, bool async, std::vector<int32_t>* ids) {
+    SampleBatch sb;
+    SamplingContext ctx;
+    ctx.prompt_tokens = tokens;
+    add_sample_row(greedy, ctx, 0, &sb);
+    return async ? r.sample_async(&sb) : r.sample(&sb, ids);
+  };
+  ForwardBatch prefill;
+  prefill.page_size = 4;
+  add_seq(prefill, tokens, 0, 6, {0, 1}, false);
+  ASSERT_TRUE((*ahead)->forward_keep(prefill).ok());
+  ASSERT_TRUE(draw(**ahead, true, nullptr).ok());
+  // The next step, queued before the draw is read: its token is a placeholder.
+  ForwardBatch decode;
+  decode.page_size = 4;
+  tokens.push_back(0);
+  add_seq(decode, tokens, 6, 7, {0, 1}, false);
+  decode.sampled_prefix = 1;
+  ASSERT_TRUE((*ahead)->forward_keep(decode).ok());
+  std::vector<int32_t> first, second;
+  ASSERT_TRUE((*ahead)->wait_sample(&first).ok());
+  ASSERT_EQ(first.size(), 1u);
+  ASSERT_TRUE(draw(**ahead, false, &second).ok());
+
+  // The same two steps with the id known on the host.
+  std::vector<float> logits;
+  tokens.pop_back();
+  ASSERT_TRUE((*plain)->forward(prefill, &logits).ok());
+  EXPECT_EQ(first[0], std::max_element(logits.begin(), logits.end()) - logits.begin());
+  tokens.push_back(first[0]);
+  ForwardBatch known;
+  known.page_size = 4;
+  add_seq(known, tokens, 6, 7, {0, 1}, false);
+  ASSERT_TRUE((*plain)->forward(known, &logits).ok());
+  ASSERT_EQ(second.size(), 1u);
+  EXPECT_EQ(second[0], std::max_element(logits.begin(), logits.end()) - logits.begin());
+
+  // A prefix without draws since the last forward behind it is refused.
+  decode.sampled_prefix = 0;
+  ASSERT_TRUE((*ahead)->forward_keep(decode).ok());
+  decode.sampled_prefix = 1;
+  EXPECT_EQ((*ahead)->forward_keep(decode).code(), StatusCode::kInvalidArgument);
+}
+
 // The device-logits path (forward_keep + sample, what the engine uses on CUDA)
 // draws what the host sampler draws from forward()'s logits.
 TEST(Forward, KeptLogitsSampleLikeTheHost) {

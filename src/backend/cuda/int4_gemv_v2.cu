@@ -148,7 +148,8 @@ template <typename T, typename Y, int MR, bool kTileGroups, int kC, bool kSwiglu
 __global__ void __launch_bounds__(32 * kC * kMaxParts)
     int4_gemv_v2_kernel(const uint4* __restrict__ qweight, const T* __restrict__ scales,
                         const T* __restrict__ x, const T* __restrict__ bias, Y* __restrict__ y, int K, int N,
-                        int group_size, int group_log2, int64_t x_stride, int64_t y_stride, int kparts, bool prefetch,
+                        int group_size, uint32_t group_magic, int64_t x_stride, int64_t y_stride, int kparts,
+                        bool prefetch,
                         int ring, bool scale_ahead, Int4GemvFusion fuse) {
   static_assert(!kSwiglu || kC == 4, "SwiGLU blocks pair 2 gate tiles with 2 up tiles");
   using T2 = typename Int4Traits<T>::T2;
@@ -162,10 +163,10 @@ __global__ void __launch_bounds__(32 * kC * kMaxParts)
   const int q = lane & 3;
   const int num_ktiles = K / kInt4TileK, num_ntiles = N / kInt4TileN;
   const int num_groups = K / group_size;
-  // The group of packed row k: a shift for power-of-two group sizes (every
-  // AWQ/GPTQ checkpoint: 32, 64, 128), not the ~14-instruction signed
-  // division the compiler emits for row / group_size (group_log2 < 0: other sizes).
-  auto group_of = [&](int row) { return group_log2 >= 0 ? row >> group_log2 : row / group_size; };
+  // The group of tile t (kTileGroups) or of packed row k (otherwise) by a
+  // multiply-high with group_magic (group_magic_for), not the ~14-instruction
+  // signed division the compiler emits for row / group_size, and no branch.
+  auto group_of = [&](int i) { return static_cast<int>(__umulhi(2u * static_cast<uint32_t>(i), group_magic)); };
   int nt;  // this warp's column tile, clamped to a real one when inactive
   bool active;
   if constexpr (kSwiglu) {
@@ -185,6 +186,12 @@ __global__ void __launch_bounds__(32 * kC * kMaxParts)
   // add-and-shift chains (num_groups * N < 2^31: int4_gemv_v2_supports).
   const T* zcol = scales + static_cast<int64_t>(num_groups) * N + static_cast<int64_t>(n) * num_groups;
   const unsigned short* scol = reinterpret_cast<const unsigned short*>(scales) + n;
+  // Opaque to the compiler, so that an access is base + 32-bit offset (one
+  // IMAD.WIDE.U32) instead of a 64-bit index chain rebuilt from the kernel
+  // arguments every time.
+  asm("" : "+l"(zcol));
+  asm("" : "+l"(scol));
+  const uint32_t scale_stride = 2u * static_cast<uint32_t>(N);  // bytes from one group's scales to the next
 
   // First weight batch in flight before x is staged. Weights are constants, so
   // under programmatic dependent launch (PDL) these loads may start while the
@@ -221,15 +228,16 @@ __global__ void __launch_bounds__(32 * kC * kMaxParts)
   const bool meta_ahead = kTileGroups && scale_ahead && !prefetch;
   // The scale bits of the lane's column n in group g.
   auto scale_bits = [&](int g) -> uint32_t {
-    return __ldg(scol + static_cast<uint32_t>(g) * static_cast<uint32_t>(N));
+    return __ldg(reinterpret_cast<const unsigned short*>(reinterpret_cast<const char*>(scol) +
+                                                        static_cast<uint64_t>(static_cast<uint32_t>(g)) * scale_stride));
   };
   T2 zr[kUnroll / 2];  // tile u's zero in element u % 2 of pair u / 2
   uint32_t sr[kUnroll];
   auto load_meta = [&](int k0) {
 #pragma unroll
     for (int u = 0; u < kUnroll; u += 2) {
-      const int g0 = group_of((k0 + u) * kInt4TileK);
-      const int g1 = group_of((k0 + u + 1) * kInt4TileK);
+      const int g0 = group_of(k0 + u);
+      const int g1 = group_of(k0 + u + 1);
       zr[u / 2] = T2{zcol[static_cast<uint32_t>(g0)], zcol[static_cast<uint32_t>(g1)]};
       sr[u] = scale_bits(g0);
       sr[u + 1] = scale_bits(g1);
@@ -324,7 +332,7 @@ __global__ void __launch_bounds__(32 * kC * kMaxParts)
   };
   auto tile = [&](const uint4& w4, int t) {
     if constexpr (kTileGroups) {
-      const int g = group_of(t * kInt4TileK);
+      const int g = group_of(t);
       tile_meta(w4, t, zcol[static_cast<uint32_t>(g)], scale_bits(g));
     } else {
       const uint32_t words[4] = {w4.x, w4.y, w4.z, w4.w};
@@ -385,14 +393,16 @@ __global__ void __launch_bounds__(32 * kC * kMaxParts)
         for (int u = 0; u < H; ++u) wv[H + u] = ld_stream(wcol + (kt + H + u) * 32);
       }
     } else if (first_full && meta_ahead) {
+      const uint4* wround = wcol + kt * 32;
       for (;;) {
 #pragma unroll
         for (int u = 0; u < kUnroll; ++u)
           tile_meta(wv[u], kt + u, u % 2 ? zr[u / 2].y : zr[u / 2].x, sr[u]);
         kt += kUnroll;
         if (kt + kUnroll > kt_end) break;
+        wround += kUnroll * 32;  // a running pointer: constant offsets below
 #pragma unroll
-        for (int u = 0; u < kUnroll; ++u) wv[u] = ld_stream(wcol + (kt + u) * 32);
+        for (int u = 0; u < kUnroll; ++u) wv[u] = ld_stream(wround + u * 32);
         load_meta(kt);
       }
     } else if (first_full) {
@@ -504,6 +514,17 @@ void with_v2_kernel(const V2Shape& s, F&& f) {
   }
 }
 
+// The kernel's group_magic: group_of(i) = umulhi(2 i, magic) = i / d, with d
+// the group size in tiles (whole-tile groups: i is a tile) or in rows (i is
+// a row). Exact: 2^31 / d for a power of two; for other d, floor(2^31 / d) + 1
+// errs by less than 2 i / 2^32, which stays below 1 / d while i * d < 2^31
+// (int4_gemv_v2_supports).
+uint32_t group_magic_for(int group_size) {
+  const uint32_t d = group_size % kInt4TileK == 0 ? group_size / kInt4TileK : group_size;
+  const uint32_t base = (1u << 31) / d;
+  return (d & (d - 1)) == 0 ? base : base + 1;
+}
+
 template <typename T, typename Y>
 void launch_typed(const Int4GemvParams& p, int kparts, bool narrow, size_t smem, int ring, cudaStream_t stream) {
   static const bool two_lop = [] {
@@ -511,15 +532,14 @@ void launch_typed(const Int4GemvParams& p, int kparts, bool narrow, size_t smem,
     return e != nullptr && std::string(e) != "0";
   }();
   const V2Shape shape{p.M, p.w.group_size % kInt4TileK == 0, narrow ? 1 : kCols, p.fuse.swiglu, two_lop};
-  const int gs = p.w.group_size;
-  const int group_log2 = gs > 0 && (gs & (gs - 1)) == 0 ? __builtin_ctz(static_cast<unsigned>(gs)) : -1;
+  const uint32_t group_magic = group_magic_for(p.w.group_size);
   with_v2_kernel<T, Y>(shape, [&](auto kernel, int cols, bool swiglu) {
     const int ntiles = p.w.N / kInt4TileN;
     const int blocks = swiglu ? ceil_div(ntiles / 2, 2) : ceil_div(ntiles, cols);
     launch_maybe_pdl(p.pdl, kernel, dim3(blocks), dim3(32 * cols * kparts), smem, stream,
                      static_cast<const uint4*>(static_cast<const void*>(p.w.qweight)),
                      static_cast<const T*>(p.w.scale_zero), static_cast<const T*>(p.x),
-                     static_cast<const T*>(p.w.bias), static_cast<Y*>(p.y), p.w.K, p.w.N, p.w.group_size, group_log2,
+                     static_cast<const T*>(p.w.bias), static_cast<Y*>(p.y), p.w.K, p.w.N, p.w.group_size, group_magic,
                      p.x_stride, p.y_stride, kparts, p.prefetch, ring, p.scale_ahead, p.fuse);
   });
 }
@@ -552,7 +572,10 @@ void configure_typed(int optin, int* limit, cudaError_t* err) {
 bool int4_gemv_v2_supports(int M, int K, int N, int group_size, ElemType type, ElemType y_type) {
   // Scale offsets are 32-bit: (groups - 1) * N + N - 1 < 2^31.
   const int64_t groups = group_size > 0 ? K / group_size : 1;
+  // ... and group_magic_for's exactness: row * group_size < 2^31 (groups of rows).
+  const bool magic_exact = group_size % kInt4TileK == 0 || static_cast<int64_t>(K) * group_size < (int64_t{1} << 31);
   return M >= 1 && M <= kMaxRows && static_cast<int64_t>(M) * K * 2 <= kMaxSmem && groups * N < (int64_t{1} << 31) &&
+         group_size > 0 && magic_exact &&
          staging_bytes(M, K, kMaxParts) <= static_cast<size_t>(g_smem_limit.load()) && type != ElemType::kF32 &&
          (y_type == type || y_type == ElemType::kF32);
 }
@@ -613,9 +636,17 @@ cudaError_t int4_gemv_v2_configure() {
 void launch_int4_gemv_v2(const Int4GemvParams& p, cudaStream_t stream) {
   const int sms = p.num_sms > 0 ? p.num_sms : 132;
   const bool narrow = !p.fuse.swiglu && v2_narrow(p.w.N, sms);
-  const int kparts = p.blocks_per_sm > 100
-                         ? p.blocks_per_sm - 100
-                         : std::clamp(kparts_for(p.w.K, p.w.N, sms, narrow), 1, std::max(1, p.max_parts));
+  // Experiment (TANDEM_CUDA_GEMV_PARTS_SWIGLU=1..8): the SwiGLU-fused gate|up
+  // layer's warps along K (2 by the rule: 896 blocks of 256 threads for
+  // Mistral-7B, 1.7 waves of 4 blocks an SM; 1 fits all 896 in one wave).
+  static const int swiglu_parts = [] {
+    const char* e = std::getenv("TANDEM_CUDA_GEMV_PARTS_SWIGLU");
+    return e == nullptr ? 0 : std::clamp(std::atoi(e), 0, kMaxParts);
+  }();
+  int kparts = p.blocks_per_sm > 100
+                   ? p.blocks_per_sm - 100
+                   : std::clamp(kparts_for(p.w.K, p.w.N, sms, narrow), 1, std::max(1, p.max_parts));
+  if (p.fuse.swiglu && swiglu_parts > 0 && p.blocks_per_sm <= 100) kparts = swiglu_parts;
   size_t smem = staging_bytes(p.M, p.w.K, kparts);
   // Ring mode: the deepest ring of at most p.ring rounds that fits; under 2, none.
   const size_t warp_round = static_cast<size_t>((narrow ? 1 : kCols) * kparts) * kUnroll * kInt4TileWords * 4;

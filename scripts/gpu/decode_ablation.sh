@@ -4,9 +4,10 @@
 #   OUT=DIR scripts/gpu/decode_ablation.sh PACKED_DIR [VARIANT ...]
 # PACKED_DIR is a folder made by scripts/pack-device.sh (its `run` script).
 # Variants (default: all of them, in this order); each sets all five switches:
-#   default     what CudaBackendOptions defaults to: RoPE + KV write and SwiGLU
-#               fused, the attention's early loads, the merge by the last
-#               split block, the GEMV's scales loaded with its weights, no GEMV half-ring
+#   default     what CudaBackendOptions defaults to: RoPE + KV write fused into the
+#               attention, the attention's early loads, the merge by the last
+#               split block, the GEMV's scales loaded with its weights, no GEMV
+#               half-ring, norms and SwiGLU as separate kernels (session 10)
 #   session4    the default of session 4: no early loads, the combine kernel
 #   early       session4 + the early loads (TANDEM_CUDA_ATTN_EARLY)
 #   combine     session4 + the merge by the last split block (TANDEM_CUDA_FUSED_COMBINE)
@@ -24,6 +25,8 @@
 #   sync        default with TANDEM_CUDA_UPLOAD_SYNC=1 (a stream sync after each host-to-device copy)
 #   twolop      default with TANDEM_CUDA_GEMV_TWO_LOP=1 (the fp16 batch-1 GEMV masks each nibble pair in two instructions)
 #   nooverlap   default with TANDEM_OVERLAP_STEPS=0 (the engine reads a step's tokens before queuing the next)
+#   norms       default with TANDEM_CUDA_FUSED_NORMS=1 (RMSNorm, residual add and SwiGLU inside the decode GEMVs)
+#   guK         default with K warps along K in the SwiGLU gate|up GEMV (TANDEM_CUDA_GEMV_PARTS_SWIGLU=K)
 # Settings combine with +, e.g. nooverlap+sync.
 # Each writes DIR/VARIANT/e2e_summary.jsonl; DIR/ablation.txt has one line each.
 set -u
@@ -52,6 +55,8 @@ for v in "${variants[@]}"; do
       sync) extra+=(TANDEM_CUDA_UPLOAD_SYNC=1) ;;
       twolop) extra+=(TANDEM_CUDA_GEMV_TWO_LOP=1) ;;
       nooverlap) extra+=(TANDEM_OVERLAP_STEPS=0) ;;
+      gu[1-8]) extra+=(TANDEM_CUDA_GEMV_PARTS_SWIGLU=${part#gu}) ;;
+      norms) extra+=(TANDEM_CUDA_FUSED_NORMS=1) ;;
       splits*) extra+=(TANDEM_CUDA_DECODE_SPLITS=${part#splits}) ;;
       parts[1-8]) extra+=(TANDEM_CUDA_GEMV_MAX_PARTS=${part#parts}) ;;
       ring*)

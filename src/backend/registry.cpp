@@ -66,6 +66,7 @@ StatusOr<std::unique_ptr<Backend>> create_cuda_backend(const BackendOptions& opt
   env_flag("TANDEM_CUDA_GEMV_PREFETCH", &o.gemv_prefetch);
   env_flag("TANDEM_CUDA_GEMV_SCALE_AHEAD", &o.gemv_scale_ahead);
   env_flag("TANDEM_CUDA_FUSED_SWIGLU", &o.fused_swiglu);
+  env_flag("TANDEM_CUDA_FUSED_NORMS", &o.fused_norms);
   env_flag("TANDEM_CUDA_FUSED_COMBINE", &o.attention_fused_combine);
   env_flag("TANDEM_CUDA_FUSED_ROPE", &o.attention_fused_rope);
   env_flag("TANDEM_CUDA_ATTN_EARLY", &o.attention_early_loads);

@@ -74,6 +74,13 @@ struct CudaBackendOptions {
   // one before still runs (ModelRunner::overlaps_steps). Off: the same speed
   // without overlap (session 10).
   bool upload_sync = false;
+  // RMSNorm in the prologue and the residual add (or SwiGLU) in the epilogue of
+  // the decode GEMVs (Backend::linear_fused; TANDEM_CUDA_FUSED_NORMS=1). Off:
+  // separate norm and SwiGLU kernels, which with session 10's GEMV measured
+  // 57.6% / 67.1% of the roofline at batch 1 (Mistral-7B / DeepSeek-33B, H100)
+  // against 57.6% / 63.0% fused with the GEMV before it; every GEMV block
+  // re-reads x for its norm (docs/cuda-decode.md, session 10).
+  bool fused_norms = false;
   // SwiGLU in the epilogue of the decode GEMV of a fused gate|up layer
   // (Backend::linear_fused with LinearFusion::swiglu); TANDEM_CUDA_FUSED_SWIGLU=0: off.
   bool fused_swiglu = true;

@@ -21,6 +21,7 @@ class CudaLinear : public OpTest {
  protected:
   // A CUDA backend with these options (3 GiB unless set, the kernel variant gpu-check asks for).
   std::unique_ptr<Backend> make_gpu(CudaBackendOptions o) {
+    o.fused_norms = true;
     if (o.memory_bytes == CudaBackendOptions{}.memory_bytes) o.memory_bytes = size_t{3} << 30;
     if (const char* v = std::getenv("TANDEM_CUDA_KERNEL_VARIANT")) o.kernel_variant = std::atoi(v);
     auto g = make_cuda_backend(o);

@@ -77,6 +77,7 @@ class CudaBackend : public Backend {
       return invalid_argument("CUDA gemv_max_parts must be 1 to 8 warps, not " + std::to_string(o.gemv_max_parts));
     gemv_max_parts_ = o.gemv_max_parts;
     fused_swiglu_ = o.fused_swiglu;
+    fused_norms_ = o.fused_norms;
     fused_combine_ = o.attention_fused_combine;
     fused_rope_ = o.attention_fused_rope;
     int4_tc_gemm_ = o.int4_tc_gemm;
@@ -323,10 +324,12 @@ class CudaBackend : public Backend {
     if (!f.norm_weight.empty() && (f.norm_weight.dtype != DType::kF32 || f.norm_weight.numel() != w.K)) return false;
     if (!f.residual.empty() && (f.residual.dtype != act_ || f.residual.row_numel() != w.N)) return false;
     if (f.swiglu && !fused_swiglu_) return false;
+    if (!fused_norms_) return false;
     Int4GemvParams p{};
     p.w.perm = static_cast<const int32_t*>(w.perm.data());
     p.w.K = static_cast<int>(w.K);
     p.w.N = static_cast<int>(w.N);
+    p.w.group_size = w.group_size;
     p.M = static_cast<int>(x.shape[0]);
     p.num_sms = num_sms_;
     p.variant = variant_;
@@ -751,6 +754,7 @@ class CudaBackend : public Backend {
   size_t gemv_ring_max_bytes_ = 0;  // CudaBackendOptions::gemv_ring_max_bytes
   int gemv_max_parts_ = 8;          // CudaBackendOptions::gemv_max_parts
   bool fused_swiglu_ = true;   // CudaBackendOptions::fused_swiglu
+  bool fused_norms_ = false;   // CudaBackendOptions::fused_norms
   bool fused_combine_ = true;  // CudaBackendOptions::attention_fused_combine
   bool fused_rope_ = true;     // CudaBackendOptions::attention_fused_rope
   bool early_attention_loads_ = true;  // CudaBackendOptions::attention_early_loads

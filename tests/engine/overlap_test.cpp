@@ -80,6 +80,22 @@ void expect_same(const std::map<std::string, Result>& a, const std::map<std::str
   }
 }
 
+// Both runs, compared; returns the overlapped one and how many forwards
+// each overlapped.
+struct Compared {
+  std::map<std::string, Result> on;
+  int64_t overlapped_off = 0, overlapped_on = 0;
+};
+Compared compare(const std::vector<Arrival>& arrivals, int num_pages,
+                 const std::function<void(int, Harness&)>& between = {}) {
+  Compared c;
+  const auto off = run(arrivals, false, num_pages, &c.overlapped_off, between);
+  c.on = run(arrivals, true, num_pages, &c.overlapped_on, between);
+  expect_same(off, c.on);
+  EXPECT_EQ(c.overlapped_off, 0);
+  return c;
+}
+
 std::vector<Arrival> mixed_arrivals() {
   std::vector<Arrival> v;
   auto g = [](int max_tokens) { return greedy(max_tokens); };
@@ -107,13 +123,9 @@ std::vector<Arrival> mixed_arrivals() {
 }
 
 TEST(Overlap, SameTokensAsStepByStep) {
-  const auto arrivals = mixed_arrivals();
-  int64_t overlapped_off = 0, overlapped_on = 0;
-  const auto off = run(arrivals, false, 256, &overlapped_off);
-  const auto on = run(arrivals, true, 256, &overlapped_on);
-  expect_same(off, on);
-  EXPECT_EQ(overlapped_off, 0);
-  EXPECT_GT(overlapped_on, 20);  // most decode steps ran ahead of the host
+  const Compared c = compare(mixed_arrivals(), 256);
+  const auto& on = c.on;
+  EXPECT_GT(c.overlapped_on, 20);  // most decode steps ran ahead of the host
   // The fake model's own greedy continuation, for the plain requests.
   EXPECT_EQ(on.at("long").tokens[0], fake_greedy(prompt(1, 9), kVocab, 40, 0, {5}));
   EXPECT_EQ(on.at("late5").tokens[0], fake_greedy(prompt(25, 10), kVocab, 30, 0, {5}));
@@ -123,12 +135,7 @@ TEST(Overlap, SameTokensAsStepByStep) {
 // draws are in flight (their recompute must see the real ids), and the step
 // falls back to reading the draws first.
 TEST(Overlap, PreemptionUnderOverlap) {
-  const auto arrivals = mixed_arrivals();
-  int64_t overlapped_off = 0, overlapped_on = 0;
-  const auto off = run(arrivals, false, 24, &overlapped_off);
-  const auto on = run(arrivals, true, 24, &overlapped_on);
-  expect_same(off, on);
-  EXPECT_GT(overlapped_on, 0);
+  EXPECT_GT(compare(mixed_arrivals(), 24).overlapped_on, 0);
 }
 
 // Aborting a request between steps while its draw is in flight: the draw is
@@ -140,13 +147,10 @@ TEST(Overlap, AbortWhileADrawIsInFlight) {
   auto abort_at_8 = [](int step, Harness& h) {
     if (step == 8) EXPECT_TRUE(h.engine().abort_request("drop"));
   };
-  int64_t o0 = 0, o1 = 0;
-  const auto off = run(v, false, 64, &o0, abort_at_8);
-  const auto on = run(v, true, 64, &o1, abort_at_8);
-  expect_same(off, on);
-  EXPECT_EQ(on.at("drop").finish[0], FinishReason::kAbort);
-  EXPECT_EQ(on.at("keep").tokens[0], fake_greedy(prompt(31, 7), kVocab, 30, 0, {5}));
-  EXPECT_GT(o1, 0);
+  const Compared c = compare(v, 64, abort_at_8);
+  EXPECT_EQ(c.on.at("drop").finish[0], FinishReason::kAbort);
+  EXPECT_EQ(c.on.at("keep").tokens[0], fake_greedy(prompt(31, 7), kVocab, 30, 0, {5}));
+  EXPECT_GT(c.overlapped_on, 0);
 }
 
 }  // namespace

@@ -108,8 +108,15 @@ EngineConfig thread_config() {
   return c;
 }
 
-TEST(EngineThread, ManySubmittersGetTheirOwnCorrectOutputs) {
+// Also with overlapped steps (greedy on a sampling backend, each step queued
+// before the last one's draws are read), submissions arriving meanwhile.
+void many_submitters(bool overlap) {
+  auto cpu = make_cpu_backend(1);
   FakeModelRunner runner(kVocab, 256, 4);
+  if (overlap) {
+    runner.set_sampling_backend(cpu.get());
+    runner.set_overlap(true);
+  }
   auto t = EngineThread::start(thread_config(), &runner, nullptr);
   ASSERT_TRUE(t.ok());
   auto& engine = **t;
@@ -140,7 +147,11 @@ TEST(EngineThread, ManySubmittersGetTheirOwnCorrectOutputs) {
   for (int i = 0; i < 1000 && engine.stats().num_steps != runner.num_forward_calls(); ++i)
     std::this_thread::sleep_for(std::chrono::milliseconds(1));
   EXPECT_EQ(runner.num_forward_calls(), engine.stats().num_steps);
+  if (overlap) EXPECT_GT(runner.num_overlapped(), 0);
 }
+
+TEST(EngineThread, ManySubmittersGetTheirOwnCorrectOutputs) { many_submitters(false); }
+TEST(EngineThread, ManySubmittersWithOverlappedSteps) { many_submitters(true); }
 
 TEST(EngineThread, AbortFromAnotherThreadFreesPagesWithinAStep) {
   GatedRunner runner;

@@ -135,6 +135,12 @@ class CudaLinear : public OpTest {
     check_int4({WeightFormat::kGptq, 2048, 512, 32, false, true, 1}, {1, 4});
     check_int4({WeightFormat::kGptq, 2048, 512, 128, false, true, 1}, {1, 4});
   }
+  // The same on a backend made with `o`.
+  void check_decode_gemv_layers_with(const CudaBackendOptions& o) {
+    gpu_ = make_gpu(o);
+    ASSERT_NE(gpu_, nullptr);
+    check_decode_gemv_layers();
+  }
 };
 
 TEST_F(CudaLinear, Dense) {
@@ -181,9 +187,7 @@ TEST_F(CudaLinear, Awq) {
 TEST_F(CudaLinear, AwqWithGemvPrefetch) {
   CudaBackendOptions o;
   o.gemv_prefetch = true;
-  gpu_ = make_gpu(o);
-  ASSERT_NE(gpu_, nullptr);
-  check_decode_gemv_layers();
+  check_decode_gemv_layers_with(o);
 }
 
 // The decode GEMV loading each round's scales and zeros after its weights
@@ -193,9 +197,7 @@ TEST_F(CudaLinear, AwqWithGemvPrefetch) {
 TEST_F(CudaLinear, AwqWithoutGemvScaleAhead) {
   CudaBackendOptions o;
   o.gemv_scale_ahead = false;
-  gpu_ = make_gpu(o);
-  ASSERT_NE(gpu_, nullptr);
-  check_decode_gemv_layers();
+  check_decode_gemv_layers_with(o);
 }
 
 // The decode GEMV with its tiles in flight through a shared-memory ring

@@ -286,16 +286,22 @@ TEST(Forward, SlidingWindowSkipsFreedPages) {
   EXPECT_LT(relative_max_error(logits.data(), ref.data() + 19 * cfg->vocab_size, cfg->vocab_size), 2e-5);
 }
 
+// A default synthetic checkpoint in `dir`, and runner options of 16 pages of
+// 4 tokens for it (the kept-logits and shared-pool tests below).
+Status write_small_paged(const TempDir& dir, ModelRunnerOptions* ro) {
+  ro->page_size = 4;
+  ro->num_pages = 16;
+  return write_synthetic_checkpoint(dir.path(), SynthOptions());
+}
+
 // On the shared KV pool (serve --gpu-budget) every forward path, the kept-logits
 // one the engine takes on CUDA included, writes and reads the sequence's pages
 // in its own chunks: the bytes of the chunks it does not hold stay as they
 // were, and the draw is the plain runner's greedy token.
 TEST(Forward, SharedKvKeptLogitsStayInTheirChunks) {
   TempDir dir("shared_keep");
-  ASSERT_TRUE(write_synthetic_checkpoint(dir.path(), SynthOptions()).ok());
   ModelRunnerOptions ro;
-  ro.page_size = 4;
-  ro.num_pages = 16;
+  ASSERT_TRUE(write_small_paged(dir, &ro).ok());
   auto plain = LocalModelRunner::create(make_cpu_backend(2), dir.path(), ro);
   ASSERT_TRUE(plain.ok());
   const ModelConfig& c = (*plain)->config();
@@ -347,10 +353,8 @@ TEST(Forward, SharedKvKeptLogitsStayInTheirChunks) {
 // as a forward given the id by the host.
 TEST(Forward, SampledPrefixTakesTheDrawsOnTheBackend) {
   TempDir dir("prefix");
-  ASSERT_TRUE(write_synthetic_checkpoint(dir.path(), SynthOptions()).ok());
   ModelRunnerOptions ro;
-  ro.page_size = 4;
-  ro.num_pages = 16;
+  ASSERT_TRUE(write_small_paged(dir, &ro).ok());
   auto ahead = LocalModelRunner::create(make_cpu_backend(2), dir.path(), ro);
   auto plain = LocalModelRunner::create(make_cpu_backend(2), dir.path(), ro);
   ASSERT_TRUE(ahead.ok() && plain.ok());
@@ -406,10 +410,8 @@ TEST(Forward, SampledPrefixTakesTheDrawsOnTheBackend) {
 // draws what the host sampler draws from forward()'s logits.
 TEST(Forward, KeptLogitsSampleLikeTheHost) {
   TempDir dir("keep");
-  ASSERT_TRUE(write_synthetic_checkpoint(dir.path(), SynthOptions()).ok());
   ModelRunnerOptions ro;
-  ro.page_size = 4;
-  ro.num_pages = 16;
+  ASSERT_TRUE(write_small_paged(dir, &ro).ok());
   auto runner = LocalModelRunner::create(make_cpu_backend(2), dir.path(), ro);
   ASSERT_TRUE(runner.ok());
   const int vocab = (*runner)->vocab_size();

@@ -182,6 +182,32 @@ TEST_F(CudaLinear, Awq) {
   check_int4({WeightFormat::kAwqGemm, 4096, 256, 128, false, false, 0, 2000.f}, {1, 4});
 }
 
+// Prefetch hints (Backend::prefetch_linear) ride on the next GEMV, which pulls
+// another layer's rounds into L2 while it runs: its results stay bit for bit
+// those of a GEMV without them, at batch 1 and 4, with whole layers, parts of
+// rounds, and more hints than one kernel takes.
+TEST_F(CudaLinear, L2PrefetchHintsLeaveResultsAlone) {
+  const auto a = make_int4({WeightFormat::kAwqGemm, 4096, 6144, 128, false, true, 0});
+  const auto b = make_int4({WeightFormat::kAwqGemm, 14336, 4096, 128, false, false, 0});
+  const auto c = make_int4({WeightFormat::kGptq, 2048, 512, 32, false, true, 1});
+  auto la = gpu_->prepare_linear(a->w);
+  auto lb = gpu_->prepare_linear(b->w);
+  auto lc = gpu_->prepare_linear(c->w);
+  ASSERT_TRUE(la.ok() && lb.ok() && lc.ok());
+  for (int M : {1, 4}) {
+    auto x = random(int64_t{M} * 4096, -1, 1);
+    auto xg = put(*gpu_, x, act(), {M, 4096});
+    auto plain = out(*gpu_, act(), {M, 6144});
+    auto hinted = out(*gpu_, act(), {M, 6144});
+    gpu_->linear(xg.view, **la, plain.view);
+    gpu_->prefetch_linear(**lb, 0.f, 1.f);
+    gpu_->prefetch_linear(**lc, 0.25f, 0.5f);
+    for (int i = 0; i < 8; ++i) gpu_->prefetch_linear(**la, 0.f, 0.1f);  // past kMaxL2Prefetch: dropped
+    gpu_->linear(xg.view, **la, hinted.view);
+    EXPECT_EQ(get(*gpu_, hinted.view), get(*gpu_, plain.view)) << "M=" << M;
+  }
+}
+
 // The decode GEMV with its half-ring reload (CudaBackendOptions::gemv_prefetch):
 // warps with 4 tiles, with whole rings and with a remainder after the ring.
 TEST_F(CudaLinear, AwqWithGemvPrefetch) {

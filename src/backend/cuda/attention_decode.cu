@@ -186,6 +186,9 @@ __global__ void __launch_bounds__(kThreads) attention_decode_kernel(AttnKernelPa
     __syncthreads();
     load_tile(next_off, min(kTile, hi - lo));
   }
+  // After the early loads, before the wait: a later kernel's weights (this
+  // kernel is a chain of short dependent steps that leaves DRAM mostly idle).
+  issue_l2_prefetch(p.l2_prefetch);
   if (early) wait_prior_grid();
 
   // Queries: 16-byte loads, at most one per thread (group * D / 8 <= 128).

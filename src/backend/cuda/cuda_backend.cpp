@@ -17,6 +17,7 @@
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/int4_layout.h"
 #include "backend/cuda/lt_gemm.h"
+#include "backend/cuda/op_params.h"
 #include "common/check.h"
 
 namespace tandem::cuda {
@@ -310,6 +311,7 @@ class CudaBackend : public Backend {
     if (M == 0) return;
     const ElemType et = elem(act_), yt = elem(out.dtype);
     if (!w.int4) {
+      take_l2_prefetch();  // dropped: cuBLAS carries none
       gemm(w.weight.data(), x.data, out.data, M, w.N, w.K, yt);
       if (w.bias.data()) launch_add_bias(out.data, yt, w.bias.data(), et, M, static_cast<int>(w.N), w.N, stream_);
       CUDA_CHECK_LAUNCH();
@@ -354,6 +356,16 @@ class CudaBackend : public Backend {
     int4_linear(x, w, out, fuse);
   }
 
+  void prefetch_linear(const PreparedLinear& pw, float from, float to) override {
+    const auto& w = static_cast<const CudaLinear&>(pw);
+    if (variant_ != 2 || !w.int4) return;
+    const int K = static_cast<int>(w.K), N = static_cast<int>(w.N);
+    const int kparts = std::clamp(int4_gemv_v2_kparts(K, N, num_sms_), 1, gemv_max_parts_);
+    add_int4_prefetch(w, kparts, from, to, &l2_pending_);
+  }
+  // The prefetch hints since the last linear or attention op, for this one.
+  L2PrefetchList take_l2_prefetch() { return std::exchange(l2_pending_, L2PrefetchList{}); }
+
   // The int4 paths of linear(); `fuse` only where int4_gemv_fuses (linear_fused).
   void int4_linear(const TensorView& x, const CudaLinear& w, const TensorView& out, const Int4GemvFusion& fuse) {
     const int M = static_cast<int>(x.shape[0]);
@@ -384,11 +396,14 @@ class CudaBackend : public Backend {
       p.ring = gemv_ring_max_bytes_ == 0 || w.qweight.bytes() <= gemv_ring_max_bytes_ ? gemv_ring_ : 0;
       p.max_parts = gemv_max_parts_;
       p.fuse = fuse;
+      p.l2_prefetch = take_l2_prefetch();
       launch_int4_gemv(p, stream_);
     } else if (tc) {
+      take_l2_prefetch();
       Int4GemmParams p{iw, xin, out.data, M, K, N, reinterpret_cast<float*>(rest), num_sms_, 0, et, yt};
       launch_int4_gemm(p, stream_);
     } else {
+      take_l2_prefetch();
       launch_int4_dequant(iw, rest, et, stream_);
       gemm(rest, xin, out.data, M, N, K, yt);
       if (w.bias.data()) launch_add_bias(out.data, yt, w.bias.data(), et, M, N, N, stream_);
@@ -397,13 +412,13 @@ class CudaBackend : public Backend {
   }
 
   void rope(const RopeParams& p) override {
-    launch_rope(rope_params(p), stream_);
+    launch_rope(rope_kernel_params(p, act_), stream_);
     CUDA_CHECK_LAUNCH();
   }
 
   void rope_write_kv(const RopeParams& p, const TensorView& v, const TensorView& slot_mapping,
                      const KvCacheView& cache) override {
-    launch_rope(rope_kv_params(p, v, slot_mapping, cache), stream_);
+    launch_rope(rope_kv_kernel_params(p, v, slot_mapping, cache, act_), stream_);
     CUDA_CHECK_LAUNCH();
   }
 
@@ -414,27 +429,8 @@ class CudaBackend : public Backend {
       return;
     }
     check_attention(a);
-    const RopeKernelParams rk = rope_kv_params(r, v, slot_mapping, a.cache);
+    const RopeKernelParams rk = rope_kv_kernel_params(r, v, slot_mapping, a.cache, act_);
     attention_decode(a, &rk);
-  }
-
-  // The RoPE kernel's parameters with the K/V cache write.
-  RopeKernelParams rope_kv_params(const RopeParams& p, const TensorView& v, const TensorView& slot_mapping,
-                                  const KvCacheView& cache) const {
-    CHECK(!p.k.empty() && v.dtype == act_ && cache.k.dtype == act_ && cache.v.dtype == act_ &&
-          slot_mapping.dtype == DType::kI32);
-    RopeKernelParams k = rope_params(p);
-    CHECK_EQ(cache.k.shape[2], k.num_kv_heads);
-    CHECK_EQ(cache.k.shape[3], k.head_dim);
-    k.page_size = static_cast<int>(cache.k.shape[1]);
-    k.v = v.data;
-    k.k_cache = cache.k.data;
-    k.v_cache = cache.v.data;
-    k.slot_mapping = slot_mapping.as<const int32_t>();
-    k.v_stride = k.k_stride;
-    k.token_stride = static_cast<int64_t>(k.num_kv_heads) * k.head_dim;
-    k.page_stride = k.page_size * k.token_stride;
-    return k;
   }
 
   void write_kv(const TensorView& k, const TensorView& v, const TensorView& slot_mapping,
@@ -473,6 +469,7 @@ class CudaBackend : public Backend {
       attention_decode(a, nullptr);
       return;
     }
+    take_l2_prefetch();  // prefill carries none
     // Split long contexts when the batch alone would not fill the GPU (FlashDecoding).
     const int ratio = a.num_heads / a.num_kv_heads;
     int group = 8;
@@ -495,7 +492,7 @@ class CudaBackend : public Backend {
     char* ws = workspace(seq_bytes + out_bytes + ml_bytes + tile_bytes);
     int32_t* token_seq = reinterpret_cast<int32_t*>(ws);
     launch_token_seq(a.pages.query_start, S, token_seq, T, stream_);
-    AttnKernelParams p = kernel_params(a, splits);
+    AttnKernelParams p = attention_kernel_params(a, splits, act_);
     p.token_seq = token_seq;
     p.split_size = split_size;
     p.partial_out = splits > 1 ? reinterpret_cast<float*>(ws + seq_bytes) : nullptr;
@@ -509,46 +506,6 @@ class CudaBackend : public Backend {
     CUDA_CHECK_LAUNCH();
   }
 
-  // The kernel's view of a RoPE op (no cache write).
-  RopeKernelParams rope_params(const RopeParams& p) const {
-    CHECK(p.q.dtype == act_ && p.positions.dtype == DType::kI32 && p.inv_freq.dtype == DType::kF32);
-    const int T = static_cast<int>(p.q.shape[0]);
-    const int H = static_cast<int>(p.q.shape[1]), D = static_cast<int>(p.q.shape[2]);
-    const int KH = p.k.empty() ? 0 : static_cast<int>(p.k.shape[1]);
-    CHECK(p.rotary_dim > 0 && p.rotary_dim <= D && p.rotary_dim % 2 == 0);
-    return RopeKernelParams{p.q.data, p.k.empty() ? nullptr : p.k.data, p.positions.as<const int32_t>(),
-                            p.inv_freq.as<const float>(), T, H, KH, D, p.rotary_dim,
-                            static_cast<int64_t>(H) * D, static_cast<int64_t>(KH) * D, elem(act_)};
-  }
-
-  // The fields both attention launchers take straight from the op's parameters.
-  AttnKernelParams kernel_params(const AttentionParams& a, int splits) const {
-    AttnKernelParams p{};
-    p.q = a.q.data;
-    p.k_cache = a.cache.k.data;
-    p.v_cache = a.cache.v.data;
-    p.out = a.out.data;
-    p.query_start = a.pages.query_start;
-    p.kv_len = a.pages.kv_len;
-    p.page_indptr = a.pages.page_indptr;
-    p.page_indices = a.pages.page_indices;
-    p.num_tokens = a.pages.num_tokens;
-    p.num_seqs = a.pages.num_seqs;
-    p.num_q_heads = a.num_heads;
-    p.num_kv_heads = a.num_kv_heads;
-    p.head_dim = a.head_dim;
-    p.page_size = a.pages.page_size;
-    p.q_stride = static_cast<int64_t>(a.num_heads) * a.head_dim;
-    p.out_stride = p.q_stride;
-    p.token_stride = static_cast<int64_t>(a.num_kv_heads) * a.head_dim;
-    p.page_stride = p.token_stride * a.pages.page_size;
-    p.window = a.sliding_window;
-    p.scale = a.scale;
-    p.num_splits = splits;
-    p.type = elem(act_);
-    return p;
-  }
-
   // Decode batches: the launch shape follows the batch's shape (and max_kv_len
   // only when known), so it can be captured in a graph.
   // rope: the RoPE + KV write to fuse into the kernel, or nullptr.
@@ -559,7 +516,7 @@ class CudaBackend : public Backend {
     const size_t out_bytes = splits > 1 ? align(static_cast<size_t>(T) * a.num_heads * splits * a.head_dim * 4) : 0;
     const size_t ml_bytes = splits > 1 ? align(static_cast<size_t>(T) * a.num_heads * splits * 2 * 4) : 0;
     char* ws = splits > 1 ? workspace(out_bytes + ml_bytes) : nullptr;
-    AttnKernelParams p = kernel_params(a, splits);
+    AttnKernelParams p = attention_kernel_params(a, splits, act_);
     p.partial_out = splits > 1 ? reinterpret_cast<float*>(ws) : nullptr;
     p.partial_ml = splits > 1 ? reinterpret_cast<float*>(ws + out_bytes) : nullptr;
     // A counter per (sequence, head group); groups <= query heads.
@@ -568,6 +525,7 @@ class CudaBackend : public Backend {
     if (rope != nullptr) p.rope = *rope;
     p.early_loads = early_attention_loads_;
     p.exact_group = exact_group_attention_;
+    p.l2_prefetch = take_l2_prefetch();
     launch_attention_decode(p, stream_);
     CUDA_CHECK_LAUNCH();
   }
@@ -762,6 +720,7 @@ class CudaBackend : public Backend {
   bool int4_tc_gemm_ = true;   // CudaBackendOptions::int4_tc_gemm
   int max_decode_splits_ = kMaxDecodeSplits;  // CudaBackendOptions::decode_attention_max_splits
   int* split_counters_ = nullptr;
+  L2PrefetchList l2_pending_;  // prefetch_linear hints for the next linear or attention
   bool graphs_ = true;  // CudaBackendOptions::graphs
   bool clusters_ = false;  // thread-block clusters (sm_90+)
   bool capturing_ = false;

@@ -27,6 +27,7 @@
 #   nooverlap   default with TANDEM_OVERLAP_STEPS=0 (the engine reads a step's tokens before queuing the next)
 #   norms       default with TANDEM_CUDA_FUSED_NORMS=1 (RMSNorm, residual add and SwiGLU inside the decode GEMVs)
 #   guK         default with K warps along K in the SwiGLU gate|up GEMV (TANDEM_CUDA_GEMV_PARTS_SWIGLU=K)
+#   nolean      default with TANDEM_CUDA_ATTN_LEAN_TAIL=0 (the attention reloads the new K/V row from L2, merges 8 splits a load batch)
 #   pf=PLAN     default with the decode prefetch plan PLAN (TANDEM_L2_PREFETCH, src/model/decode_prefetch.h;
 #               '_' stands for its '/'), e.g. pf=attn:o,gu=0-0.25_down:qkv; pf=none: no prefetch
 # Settings combine with +, e.g. nooverlap+sync.
@@ -59,6 +60,7 @@ for v in "${variants[@]}"; do
       nooverlap) extra+=(TANDEM_OVERLAP_STEPS=0) ;;
       gu[1-8]) extra+=(TANDEM_CUDA_GEMV_PARTS_SWIGLU=${part#gu}) ;;
       norms) extra+=(TANDEM_CUDA_FUSED_NORMS=1) ;;
+      nolean) extra+=(TANDEM_CUDA_ATTN_LEAN_TAIL=0) ;;
       pf=*) plan=${part#pf=}; extra+=("TANDEM_L2_PREFETCH=${plan//_//}") ;;
       splits*) extra+=(TANDEM_CUDA_DECODE_SPLITS=${part#splits}) ;;
       parts[1-8]) extra+=(TANDEM_CUDA_GEMV_MAX_PARTS=${part#parts}) ;;

@@ -69,6 +69,7 @@ StatusOr<std::unique_ptr<Backend>> create_cuda_backend(const BackendOptions& opt
   env_flag("TANDEM_CUDA_FUSED_NORMS", &o.fused_norms);
   env_flag("TANDEM_CUDA_FUSED_COMBINE", &o.attention_fused_combine);
   env_flag("TANDEM_CUDA_FUSED_ROPE", &o.attention_fused_rope);
+  env_flag("TANDEM_CUDA_ATTN_LEAN_TAIL", &o.attention_lean_tail);
   env_flag("TANDEM_CUDA_ATTN_EARLY", &o.attention_early_loads);
   env_flag("TANDEM_CUDA_ATTN_EXACT_GROUP", &o.attention_exact_group);
   env_flag("TANDEM_CUDA_INT4_TC", &o.int4_tc_gemm);

@@ -104,6 +104,12 @@ struct CudaBackendOptions {
   // group of 4, and that code is fetched cold on every SM each layer
   // (TANDEM_CUDA_ATTN_EXACT_GROUP=0: the general kernel).
   bool attention_exact_group = true;
+  // The decode attention's block that writes the new token's K/V row scores it
+  // from its own copy in shared memory (no reload from L2 after the barrier),
+  // and the merging block loads 16 splits' partials at a time, not 8: two L2
+  // round trips fewer on the step's critical path. Same results bit for bit
+  // (TANDEM_CUDA_ATTN_LEAN_TAIL=0: the reload and batches of 8).
+  bool attention_lean_tail = true;
   // Most key splits of the decode attention kernel (1 to 32; TANDEM_CUDA_DECODE_SPLITS).
   // A captured decode graph serves every context length, so it takes this many
   // whenever the batch alone would not fill the GPU twice over.

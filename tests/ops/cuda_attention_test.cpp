@@ -232,6 +232,18 @@ TEST_F(CudaAttention, DecodeCombineKernelWithoutEarlyLoads) {
   check_rope_decode({32, 8, 128, 16, 0, {{1, 17}, {1, 514}, {1, 33}}}, 128, nullptr, g.get());
 }
 
+// The decode kernel's block holding the new token reloading its K/V row from
+// L2 and the merge loading 8 partials at a time (CudaBackendOptions::
+// attention_lean_tail off; on, the default, every other test takes).
+TEST_F(CudaAttention, DecodeWithoutLeanTail) {
+  CudaBackendOptions o;
+  o.attention_lean_tail = false;
+  auto g = make_gpu(o);
+  ASSERT_TRUE(g);
+  check_decode_merge_cases(g.get());
+  check_rope_decode({32, 8, 128, 16, 0, {{1, 17}, {1, 514}, {1, 33}}}, 128, nullptr, g.get());
+}
+
 // The general decode kernel (query heads per block known only at run time) at
 // the GQA ratios the exact-group kernels take by default: 4, 7 and 8 (16).
 TEST_F(CudaAttention, DecodeGeneralGroupKernel) {

@@ -32,7 +32,7 @@ constexpr float kLog2e = 1.4426950408889634f;
 // t, as attention_combine_kernel does: weights 2^(m_i - max) over the splits
 // that saw keys, out = sum_i w_i o_i / sum_i w_i l_i. The partials come from
 // other blocks: read through L2 (ld.cg).
-template <typename T, int D, int kG>
+template <typename T, int D, int kG, int kBatch>
 __device__ void merge_splits(const AttnKernelParams& p, int t, int qh0, int group) {
   static_assert(kMaxDecodeSplits <= kMaxAttentionSplits && kMaxDecodeSplits <= 32, "one split per lane below");
   __shared__ float w_s[kG][kMaxDecodeSplits];
@@ -57,15 +57,23 @@ __device__ void merge_splits(const AttnKernelParams& p, int t, int qh0, int grou
     const float4* po =
         reinterpret_cast<const float4*>(p.partial_out + (static_cast<int64_t>(t) * p.num_q_heads + qh) * n * D + d);
     float4 o = make_float4(0.f, 0.f, 0.f, 0.f);
-#pragma unroll 8
-    for (int j = 0; j < n; ++j) {
-      const float4 v = __ldcg(po + j * (D / 4));
-      const float f = w_s[h][j];
-      if (f != 0.f) {
-        o.x += v.x * f;
-        o.y += v.y * f;
-        o.z += v.z * f;
-        o.w += v.w * f;
+    // kBatch partials loaded before any is used: 16 make two L2 round trips
+    // for 32 splits, 8 four (the sum keeps the split order).
+    for (int j0 = 0; j0 < n; j0 += kBatch) {
+      float4 v[kBatch];
+#pragma unroll
+      for (int j = 0; j < kBatch; ++j) {
+        if (j0 + j < n) v[j] = __ldcg(po + (j0 + j) * (D / 4));
+      }
+#pragma unroll
+      for (int j = 0; j < kBatch; ++j) {
+        const float f = j0 + j < n ? w_s[h][j0 + j] : 0.f;
+        if (f != 0.f) {
+          o.x += v[j].x * f;
+          o.y += v[j].y * f;
+          o.z += v[j].z * f;
+          o.w += v[j].w * f;
+        }
       }
     }
     const float inv = lsum_s[h] > 0.f ? 1.f / lsum_s[h] : 0.f;
@@ -88,11 +96,13 @@ __device__ __forceinline__ float rotated(const T* row, int d, int half, float po
   return to_f32(from_f32<T>(d < half ? x1 * c - x2 * s : x2 * c + x1 * s));
 }
 
-// The new token t's K (rotated) and V rows of kv head kvh into its cache slot.
+// The new token t's K (rotated) and V rows of kv head kvh into its cache slot,
+// and into k_row / v_row (shared memory) for this block's own scores; false
+// when the token has no slot (nothing written).
 template <typename T, int D>
-__device__ void write_new_kv(const RopeKernelParams& r, int t, int kvh, float pos) {
+__device__ bool write_new_kv(const RopeKernelParams& r, int t, int kvh, float pos, T* k_row, T* v_row) {
   const int slot = r.slot_mapping[t];
-  if (slot < 0) return;
+  if (slot < 0) return false;
   const int64_t dst = (slot / r.page_size) * r.page_stride + (slot % r.page_size) * r.token_stride +
                       static_cast<int64_t>(kvh) * D;
   const T* k = static_cast<const T*>(r.k) + t * r.k_stride + static_cast<int64_t>(kvh) * D;
@@ -100,9 +110,14 @@ __device__ void write_new_kv(const RopeKernelParams& r, int t, int kvh, float po
   T* kc = static_cast<T*>(r.k_cache) + dst;
   T* vc = static_cast<T*>(r.v_cache) + dst;
   for (int d = threadIdx.x; d < D; d += kThreads) {
-    kc[d] = d < r.rot_dim ? from_f32<T>(rotated<T>(k, d, r.rot_dim / 2, pos, r.inv_freq)) : k[d];
-    vc[d] = v[d];
+    const T kd = d < r.rot_dim ? from_f32<T>(rotated<T>(k, d, r.rot_dim / 2, pos, r.inv_freq)) : k[d];
+    const T vd = v[d];
+    kc[d] = kd;
+    vc[d] = vd;
+    k_row[d] = kd;
+    v_row[d] = vd;
   }
+  return true;
 }
 
 // G > 0: exactly G query heads a block, known at compile time (the common
@@ -194,12 +209,18 @@ __global__ void __launch_bounds__(kThreads) attention_decode_kernel(AttnKernelPa
   // Queries: 16-byte loads, at most one per thread (group * D / 8 <= 128).
   const T* qt = static_cast<const T*>(p.q) + t * p.q_stride + static_cast<int64_t>(qh0) * D;
   const float qscale = p.scale * kLog2e;
+  // With fused RoPE, the block holding the new token writes its rows and
+  // keeps them here for its own scores (no reload from L2 after the barrier).
+  __shared__ __align__(16) T new_k_s[D];
+  __shared__ __align__(16) T new_v_s[D];
+  bool new_in_smem = false;  // the same in every thread of the block
   if (p.rope.positions != nullptr) {
     // Fused RoPE: the new token's K and V rows go into the cache before this
     // block reads them (the barrier below orders them); blocks of other head
     // groups of the same kv head write the same values.
     const float pos = static_cast<float>(p.rope.positions[t]);
-    if (kv_len - 1 >= lo && kv_len - 1 < hi) write_new_kv<T, D>(p.rope, t, kvh, pos);
+    if (kv_len - 1 >= lo && kv_len - 1 < hi)
+      new_in_smem = write_new_kv<T, D>(p.rope, t, kvh, pos, new_k_s, new_v_s) && p.lean_tail;
     const int half = p.rope.rot_dim / 2;
     for (int i = tid; i < group * D; i += kThreads) {
       const int h = i / D, d = i % D;
@@ -218,18 +239,21 @@ __global__ void __launch_bounds__(kThreads) attention_decode_kernel(AttnKernelPa
   __syncthreads();
   if (preloaded) {
     // The new token's K/V row was written after the early loads (by this block
-    // with fused RoPE, else by the kernel before): load it again, from L2 (a
-    // line this SM cached early may be stale).
+    // with fused RoPE, else by the kernel before): take this block's copy, or
+    // load it again from L2 (a line this SM cached early may be stale).
     const int fresh = kv_len - 1 - lo;
     if (fresh >= 0 && fresh < min(kTile, hi - lo)) {
+      const uint4* k_new = reinterpret_cast<const uint4*>(new_k_s);
+      const uint4* v_new = reinterpret_cast<const uint4*>(new_v_s);
       if (tid == fresh && next_off >= 0) {
 #pragma unroll
-        for (int c = 0; c < kChunks; ++c) raw[c] = __ldcg(reinterpret_cast<const uint4*>(kc + next_off + 8 * c));
+        for (int c = 0; c < kChunks; ++c)
+          raw[c] = new_in_smem ? k_new[c] : __ldcg(reinterpret_cast<const uint4*>(kc + next_off + 8 * c));
       }
 #pragma unroll
       for (int u = 0; u < 4; ++u) {
         if (row + u * kRows == fresh && off_s[fresh] >= 0)
-          vfirst[u] = __ldcg(reinterpret_cast<const uint4*>(vc + off_s[fresh] + 8 * ch));
+          vfirst[u] = new_in_smem ? v_new[ch] : __ldcg(reinterpret_cast<const uint4*>(vc + off_s[fresh] + 8 * ch));
       }
     }
   }
@@ -383,7 +407,8 @@ __global__ void __launch_bounds__(kThreads) attention_decode_kernel(AttnKernelPa
   __syncthreads();
   if (!last_s) return;
   __threadfence();
-  merge_splits<T, D, kG>(p, t, qh0, group);
+  if (p.lean_tail) merge_splits<T, D, kG, 16>(p, t, qh0, group);
+  else merge_splits<T, D, kG, 8>(p, t, qh0, group);
   if (tid == 0) *counter = 0;  // ready for the next step (and graph replay)
 }
 

@@ -88,6 +88,7 @@ class CudaBackend : public Backend {
     max_decode_splits_ = o.decode_attention_max_splits;
     early_attention_loads_ = o.attention_early_loads;
     exact_group_attention_ = o.attention_exact_group;
+    lean_attention_tail_ = o.attention_lean_tail;
     set_pdl_enabled(pdl_);
     graphs_ = o.graphs;
     if (o.attention_prefill_min_query < 0)
@@ -525,6 +526,7 @@ class CudaBackend : public Backend {
     if (rope != nullptr) p.rope = *rope;
     p.early_loads = early_attention_loads_;
     p.exact_group = exact_group_attention_;
+    p.lean_tail = lean_attention_tail_;
     p.l2_prefetch = take_l2_prefetch();
     launch_attention_decode(p, stream_);
     CUDA_CHECK_LAUNCH();
@@ -717,6 +719,7 @@ class CudaBackend : public Backend {
   bool fused_rope_ = true;     // CudaBackendOptions::attention_fused_rope
   bool early_attention_loads_ = true;  // CudaBackendOptions::attention_early_loads
   bool exact_group_attention_ = true;  // CudaBackendOptions::attention_exact_group
+  bool lean_attention_tail_ = true;    // CudaBackendOptions::attention_lean_tail
   bool int4_tc_gemm_ = true;   // CudaBackendOptions::int4_tc_gemm
   int max_decode_splits_ = kMaxDecodeSplits;  // CudaBackendOptions::decode_attention_max_splits
   int* split_counters_ = nullptr;

@@ -321,6 +321,8 @@ struct AttnKernelParams {
   // Decode kernel only: GQA groups of 4, 7 or 8 query heads run a kernel built
   // for exactly that group (CudaBackendOptions::attention_exact_group).
   bool exact_group;
+  // Decode kernel only: CudaBackendOptions::attention_lean_tail.
+  bool lean_tail;
   // Decode kernel only: bytes for a later kernel, prefetched into L2.
   L2PrefetchList l2_prefetch;
   ElemType type;

@@ -442,7 +442,7 @@ int main(int argc, char** argv) {
           Int4Weight w{qw[i % copies], sz[i % copies], nullptr, nullptr, s.K, s.N, 128};
           Int4GemvParams p{.w = w, .x = x, .y = y, .M = M, .x_stride = s.K, .y_stride = s.N, .partial = partial,
                            .num_sms = sms, .blocks_per_sm = bps, .variant = variant, .type = ElemType::kF16,
-                           .y_type = ElemType::kF16, .fuse = {}, .l2_prefetch = {}};
+                           .y_type = ElemType::kF16, .fuse = {}};
           p.pdl = pdl;
           p.ring = ring;
           launch_int4_gemv(p, st);

@@ -7,7 +7,7 @@
 #   default     what CudaBackendOptions defaults to: RoPE + KV write fused into the
 #               attention, the attention's early loads, the merge by the last
 #               split block, the GEMV's scales loaded with its weights, no GEMV
-#               half-ring, norms and SwiGLU as separate kernels (session 10)
+#               half-ring, norms and SwiGLU fused into the GEMVs of inputs up to 4096 wide (session 11)
 #   session4    the default of session 4: no early loads, the combine kernel
 #   early       session4 + the early loads (TANDEM_CUDA_ATTN_EARLY)
 #   combine     session4 + the merge by the last split block (TANDEM_CUDA_FUSED_COMBINE)
@@ -25,11 +25,11 @@
 #   sync        default with TANDEM_CUDA_UPLOAD_SYNC=1 (a stream sync after each host-to-device copy)
 #   twolop      default with TANDEM_CUDA_GEMV_TWO_LOP=1 (the fp16 batch-1 GEMV masks each nibble pair in two instructions)
 #   nooverlap   default with TANDEM_OVERLAP_STEPS=0 (the engine reads a step's tokens before queuing the next)
-#   norms       default with TANDEM_CUDA_FUSED_NORMS=1 (RMSNorm, residual add and SwiGLU inside the decode GEMVs)
+#   norms       default with TANDEM_CUDA_FUSED_NORMS=1 (RMSNorm, residual add and SwiGLU inside the decode GEMVs
+#               at every width; the default fuses them for inputs up to 4096 wide)
+#   nonorms     default with TANDEM_CUDA_FUSED_NORMS=0 (separate norm and SwiGLU kernels at every width)
 #   guK         default with K warps along K in the SwiGLU gate|up GEMV (TANDEM_CUDA_GEMV_PARTS_SWIGLU=K)
 #   nolean      default with TANDEM_CUDA_ATTN_LEAN_TAIL=0 (the attention reloads the new K/V row from L2, merges 8 splits a load batch)
-#   pf=PLAN     default with the decode prefetch plan PLAN (TANDEM_L2_PREFETCH, src/model/decode_prefetch.h;
-#               '_' stands for its '/'), e.g. pf=attn:o,gu=0-0.25_down:qkv; pf=none: no prefetch
 # Settings combine with +, e.g. nooverlap+sync.
 # Each writes DIR/VARIANT/e2e_summary.jsonl; DIR/ablation.txt has one line each.
 set -u
@@ -60,8 +60,8 @@ for v in "${variants[@]}"; do
       nooverlap) extra+=(TANDEM_OVERLAP_STEPS=0) ;;
       gu[1-8]) extra+=(TANDEM_CUDA_GEMV_PARTS_SWIGLU=${part#gu}) ;;
       norms) extra+=(TANDEM_CUDA_FUSED_NORMS=1) ;;
+      nonorms) extra+=(TANDEM_CUDA_FUSED_NORMS=0) ;;
       nolean) extra+=(TANDEM_CUDA_ATTN_LEAN_TAIL=0) ;;
-      pf=*) plan=${part#pf=}; extra+=("TANDEM_L2_PREFETCH=${plan//_//}") ;;
       splits*) extra+=(TANDEM_CUDA_DECODE_SPLITS=${part#splits}) ;;
       parts[1-8]) extra+=(TANDEM_CUDA_GEMV_MAX_PARTS=${part#parts}) ;;
       ring*)

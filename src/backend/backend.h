@@ -335,11 +335,6 @@ class Backend {
     return false;
   }
   virtual void linear_fused(const TensorView& x, const PreparedLinear& w, const TensorView& out, const LinearFusion& f);
-  // A decode-step hint: `w` is read by a later op. The next linear or
-  // attention op may pull the weight bytes that w's kernel reads in the
-  // fraction [from, to) of its work into a cache while it runs (CUDA: into L2,
-  // from the batch-1 GEMV and the decode attention). Never changes a result.
-  virtual void prefetch_linear(const PreparedLinear& /*w*/, float /*from*/, float /*to*/) {}
   virtual void rope(const RopeParams& p) = 0;
   // cache.k/v at slot_mapping[t] = k/v[t]; k, v [T, KH, D]; slots < 0 are skipped.
   virtual void write_kv(const TensorView& k, const TensorView& v, const TensorView& slot_mapping,

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <limits>
 
 #ifdef TANDEM_WITH_CUDA
 #include "backend/cuda/cuda_backend.h"
@@ -66,7 +67,10 @@ StatusOr<std::unique_ptr<Backend>> create_cuda_backend(const BackendOptions& opt
   env_flag("TANDEM_CUDA_GEMV_PREFETCH", &o.gemv_prefetch);
   env_flag("TANDEM_CUDA_GEMV_SCALE_AHEAD", &o.gemv_scale_ahead);
   env_flag("TANDEM_CUDA_FUSED_SWIGLU", &o.fused_swiglu);
-  env_flag("TANDEM_CUDA_FUSED_NORMS", &o.fused_norms);
+  if (const char* g = std::getenv("TANDEM_CUDA_FUSED_NORMS")) {  // 1: at every width (the width rule: unset)
+    o.fused_norms = std::string(g) != "0";
+    o.fused_norms_max_width = std::numeric_limits<int>::max();
+  }
   env_flag("TANDEM_CUDA_FUSED_COMBINE", &o.attention_fused_combine);
   env_flag("TANDEM_CUDA_FUSED_ROPE", &o.attention_fused_rope);
   env_flag("TANDEM_CUDA_ATTN_LEAN_TAIL", &o.attention_lean_tail);

@@ -49,7 +49,7 @@ struct CudaBackendOptions {
   // Variant 2's GEMV reloads half of a warp's 4 tiles while it uses the other
   // half (TANDEM_CUDA_GEMV_PREFETCH=1); off: all 4, then none in flight while
   // it computes (the session-3 kernel). Off by default until measured faster
-  // (docs/cuda-decode.md, "Decode speed, session 4").
+  // (docs/cuda-decode-history.md, "Decode speed, session 4").
   bool gemv_prefetch = false;
   // Variant 2's GEMV loads each round's scales and zeros with its weights
   // (group sizes that are multiples of 128) instead of after them, so a round
@@ -59,7 +59,7 @@ struct CudaBackendOptions {
   // Variant 2's GEMV keeps this many rounds of 4 tiles per warp in flight
   // through shared memory (cp.async), refilling each as it is used, instead
   // of 4 tiles in registers; 2-4, fewer where shared memory is short; 0: off
-  // (TANDEM_CUDA_GEMV_RING=N). Off: slower at every depth measured (docs/cuda-decode.md, session 8).
+  // (TANDEM_CUDA_GEMV_RING=N). Off: slower at every depth measured (docs/cuda-decode-history.md, session 8).
   int gemv_ring = 0;
   // The ring only for layers of at most this many packed weight bytes (the
   // small q/k/v and o projections, whose fixed cost the ring's early loads
@@ -75,18 +75,21 @@ struct CudaBackendOptions {
   // without overlap (session 10).
   bool upload_sync = false;
   // RMSNorm in the prologue and the residual add (or SwiGLU) in the epilogue of
-  // the decode GEMVs (Backend::linear_fused; TANDEM_CUDA_FUSED_NORMS=1). Off:
-  // separate norm and SwiGLU kernels, which with session 10's GEMV measured
-  // 57.6% / 67.1% of the roofline at batch 1 (Mistral-7B / DeepSeek-33B, H100)
-  // against 57.6% / 63.0% fused with the GEMV before it; every GEMV block
-  // re-reads x for its norm (docs/cuda-decode.md, session 10).
-  bool fused_norms = false;
+  // the decode GEMVs (Backend::linear_fused) for models whose normed inputs
+  // are at most fused_norms_max_width wide; wider ones run separate norm and
+  // SwiGLU kernels. Every GEMV block re-reads and re-reduces x for its norm,
+  // which costs more the wider x is: fused, Mistral-7B (4096) decodes at 457
+  // tok/s against 438, DeepSeek-33B (7168) at 112.2 against 113.6 (batch 1,
+  // H100, one run; docs/cuda-decode.md, session 11). TANDEM_CUDA_FUSED_NORMS=1
+  // fuses at every width, =0 at none.
+  bool fused_norms = true;
+  int fused_norms_max_width = 4096;
   // SwiGLU in the epilogue of the decode GEMV of a fused gate|up layer
   // (Backend::linear_fused with LinearFusion::swiglu); TANDEM_CUDA_FUSED_SWIGLU=0: off.
   bool fused_swiglu = true;
   // The decode attention's last split block merges the splits, no combine
   // kernel (TANDEM_CUDA_FUSED_COMBINE=0: the combine kernel). +2% at batch 1
-  // on the H100 (docs/cuda-decode.md, "Decode speed, session 5").
+  // on the H100 (docs/cuda-decode-history.md, "Decode speed, session 5").
   bool attention_fused_combine = true;
   // Decode steps rotate q and the new K (and write the K/V rows to the cache)
   // inside the decode attention kernel (Backend::rope_kv_attention);

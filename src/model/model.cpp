@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <cstdlib>
 
 #include "common/check.h"
 #include "common/log.h"
@@ -37,12 +36,6 @@ StatusOr<std::unique_ptr<Model>> Model::load(const std::string& dir, Backend* ba
   std::unique_ptr<Model> m(new Model());
   m->config_ = cfg;
   m->backend_ = backend;
-  {
-    const char* env = std::getenv("TANDEM_L2_PREFETCH");
-    auto plan = parse_decode_prefetch(env != nullptr ? env : kDefaultDecodePrefetch);
-    if (!plan.ok()) return Status(plan.status().code(), "TANDEM_L2_PREFETCH: " + plan.status().message());
-    m->prefetch_plan_ = std::move(*plan);
-  }
   Backend& be = *backend;
   // Dummy: every tensor gets its own seed, in load order.
   uint64_t next_seed = options.seed * 1000003u;
@@ -352,25 +345,6 @@ Model::DecodeFusion Model::decode_fusion(const TensorView& residual, const Tenso
   return f;
 }
 
-void Model::prefetch_hints(DecodeOp carrier, int li) {
-  for (const DecodePrefetch& p : prefetch_plan_.by_carrier[static_cast<int>(carrier)]) {
-    // qkv is the next layer's (it runs before every other op of a layer).
-    const int target_layer = p.target == DecodeOp::kQkv ? li + 1 : li;
-    if (target_layer >= config_.num_layers) continue;
-    const Layer& l = *layers_[target_layer];
-    auto hint = [&](const std::unique_ptr<PreparedLinear>& w) {
-      if (w) backend_->prefetch_linear(*w, p.from, p.to);
-    };
-    switch (p.target) {
-      case DecodeOp::kQkv: hint(l.qkv), hint(l.q), hint(l.k), hint(l.v); break;
-      case DecodeOp::kO: hint(l.o); break;
-      case DecodeOp::kGateUp: hint(l.gate_up), hint(l.gate), hint(l.up); break;
-      case DecodeOp::kDown: hint(l.down); break;
-      case DecodeOp::kAttn: break;
-    }
-  }
-}
-
 TensorView Model::issue(const StepMeta& m, const std::vector<KvCacheView>& kv) {
   Backend& be = *backend_;
   const ModelConfig& c = config_;
@@ -392,16 +366,9 @@ TensorView Model::issue(const StepMeta& m, const std::vector<KvCacheView>& kv) {
     const DecodeFusion fusion = decode_fusion(residual, attn2, gate);
     const bool fuse = fusion.norms;
     if (!fuse) be.rms_norm(residual, layers_[0]->input_norm.view, eps, hidden);
-    // Prefetch hints only where the step is a few rows (a GEMV's weights
-    // stream once; larger steps are compute-bound).
-    const bool hints = t <= kMaxPrefetchTokens && !prefetch_plan_.empty();
-    auto hints_before = [&](DecodeOp op, int li) {
-      if (hints) prefetch_hints(op, li);
-    };
     for (int li = 0; li < c.num_layers; ++li) {
       Layer& l = *layers_[li];
       TensorView lq = q, lk = k, lv = v;
-      hints_before(DecodeOp::kQkv, li);
       if (l.qkv) {
         const TensorView qkv = qkv_.view.rows(0, t);
         if (fuse) {
@@ -440,26 +407,21 @@ TensorView Model::issue(const StepMeta& m, const std::vector<KvCacheView>& kv) {
       ap.head_dim = c.head_dim;
       ap.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
       ap.sliding_window = l.sliding_window;
-      hints_before(DecodeOp::kAttn, li);
       be.rope_kv_attention(rp, lv, m.slots, ap);
-      hints_before(DecodeOp::kO, li);
       if (fuse) {
         const TensorView gu = gate_up_.view.rows(0, t);
         be.linear_fused(attn2, *l.o, residual, LinearFusion{{}, 0.f, residual});
-        hints_before(DecodeOp::kGateUp, li);
         if (fusion.swiglu) {
           be.linear_fused(residual, *l.gate_up, gate, LinearFusion{l.post_norm.view, eps, {}, true});
         } else {
           be.linear_fused(residual, *l.gate_up, gu, LinearFusion{l.post_norm.view, eps, {}});
           be.swiglu(gu, gate);
         }
-        hints_before(DecodeOp::kDown, li);
         be.linear_fused(gate, *l.down, residual, LinearFusion{{}, 0.f, residual});
         continue;
       }
       be.linear(attn2, *l.o, hidden);
       be.add_rms_norm(hidden, residual, l.post_norm.view, eps, hidden);
-      hints_before(DecodeOp::kGateUp, li);
       if (l.gate_up) {
         const TensorView gu = gate_up_.view.rows(0, t);
         be.linear(hidden, *l.gate_up, gu);
@@ -470,7 +432,6 @@ TensorView Model::issue(const StepMeta& m, const std::vector<KvCacheView>& kv) {
         be.linear(hidden, *l.up, up);
         be.silu_mul(gate, up, gate);
       }
-      hints_before(DecodeOp::kDown, li);
       be.linear(gate, *l.down, hidden);
       const TensorView& next_norm = li + 1 < c.num_layers ? layers_[li + 1]->input_norm.view : final_norm_.view;
       be.add_rms_norm(hidden, residual, next_norm, eps, hidden);

@@ -13,7 +13,6 @@
 #include "common/status.h"
 #include "engine/forward_batch.h"
 #include "model/config.h"
-#include "model/decode_prefetch.h"
 
 namespace tandem {
 
@@ -62,8 +61,6 @@ class Model {
   Status reserve_workspace(int max_tokens, int max_logits) { return ensure_workspace(max_tokens, max_logits); }
 
   static constexpr int kMaxGraphBatch = 256;
-  // Steps of at most this many tokens get the prefetch plan's hints.
-  static constexpr int kMaxPrefetchTokens = 4;
   // Decode graphs captured so far (tests and logs).
   int num_graphs() const { return static_cast<int>(graphs_.size()); }
 
@@ -86,9 +83,6 @@ class Model {
   TensorView issue(const StepMeta& m, const std::vector<KvCacheView>& kv);
   // Runs the step through a decode graph; false when it ran directly instead.
   bool run_graph(const StepMeta& m, const std::vector<KvCacheView>& kv);
-  // Before op `carrier` of layer `li` of a decode-sized step: the plan's
-  // prefetch hints for the later layers' weights.
-  void prefetch_hints(DecodeOp carrier, int li);
 
   ModelConfig config_;
   Backend* backend_ = nullptr;
@@ -97,7 +91,6 @@ class Model {
   DeviceTensor inv_freq_;    // [head_dim / 2] F32 (linear scaling folded in)
   std::vector<std::unique_ptr<Layer>> layers_;
   std::unique_ptr<PreparedLinear> lm_head_;
-  DecodePrefetchPlan prefetch_plan_;  // kDefaultDecodePrefetch or TANDEM_L2_PREFETCH
 
   // Workspace, grown on demand (capacity in tokens / logits rows).
   int capacity_tokens_ = 0;

@@ -4,6 +4,7 @@
 // cuBLASLt path (M > 256, or any M > 16 with CudaBackendOptions::int4_tc_gemm off).
 #include <algorithm>
 #include <cstdlib>
+#include <limits>
 #include <memory>
 #include <numeric>
 #include <utility>
@@ -22,6 +23,7 @@ class CudaLinear : public OpTest {
   // A CUDA backend with these options (3 GiB unless set, the kernel variant gpu-check asks for).
   std::unique_ptr<Backend> make_gpu(CudaBackendOptions o) {
     o.fused_norms = true;
+    o.fused_norms_max_width = std::numeric_limits<int>::max();
     if (o.memory_bytes == CudaBackendOptions{}.memory_bytes) o.memory_bytes = size_t{3} << 30;
     if (const char* v = std::getenv("TANDEM_CUDA_KERNEL_VARIANT")) o.kernel_variant = std::atoi(v);
     auto g = make_cuda_backend(o);
@@ -180,32 +182,6 @@ TEST_F(CudaLinear, Awq) {
   check_int4({WeightFormat::kAwqGemm, 128, 8, 128, false, true, 0}, {1, 16, 33});
   // Large activations (as down_proj inputs can be): no fp16 overflow in the partial sums.
   check_int4({WeightFormat::kAwqGemm, 4096, 256, 128, false, false, 0, 2000.f}, {1, 4});
-}
-
-// Prefetch hints (Backend::prefetch_linear) ride on the next GEMV, which pulls
-// another layer's rounds into L2 while it runs: its results stay bit for bit
-// those of a GEMV without them, at batch 1 and 4, with whole layers, parts of
-// rounds, and more hints than one kernel takes.
-TEST_F(CudaLinear, L2PrefetchHintsLeaveResultsAlone) {
-  const auto a = make_int4({WeightFormat::kAwqGemm, 4096, 6144, 128, false, true, 0});
-  const auto b = make_int4({WeightFormat::kAwqGemm, 14336, 4096, 128, false, false, 0});
-  const auto c = make_int4({WeightFormat::kGptq, 2048, 512, 32, false, true, 1});
-  auto la = gpu_->prepare_linear(a->w);
-  auto lb = gpu_->prepare_linear(b->w);
-  auto lc = gpu_->prepare_linear(c->w);
-  ASSERT_TRUE(la.ok() && lb.ok() && lc.ok());
-  for (int M : {1, 4}) {
-    auto x = random(int64_t{M} * 4096, -1, 1);
-    auto xg = put(*gpu_, x, act(), {M, 4096});
-    auto plain = out(*gpu_, act(), {M, 6144});
-    auto hinted = out(*gpu_, act(), {M, 6144});
-    gpu_->linear(xg.view, **la, plain.view);
-    gpu_->prefetch_linear(**lb, 0.f, 1.f);
-    gpu_->prefetch_linear(**lc, 0.25f, 0.5f);
-    for (int i = 0; i < 8; ++i) gpu_->prefetch_linear(**la, 0.f, 0.1f);  // past kMaxL2Prefetch: dropped
-    gpu_->linear(xg.view, **la, hinted.view);
-    EXPECT_EQ(get(*gpu_, hinted.view), get(*gpu_, plain.view)) << "M=" << M;
-  }
 }
 
 // The decode GEMV with its half-ring reload (CudaBackendOptions::gemv_prefetch):
@@ -447,6 +423,35 @@ TEST_F(CudaLinear, FusedNormAndResidual) {
   ASSERT_TRUE(lg.ok());
   auto x1 = put(*gpu_, random(1024), act(), {1, 1024});
   EXPECT_FALSE(gpu_->linear_fuses(x1.view, **lg, LinearFusion{}));
+}
+
+// The backend's default fuses a norm into the GEMVs of inputs up to 4096 wide
+// (CudaBackendOptions::fused_norms_max_width) and refuses it above, where the
+// model then runs its separate norm kernels; a residual add fuses at any
+// width. fused_norms off refuses both.
+TEST_F(CudaLinear, FusedNormsFollowTheWidthRule) {
+  const char* variant = std::getenv("TANDEM_CUDA_KERNEL_VARIANT");
+  if (variant != nullptr && std::atoi(variant) != 2) GTEST_SKIP() << "variant 2 only";
+  CudaBackendOptions defaults;
+  defaults.memory_bytes = size_t{1} << 30;
+  auto def = make_cuda_backend(defaults);
+  CudaBackendOptions none = defaults;
+  none.fused_norms = false;
+  auto off = make_cuda_backend(none);
+  ASSERT_TRUE(def.ok() && off.ok());
+  for (const int K : {4096, 7168}) {
+    const auto host = make_int4({WeightFormat::kAwqGemm, K, 512, 128, false, false, 0});
+    for (Backend* be : {def->get(), off->get()}) {
+      auto lg = be->prepare_linear(host->w);
+      ASSERT_TRUE(lg.ok());
+      auto x = put(*be, random(K), defaults.activation_dtype, {1, K});
+      auto w = put(*be, random(K, 0.5f, 1.5f), DType::kF32, {K});
+      auto res = put(*be, random(512), defaults.activation_dtype, {1, 512});
+      const bool on = be == def->get();
+      EXPECT_EQ(be->linear_fuses(x.view, **lg, LinearFusion{w.view, 1e-5f, {}}), on && K <= 4096) << K;
+      EXPECT_EQ(be->linear_fuses(x.view, **lg, LinearFusion{{}, 0.f, res.view}), on) << K;
+    }
+  }
 }
 
 // SwiGLU in the epilogue of a [gate | up] layer (with the fused norm, as the

@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <limits>
 #include <cstring>
 #include <memory>
 #include <random>
@@ -32,7 +33,10 @@ class OpTest : public ::testing::Test {
     cpu_ = make_cpu_backend(2);
     CudaBackendOptions o;
     o.memory_bytes = size_t{3} << 30;
-    o.fused_norms = true;  // the fused GEMV prologues and epilogues stay tested (off in the model by default)
+    // The fused GEMV prologues and epilogues at every width (the model fuses
+    // norms only up to CudaBackendOptions::fused_norms_max_width).
+    o.fused_norms = true;
+    o.fused_norms_max_width = std::numeric_limits<int>::max();
     // scripts/gpu-check runs the op tests once per kernel variant.
     if (const char* v = std::getenv("TANDEM_CUDA_KERNEL_VARIANT")) o.kernel_variant = std::atoi(v);
     if (const char* v = std::getenv("TANDEM_CUDA_PDL")) o.pdl = std::atoi(v) != 0;

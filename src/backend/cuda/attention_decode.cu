@@ -125,7 +125,7 @@ __device__ bool write_new_kv(const RopeKernelParams& r, int t, int kvh, float po
 // kMaxGroup, `group_arg` at run time. The kernel runs once per block, so its
 // code is fetched cold on every SM each layer: shorter unrolled head loops are
 // less to fetch (91 KB of code for the general kernel, 56 KB for G = 4;
-// docs/cuda-decode.md, session 8).
+// docs/cuda-decode-history.md, session 8).
 template <typename T, int D, int G>
 __global__ void __launch_bounds__(kThreads) attention_decode_kernel(AttnKernelParams p, int group_arg) {
   constexpr int kG = G > 0 ? G : kMaxGroup;
@@ -201,9 +201,6 @@ __global__ void __launch_bounds__(kThreads) attention_decode_kernel(AttnKernelPa
     __syncthreads();
     load_tile(next_off, min(kTile, hi - lo));
   }
-  // After the early loads, before the wait: a later kernel's weights (this
-  // kernel is a chain of short dependent steps that leaves DRAM mostly idle).
-  issue_l2_prefetch(p.l2_prefetch);
   if (early) wait_prior_grid();
 
   // Queries: 16-byte loads, at most one per thread (group * D / 8 <= 128).

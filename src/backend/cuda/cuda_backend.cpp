@@ -79,6 +79,7 @@ class CudaBackend : public Backend {
     gemv_max_parts_ = o.gemv_max_parts;
     fused_swiglu_ = o.fused_swiglu;
     fused_norms_ = o.fused_norms;
+    fused_norms_max_width_ = o.fused_norms_max_width;
     fused_combine_ = o.attention_fused_combine;
     fused_rope_ = o.attention_fused_rope;
     int4_tc_gemm_ = o.int4_tc_gemm;
@@ -312,7 +313,6 @@ class CudaBackend : public Backend {
     if (M == 0) return;
     const ElemType et = elem(act_), yt = elem(out.dtype);
     if (!w.int4) {
-      take_l2_prefetch();  // dropped: cuBLAS carries none
       gemm(w.weight.data(), x.data, out.data, M, w.N, w.K, yt);
       if (w.bias.data()) launch_add_bias(out.data, yt, w.bias.data(), et, M, static_cast<int>(w.N), w.N, stream_);
       CUDA_CHECK_LAUNCH();
@@ -327,7 +327,7 @@ class CudaBackend : public Backend {
     if (!f.norm_weight.empty() && (f.norm_weight.dtype != DType::kF32 || f.norm_weight.numel() != w.K)) return false;
     if (!f.residual.empty() && (f.residual.dtype != act_ || f.residual.row_numel() != w.N)) return false;
     if (f.swiglu && !fused_swiglu_) return false;
-    if (!fused_norms_) return false;
+    if (!fused_norms_ || (!f.norm_weight.empty() && w.K > fused_norms_max_width_)) return false;
     Int4GemvParams p{};
     p.w.perm = static_cast<const int32_t*>(w.perm.data());
     p.w.K = static_cast<int>(w.K);
@@ -356,16 +356,6 @@ class CudaBackend : public Backend {
     fuse.swiglu = f.swiglu;
     int4_linear(x, w, out, fuse);
   }
-
-  void prefetch_linear(const PreparedLinear& pw, float from, float to) override {
-    const auto& w = static_cast<const CudaLinear&>(pw);
-    if (variant_ != 2 || !w.int4) return;
-    const int K = static_cast<int>(w.K), N = static_cast<int>(w.N);
-    const int kparts = std::clamp(int4_gemv_v2_kparts(K, N, num_sms_), 1, gemv_max_parts_);
-    add_int4_prefetch(w, kparts, from, to, &l2_pending_);
-  }
-  // The prefetch hints since the last linear or attention op, for this one.
-  L2PrefetchList take_l2_prefetch() { return std::exchange(l2_pending_, L2PrefetchList{}); }
 
   // The int4 paths of linear(); `fuse` only where int4_gemv_fuses (linear_fused).
   void int4_linear(const TensorView& x, const CudaLinear& w, const TensorView& out, const Int4GemvFusion& fuse) {
@@ -397,14 +387,11 @@ class CudaBackend : public Backend {
       p.ring = gemv_ring_max_bytes_ == 0 || w.qweight.bytes() <= gemv_ring_max_bytes_ ? gemv_ring_ : 0;
       p.max_parts = gemv_max_parts_;
       p.fuse = fuse;
-      p.l2_prefetch = take_l2_prefetch();
       launch_int4_gemv(p, stream_);
     } else if (tc) {
-      take_l2_prefetch();
       Int4GemmParams p{iw, xin, out.data, M, K, N, reinterpret_cast<float*>(rest), num_sms_, 0, et, yt};
       launch_int4_gemm(p, stream_);
     } else {
-      take_l2_prefetch();
       launch_int4_dequant(iw, rest, et, stream_);
       gemm(rest, xin, out.data, M, N, K, yt);
       if (w.bias.data()) launch_add_bias(out.data, yt, w.bias.data(), et, M, N, N, stream_);
@@ -470,7 +457,6 @@ class CudaBackend : public Backend {
       attention_decode(a, nullptr);
       return;
     }
-    take_l2_prefetch();  // prefill carries none
     // Split long contexts when the batch alone would not fill the GPU (FlashDecoding).
     const int ratio = a.num_heads / a.num_kv_heads;
     int group = 8;
@@ -527,7 +513,6 @@ class CudaBackend : public Backend {
     p.early_loads = early_attention_loads_;
     p.exact_group = exact_group_attention_;
     p.lean_tail = lean_attention_tail_;
-    p.l2_prefetch = take_l2_prefetch();
     launch_attention_decode(p, stream_);
     CUDA_CHECK_LAUNCH();
   }
@@ -714,7 +699,8 @@ class CudaBackend : public Backend {
   size_t gemv_ring_max_bytes_ = 0;  // CudaBackendOptions::gemv_ring_max_bytes
   int gemv_max_parts_ = 8;          // CudaBackendOptions::gemv_max_parts
   bool fused_swiglu_ = true;   // CudaBackendOptions::fused_swiglu
-  bool fused_norms_ = false;   // CudaBackendOptions::fused_norms
+  bool fused_norms_ = true;    // CudaBackendOptions::fused_norms
+  int fused_norms_max_width_ = 4096;  // CudaBackendOptions::fused_norms_max_width
   bool fused_combine_ = true;  // CudaBackendOptions::attention_fused_combine
   bool fused_rope_ = true;     // CudaBackendOptions::attention_fused_rope
   bool early_attention_loads_ = true;  // CudaBackendOptions::attention_early_loads
@@ -723,7 +709,6 @@ class CudaBackend : public Backend {
   bool int4_tc_gemm_ = true;   // CudaBackendOptions::int4_tc_gemm
   int max_decode_splits_ = kMaxDecodeSplits;  // CudaBackendOptions::decode_attention_max_splits
   int* split_counters_ = nullptr;
-  L2PrefetchList l2_pending_;  // prefetch_linear hints for the next linear or attention
   bool graphs_ = true;  // CudaBackendOptions::graphs
   bool clusters_ = false;  // thread-block clusters (sm_90+)
   bool capturing_ = false;

@@ -50,32 +50,6 @@ __device__ __forceinline__ void wait_prior_grid() {
 #endif
 }
 
-// This grid's share of `list` into L2 (cp.async.bulk.prefetch.L2: no
-// registers held, no result): chunks of at most 16 KB dealt round robin over
-// the blocks first, so every SM issues a few. A no-op before sm_90.
-__device__ __forceinline__ void issue_l2_prefetch(const L2PrefetchList& list) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  if (list.count == 0) return;
-  constexpr uint32_t kChunk = 16384;
-  const int64_t blocks = static_cast<int64_t>(gridDim.x) * gridDim.y * gridDim.z;
-  const int64_t block = (static_cast<int64_t>(blockIdx.z) * gridDim.y + blockIdx.y) * gridDim.x + blockIdx.x;
-  const int64_t stride = blocks * blockDim.x * blockDim.y * blockDim.z;
-  const int64_t first = (threadIdx.x + blockDim.x * (threadIdx.y + blockDim.y * threadIdx.z)) * blocks + block;
-  for (int i = 0; i < list.count; ++i) {
-    const L2PrefetchRange& r = list.range[i];
-    const uint32_t per_row = (r.row_bytes + kChunk - 1) / kChunk;
-    const int64_t units = static_cast<int64_t>(r.rows) * per_row;
-    for (int64_t u = first; u < units; u += stride) {
-      const int64_t row = u / per_row;
-      const uint32_t c = static_cast<uint32_t>(u - row * per_row);
-      const char* a = static_cast<const char*>(r.base) + row * r.stride + static_cast<int64_t>(c) * kChunk;
-      const uint32_t n = min(kChunk, r.row_bytes - c * kChunk);
-      asm volatile("cp.async.bulk.prefetch.L2.global [%0], %1;\n" ::"l"(a), "r"(n) : "memory");
-    }
-  }
-#endif
-}
-
 // The launch attribute that lets a kernel start while the previous one drains.
 inline cudaLaunchAttribute pdl_attribute() {
   cudaLaunchAttribute a{};

@@ -11,18 +11,6 @@
 
 namespace tandem::cuda {
 
-void add_int4_prefetch(const CudaLinear& w, int kparts, float from, float to, L2PrefetchList* list) {
-  if (!w.int4) return;
-  auto add = [&](const void* base, int64_t stride, int64_t row_bytes, int64_t rows) {
-    if (rows <= 0 || row_bytes <= 0 || list->count >= kMaxL2Prefetch) return;
-    // 16-byte multiples by construction (512-byte tiles; scale_zero rows of N % 8 == 0).
-    list->range[list->count++] = {base, stride, static_cast<uint32_t>(row_bytes), static_cast<int>(rows)};
-  };
-  const Int4RoundBytes b = int4_round_bytes(w.K, w.N, kparts, from, to);
-  add(static_cast<const char*>(w.qweight.data()) + b.offset, b.stride, b.row_bytes, b.rows);
-  if (from <= 0.f && b.rows > 0) add(w.scale_zero.data(), 0, static_cast<int64_t>(w.scale_zero.bytes()), 1);
-}
-
 StatusOr<std::unique_ptr<PreparedLinear>> prepare_cuda_linear(Backend& be, const LinearWeight& w, DType act) {
   auto out = std::make_unique<CudaLinear>();
   out->N = w.num_out;

@@ -46,12 +46,6 @@ class CudaLinear : public PreparedLinear {
   DeviceBuffer bias;        // [N] or empty
 };
 
-// Appends to *list the ranges of w's bytes that its batch-1 GEMV (kparts
-// warps along K) reads in the fraction [from, to) of its rounds, with all of
-// its scales and zeros when from is 0 (int4 layers only; what does not fit
-// kMaxL2Prefetch is left out: a hint).
-void add_int4_prefetch(const CudaLinear& w, int kparts, float from, float to, L2PrefetchList* list);
-
 // Backend::prepare_linear: validates w (kInvalidArgument naming w.name) and
 // uploads it through `be` in activation type `act`, int4 repacked.
 StatusOr<std::unique_ptr<PreparedLinear>> prepare_cuda_linear(Backend& be, const LinearWeight& w, DType act);

@@ -150,7 +150,7 @@ __global__ void __launch_bounds__(32 * kC * kMaxParts)
                         const T* __restrict__ x, const T* __restrict__ bias, Y* __restrict__ y, int K, int N,
                         int group_size, uint32_t group_magic, int64_t x_stride, int64_t y_stride, int kparts,
                         bool prefetch,
-                        int ring, bool scale_ahead, Int4GemvFusion fuse, L2PrefetchList l2_prefetch) {
+                        int ring, bool scale_ahead, Int4GemvFusion fuse) {
   static_assert(!kSwiglu || kC == 4, "SwiGLU blocks pair 2 gate tiles with 2 up tiles");
   using T2 = typename Int4Traits<T>::T2;
   extern __shared__ __align__(16) unsigned char smem_raw[];
@@ -248,9 +248,6 @@ __global__ void __launch_bounds__(32 * kC * kMaxParts)
     for (int u = 0; u < kUnroll; ++u) wv[u] = ld_stream(wcol + (kt + u) * 32);
     if (meta_ahead) load_meta(kt);
   }
-  // After this block's own first loads: a later kernel's weights (DRAM is
-  // mostly idle while the kernel before drains and while x is staged).
-  issue_l2_prefetch(l2_prefetch);
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
   asm volatile("griddepcontrol.wait;\n" ::: "memory");
 #endif
@@ -543,7 +540,7 @@ void launch_typed(const Int4GemvParams& p, int kparts, bool narrow, size_t smem,
                      static_cast<const uint4*>(static_cast<const void*>(p.w.qweight)),
                      static_cast<const T*>(p.w.scale_zero), static_cast<const T*>(p.x),
                      static_cast<const T*>(p.w.bias), static_cast<Y*>(p.y), p.w.K, p.w.N, p.w.group_size, group_magic,
-                     p.x_stride, p.y_stride, kparts, p.prefetch, ring, p.scale_ahead, p.fuse, p.l2_prefetch);
+                     p.x_stride, p.y_stride, kparts, p.prefetch, ring, p.scale_ahead, p.fuse);
   });
 }
 

@@ -49,38 +49,4 @@ inline Int4Position int4_position(int64_t k, int64_t n, int64_t K) {
   return pos;
 }
 
-// The packed-weight bytes the batch-1 GEMV reads in the fraction [from, to)
-// of its rounds: each of its `kparts` warps of a column tile walks its own
-// run of K tiles, so the part is one run of row_bytes in each of `rows`
-// ranges, `stride` bytes apart from byte `offset` (whole tiles; rows = 0 when
-// empty). Where kparts does not divide the K tiles, each column tile's whole
-// K range counts as one run. For prefetching a later GEMV's first rounds.
-struct Int4RoundBytes {
-  int64_t offset = 0;
-  int64_t stride = 0;
-  int64_t row_bytes = 0;
-  int64_t rows = 0;
-};
-inline Int4RoundBytes int4_round_bytes(int64_t K, int64_t N, int kparts, double from, double to) {
-  constexpr int64_t kTileBytes = int64_t{kInt4TileK} * kInt4TileN / 2;
-  const int64_t ktiles = K / kInt4TileK, ntiles = N / kInt4TileN;
-  const bool split = kparts > 1 && ktiles % kparts == 0;
-  const int64_t run = split ? ktiles / kparts : ktiles;  // tiles of one warp's run
-  if (from < 0) from = 0;
-  if (to > 1) to = 1;
-  if (to <= from) return {};
-  // Tiles [lo, hi) of each run: the first whole tiles of `from`, through the
-  // tile that `to` ends in.
-  const int64_t lo = static_cast<int64_t>(from * static_cast<double>(run));
-  int64_t hi = static_cast<int64_t>(to * static_cast<double>(run));
-  if (static_cast<double>(hi) < to * static_cast<double>(run)) ++hi;
-  Int4RoundBytes b;
-  if (hi <= lo || ntiles <= 0) return b;
-  b.offset = lo * kTileBytes;
-  b.stride = run * kTileBytes;
-  b.row_bytes = (hi - lo) * kTileBytes;
-  b.rows = ntiles * (split ? kparts : 1);
-  return b;
-}
-
 }  // namespace tandem::cuda

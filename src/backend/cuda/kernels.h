@@ -21,27 +21,6 @@ inline size_t elem_size(ElemType t) { return t == ElemType::kF32 ? 4 : 2; }
 void set_pdl_enabled(bool on);
 bool pdl_enabled();
 
-// ---- L2 prefetch riding on a kernel -----------------------------------------
-
-// Byte ranges a kernel pulls from DRAM into L2 while it runs, for a later
-// kernel of the step (CudaBackend's prefetch_linear): `rows` ranges of
-// row_bytes, `stride` bytes apart from base (16-byte aligned, row_bytes a
-// multiple of 16). Fire and forget (cp.async.bulk.prefetch.L2): no registers,
-// no result; a decode step's latency-bound kernels (attention, the small
-// GEMVs) leave DRAM idle for microseconds, and the weights a later GEMV reads
-// from L2 instead cost it less time.
-struct L2PrefetchRange {
-  const void* base = nullptr;
-  int64_t stride = 0;
-  uint32_t row_bytes = 0;
-  int rows = 0;
-};
-constexpr int kMaxL2Prefetch = 6;
-struct L2PrefetchList {
-  L2PrefetchRange range[kMaxL2Prefetch];
-  int count = 0;
-};
-
 // ---- elementwise / row ops -------------------------------------------------
 
 // out[i, :] = table[ids[i], :]; ids outside [0, vocab) write zeros.
@@ -230,8 +209,6 @@ struct Int4GemvParams {
   // load with its weights (one round trip a round instead of two).
   bool scale_ahead = true;
   Int4GemvFusion fuse;  // only where int4_gemv_fuses(*this)
-  // Variant 2: bytes for a later kernel, prefetched into L2 by this one.
-  L2PrefetchList l2_prefetch;
 };
 // Whether launch_int4_gemv runs this call on variant 2, which takes p.fuse
 // (no act-order permutation; the residual needs y in the activation type).
@@ -323,8 +300,6 @@ struct AttnKernelParams {
   bool exact_group;
   // Decode kernel only: CudaBackendOptions::attention_lean_tail.
   bool lean_tail;
-  // Decode kernel only: bytes for a later kernel, prefetched into L2.
-  L2PrefetchList l2_prefetch;
   ElemType type;
   int variant;  // 0: first validated kernel; 1: loads batched ahead of use
   // Tensor-core prefill (attention_prefill.cu): sequences with at least

@@ -23,12 +23,10 @@
 #   splitsN     default with TANDEM_CUDA_DECODE_SPLITS=N (at most N key splits)
 #   nosa        default with TANDEM_CUDA_GEMV_SCALE_AHEAD=0 (a round's scales load after its weights)
 #   sync        default with TANDEM_CUDA_UPLOAD_SYNC=1 (a stream sync after each host-to-device copy)
-#   twolop      default with TANDEM_CUDA_GEMV_TWO_LOP=1 (the fp16 batch-1 GEMV masks each nibble pair in two instructions)
 #   nooverlap   default with TANDEM_OVERLAP_STEPS=0 (the engine reads a step's tokens before queuing the next)
 #   norms       default with TANDEM_CUDA_FUSED_NORMS=1 (RMSNorm, residual add and SwiGLU inside the decode GEMVs
 #               at every width; the default fuses them for inputs up to 4096 wide)
 #   nonorms     default with TANDEM_CUDA_FUSED_NORMS=0 (separate norm and SwiGLU kernels at every width)
-#   guK         default with K warps along K in the SwiGLU gate|up GEMV (TANDEM_CUDA_GEMV_PARTS_SWIGLU=K)
 #   nolean      default with TANDEM_CUDA_ATTN_LEAN_TAIL=0 (the attention reloads the new K/V row from L2, merges 8 splits a load batch)
 # Settings combine with +, e.g. nooverlap+sync.
 # Each writes DIR/VARIANT/e2e_summary.jsonl; DIR/ablation.txt has one line each.
@@ -56,9 +54,7 @@ for v in "${variants[@]}"; do
       nopdl) extra+=(TANDEM_CUDA_PDL=0) ;;
       nosa) extra+=(TANDEM_CUDA_GEMV_SCALE_AHEAD=0) ;;
       sync) extra+=(TANDEM_CUDA_UPLOAD_SYNC=1) ;;
-      twolop) extra+=(TANDEM_CUDA_GEMV_TWO_LOP=1) ;;
       nooverlap) extra+=(TANDEM_OVERLAP_STEPS=0) ;;
-      gu[1-8]) extra+=(TANDEM_CUDA_GEMV_PARTS_SWIGLU=${part#gu}) ;;
       norms) extra+=(TANDEM_CUDA_FUSED_NORMS=1) ;;
       nonorms) extra+=(TANDEM_CUDA_FUSED_NORMS=0) ;;
       nolean) extra+=(TANDEM_CUDA_ATTN_LEAN_TAIL=0) ;;

@@ -28,8 +28,6 @@
 
 #include <algorithm>
 #include <atomic>
-#include <cstdlib>
-#include <string>
 #include <type_traits>
 
 namespace tandem::cuda {
@@ -85,7 +83,7 @@ __device__ __forceinline__ uint32_t and_or(uint32_t word, uint32_t magic) {
 // Sum over the 32 rows of one word: x pairs xq (lane order), weights `word`
 // (pair p: the nibbles at bits 4p and 16 + 4p), zero pair z2 (magic + zero)
 // and zhi (zero_hi). fp16: returns sum / 16 (x was pre-scaled).
-template <typename T, bool kOneLop = true>
+template <typename T>
 __device__ __forceinline__ float word_dot(uint32_t word, const uint4& xq, typename Int4Traits<T>::T2 z2,
                                           typename Int4Traits<T>::T2 zhi) {
   using T2 = typename Int4Traits<T>::T2;
@@ -98,17 +96,10 @@ __device__ __forceinline__ float word_dot(uint32_t word, const uint4& xq, typena
     const uint32_t high = word >> 8;
     const __half2 sixteenth = __float2half2_rn(0.0625f);
     __half2 d[4];
-    if constexpr (kOneLop) {
-      d[0] = __hsub2(from_u32<__half2>(and_or<0x000F000Fu>(word, kMagic)), z2);
-      d[1] = __hfma2(from_u32<__half2>(and_or<0x00F000F0u>(word, kMagic)), sixteenth, zhi);
-      d[2] = __hsub2(from_u32<__half2>(and_or<0x000F000Fu>(high, kMagic)), z2);
-      d[3] = __hfma2(from_u32<__half2>(and_or<0x00F000F0u>(high, kMagic)), sixteenth, zhi);
-    } else {
-      d[0] = __hsub2(from_u32<__half2>((word & 0x000F000Fu) | kMagic), z2);
-      d[1] = __hfma2(from_u32<__half2>((word & 0x00F000F0u) | kMagic), sixteenth, zhi);
-      d[2] = __hsub2(from_u32<__half2>((high & 0x000F000Fu) | kMagic), z2);
-      d[3] = __hfma2(from_u32<__half2>((high & 0x00F000F0u) | kMagic), sixteenth, zhi);
-    }
+    d[0] = __hsub2(from_u32<__half2>(and_or<0x000F000Fu>(word, kMagic)), z2);
+    d[1] = __hfma2(from_u32<__half2>(and_or<0x00F000F0u>(word, kMagic)), sixteenth, zhi);
+    d[2] = __hsub2(from_u32<__half2>(and_or<0x000F000Fu>(high, kMagic)), z2);
+    d[3] = __hfma2(from_u32<__half2>(and_or<0x00F000F0u>(high, kMagic)), sixteenth, zhi);
     __half2 h = __float2half2_rn(0.f);
 #pragma unroll
     for (int p = 0; p < 4; ++p) h = __hfma2(d[p], from_u32<__half2>(xs[p]), h);
@@ -118,8 +109,7 @@ __device__ __forceinline__ float word_dot(uint32_t word, const uint4& xq, typena
     float s = 0.f;
 #pragma unroll
     for (int p = 0; p < 4; ++p) {
-      const uint32_t bits = kOneLop ? and_or<0x000F000Fu>(word >> (4 * p), Int4Traits<T>::kMagic)
-                                    : ((word >> (4 * p)) & 0x000F000Fu) | Int4Traits<T>::kMagic;
+      const uint32_t bits = and_or<0x000F000Fu>(word >> (4 * p), Int4Traits<T>::kMagic);
       const T2 d = __hsub2(from_u32<T2>(bits), z2);
       const float2 df = __bfloat1622float2(d);
       const float2 xf = __bfloat1622float2(from_u32<T2>(xs[p]));
@@ -144,7 +134,7 @@ __device__ __forceinline__ float scale_f32(uint32_t bits) {
 // up tiles N/16 + 2b, N/16 + 2b + 1, and it writes 16 columns of silu(gate) * up;
 // grid ceil(N / 32).
 // Dynamic smem: x [MR][K/8] uint4 in lane order, then kparts * MR * 32 floats.
-template <typename T, typename Y, int MR, bool kTileGroups, int kC, bool kSwiglu, bool kOneLop = true>
+template <typename T, typename Y, int MR, bool kTileGroups, int kC, bool kSwiglu>
 __global__ void __launch_bounds__(32 * kC * kMaxParts)
     int4_gemv_v2_kernel(const uint4* __restrict__ qweight, const T* __restrict__ scales,
                         const T* __restrict__ x, const T* __restrict__ bias, Y* __restrict__ y, int K, int N,
@@ -325,7 +315,7 @@ __global__ void __launch_bounds__(32 * kC * kMaxParts)
 #pragma unroll
     for (int w = 0; w < 4; ++w) {
 #pragma unroll
-      for (int m = 0; m < MR; ++m) part[m] += word_dot<T, kOneLop>(words[w], xs[m * words_k + (t * 4 + w) * 4 + q], z2, zhi);
+      for (int m = 0; m < MR; ++m) part[m] += word_dot<T>(words[w], xs[m * words_k + (t * 4 + w) * 4 + q], z2, zhi);
     }
 #pragma unroll
     for (int m = 0; m < MR; ++m) acc[m] = fmaf(part[m], s, acc[m]);
@@ -345,7 +335,7 @@ __global__ void __launch_bounds__(32 * kC * kMaxParts)
         const float s = scale_f32<T>(scale_bits(g));
 #pragma unroll
         for (int m = 0; m < MR; ++m)
-          acc[m] = fmaf(word_dot<T, kOneLop>(words[w], xs[m * words_k + (t * 4 + w) * 4 + q], z2, zhi), s, acc[m]);
+          acc[m] = fmaf(word_dot<T>(words[w], xs[m * words_k + (t * 4 + w) * 4 + q], z2, zhi), s, acc[m]);
       }
     }
   };
@@ -469,24 +459,12 @@ struct V2Shape {
   bool tile_groups;
   int cols;  // column tiles per block: kCols, or 1 for narrow layers
   bool swiglu;
-  // Experiment (TANDEM_CUDA_GEMV_TWO_LOP=1): the fp16 batch-1 whole-tile-group
-  // kernels with the nibble masking as two instructions a pair, as before.
-  bool two_lop = false;
 };
 
 // Calls f(kernel pointer) for the instantiation of `s`; SwiGLU exists only for
 // y in the activation type and 4-tile blocks.
 template <typename T, typename Y, int MR, typename F>
 void with_v2_kernel_rows(const V2Shape& s, F&& f) {
-  if constexpr (MR == 1 && std::is_same_v<T, __half>) {
-    if (s.two_lop && s.tile_groups) {
-      if constexpr (std::is_same_v<T, Y>) {
-        if (s.swiglu) return f(int4_gemv_v2_kernel<T, Y, 1, true, kCols, true, false>, kCols, true);
-      }
-      if (s.cols == 1) return f(int4_gemv_v2_kernel<T, Y, 1, true, 1, false, false>, 1, false);
-      return f(int4_gemv_v2_kernel<T, Y, 1, true, kCols, false, false>, kCols, false);
-    }
-  }
   if constexpr (std::is_same_v<T, Y>) {
     if (s.swiglu) {
       if (s.tile_groups) f(int4_gemv_v2_kernel<T, Y, MR, true, kCols, true>, kCols, true);
@@ -527,11 +505,7 @@ uint32_t group_magic_for(int group_size) {
 
 template <typename T, typename Y>
 void launch_typed(const Int4GemvParams& p, int kparts, bool narrow, size_t smem, int ring, cudaStream_t stream) {
-  static const bool two_lop = [] {
-    const char* e = std::getenv("TANDEM_CUDA_GEMV_TWO_LOP");
-    return e != nullptr && std::string(e) != "0";
-  }();
-  const V2Shape shape{p.M, p.w.group_size % kInt4TileK == 0, narrow ? 1 : kCols, p.fuse.swiglu, two_lop};
+  const V2Shape shape{p.M, p.w.group_size % kInt4TileK == 0, narrow ? 1 : kCols, p.fuse.swiglu};
   const uint32_t group_magic = group_magic_for(p.w.group_size);
   with_v2_kernel<T, Y>(shape, [&](auto kernel, int cols, bool swiglu) {
     const int ntiles = p.w.N / kInt4TileN;
@@ -551,8 +525,8 @@ template <typename T, typename Y>
 void configure_typed(int optin, int* limit, cudaError_t* err) {
   for (int rows = 1; rows <= kMaxRows; ++rows) {
     for (int g = 0; g < 2; ++g) {
-      for (int shape = 0; shape < 6; ++shape) {
-        const V2Shape s{rows, g == 1, shape % 3 == 1 ? 1 : kCols, shape % 3 == 2, shape >= 3};
+      for (int shape = 0; shape < 3; ++shape) {
+        const V2Shape s{rows, g == 1, shape == 1 ? 1 : kCols, shape == 2};
         with_v2_kernel<T, Y>(s, [&](auto kernel, int, bool) {
           const void* fn = reinterpret_cast<const void*>(kernel);
           cudaFuncAttributes attr{};
@@ -636,17 +610,9 @@ cudaError_t int4_gemv_v2_configure() {
 void launch_int4_gemv_v2(const Int4GemvParams& p, cudaStream_t stream) {
   const int sms = p.num_sms > 0 ? p.num_sms : 132;
   const bool narrow = !p.fuse.swiglu && v2_narrow(p.w.N, sms);
-  // Experiment (TANDEM_CUDA_GEMV_PARTS_SWIGLU=1..8): the SwiGLU-fused gate|up
-  // layer's warps along K (2 by the rule: 896 blocks of 256 threads for
-  // Mistral-7B, 1.7 waves of 4 blocks an SM; 1 fits all 896 in one wave).
-  static const int swiglu_parts = [] {
-    const char* e = std::getenv("TANDEM_CUDA_GEMV_PARTS_SWIGLU");
-    return e == nullptr ? 0 : std::clamp(std::atoi(e), 0, kMaxParts);
-  }();
   int kparts = p.blocks_per_sm > 100
                    ? p.blocks_per_sm - 100
                    : std::clamp(kparts_for(p.w.K, p.w.N, sms, narrow), 1, std::max(1, p.max_parts));
-  if (p.fuse.swiglu && swiglu_parts > 0 && p.blocks_per_sm <= 100) kparts = swiglu_parts;
   size_t smem = staging_bytes(p.M, p.w.K, kparts);
   // Ring mode: the deepest ring of at most p.ring rounds that fits; under 2, none.
   const size_t warp_round = static_cast<size_t>((narrow ? 1 : kCols) * kparts) * kUnroll * kInt4TileWords * 4;

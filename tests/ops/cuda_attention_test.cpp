@@ -190,6 +190,15 @@ class CudaAttention : public OpTest {
     check({4, 2, 32, 16, 0, {{1, 1}, {1, 40}, {1, 700}}}, gpu);
     check({32, 8, 128, 16, 48, {{1, 1000}, {1, 40}}, false}, gpu);
   }
+
+  // Those cases and a fused-RoPE decode on a backend made with `o`: a decode
+  // switch's other path.
+  void check_decode_paths_with(const CudaBackendOptions& o) {
+    auto g = make_gpu(o);
+    ASSERT_TRUE(g);
+    check_decode_merge_cases(g.get());
+    check_rope_decode({32, 8, 128, 16, 0, {{1, 17}, {1, 514}, {1, 33}}}, 128, nullptr, g.get());
+  }
 };
 
 TEST_F(CudaAttention, Decode) {
@@ -226,10 +235,7 @@ TEST_F(CudaAttention, DecodeCombineKernelWithoutEarlyLoads) {
   CudaBackendOptions o;
   o.attention_fused_combine = false;
   o.attention_early_loads = false;
-  auto g = make_gpu(o);
-  ASSERT_TRUE(g);
-  check_decode_merge_cases(g.get());
-  check_rope_decode({32, 8, 128, 16, 0, {{1, 17}, {1, 514}, {1, 33}}}, 128, nullptr, g.get());
+  check_decode_paths_with(o);
 }
 
 // The decode kernel's block holding the new token reloading its K/V row from
@@ -238,10 +244,7 @@ TEST_F(CudaAttention, DecodeCombineKernelWithoutEarlyLoads) {
 TEST_F(CudaAttention, DecodeWithoutLeanTail) {
   CudaBackendOptions o;
   o.attention_lean_tail = false;
-  auto g = make_gpu(o);
-  ASSERT_TRUE(g);
-  check_decode_merge_cases(g.get());
-  check_rope_decode({32, 8, 128, 16, 0, {{1, 17}, {1, 514}, {1, 33}}}, 128, nullptr, g.get());
+  check_decode_paths_with(o);
 }
 
 // The general decode kernel (query heads per block known only at run time) at
